@@ -1,0 +1,89 @@
+namespace MoTLab.Shared.Config;
+
+/// <summary>One problem with a config, named by its JSON path (e.g. "train.batch_size").</summary>
+public sealed record ConfigError(string Field, string Message)
+{
+    public override string ToString() => $"{Field}: {Message}";
+}
+
+/// <summary>Checks a RunConfig before anything is allocated; every message names the field.</summary>
+public static class ConfigValidator
+{
+    /// <summary>Parameters above this are refused outright (a typo such as d_model 65536, not a real run).</summary>
+    public const long MaxParameters = 20_000_000_000;
+
+    public static IReadOnlyList<ConfigError> Validate(RunConfig c)
+    {
+        var e = new List<ConfigError>();
+        void Check(bool ok, string field, string message) { if (!ok) e.Add(new(field, message)); }
+        var m = c.Model; var f = m.Ffn; var t = c.Train;
+
+        Check(!string.IsNullOrWhiteSpace(c.Name) && c.Name.Length <= 200, "name", "must be 1–200 characters");
+        Check(m.VocabSize is >= 2 and <= 1_000_000, "model.vocab_size", "must be between 2 and 1,000,000");
+        Check(m.DModel is >= 1 and <= 65_536, "model.d_model", "must be between 1 and 65,536");
+        Check(m.Layers is >= 1 and <= 512, "model.layers", "must be between 1 and 512");
+        Check(m.Heads >= 1, "model.heads", "must be at least 1");
+        Check(m.Heads < 1 || m.DModel % m.Heads == 0, "model.heads", $"must divide d_model ({m.DModel})");
+        Check(m.SeqLen is >= 1 and <= 1_048_576, "model.seq_len", "must be between 1 and 1,048,576");
+        Check(m.Dropout is >= 0 and < 1, "model.dropout", "must be in [0, 1)");
+        Check(m.DenseMultiplier is >= 1 and <= 64, "model.dense_multiplier", "must be between 1 and 64");
+
+        if (f.Kind != FfnKind.Dense)
+        {
+            Check(f.Experts is >= 1 and <= 4096, "model.ffn.experts", "must be between 1 and 4,096");
+            Check(f.Granularity is >= 1 and <= 64, "model.ffn.granularity", "must be between 1 and 64");
+            Check(f.ExpertWidth >= 0, "model.ffn.expert_width", "must be 0 (flop-matched) or positive");
+            if (f.SparseBlocks is { } blocks)
+                foreach (var b in blocks)
+                    Check(b >= 0 && b < m.Layers, "model.ffn.sparse_blocks", $"block {b} does not exist (layers = {m.Layers})");
+        }
+        switch (f.Kind)
+        {
+            case FfnKind.MoT:
+                Check(f.GroupSize >= 1, "model.ffn.group_size", "must be at least 1");
+                Check(f.GroupSize < 1 || t.BatchSize % f.GroupSize == 0, "train.batch_size",
+                    $"must be a multiple of the MoT group size ({f.GroupSize}): MoT mixes tokens of {f.GroupSize} different examples");
+                Check(f.Temperature > 0, "model.ffn.temperature", "must be positive");
+                Check(f.EvalGroupSize is null or >= 1, "model.ffn.eval_group_size", "must be at least 1");
+                break;
+            case FfnKind.TokenChoice:
+                Check(f.TopK >= 1, "model.ffn.top_k", "must be at least 1");
+                Check(f.TopK <= f.EffectiveExperts, "model.ffn.top_k", $"must not exceed the number of experts ({f.EffectiveExperts})");
+                Check(f.CapacityFactor > 0, "model.ffn.capacity_factor", "must be positive");
+                Check(f.BalanceLoss >= 0, "model.ffn.balance_loss", "must be ≥ 0");
+                Check(f.ZLoss >= 0, "model.ffn.z_loss", "must be ≥ 0");
+                break;
+            case FfnKind.ExpertChoice:
+                Check(f.Capacity > 0 && f.Capacity <= f.EffectiveExperts, "model.ffn.capacity",
+                    $"must be in (0, experts = {f.EffectiveExperts}]");
+                break;
+        }
+
+        Check(t.Steps is >= 1 and <= 100_000_000, "train.steps", "must be between 1 and 100,000,000");
+        Check(t.BatchSize is >= 1 and <= 65_536, "train.batch_size", "must be between 1 and 65,536");
+        Check(t.LearningRate is > 0 and < 10, "train.learning_rate", "must be in (0, 10)");
+        Check(t.WarmupFraction is >= 0 and <= 1, "train.warmup_fraction", "must be in [0, 1]");
+        Check(t.MinLrRatio is >= 0 and <= 1, "train.min_lr_ratio", "must be in [0, 1]");
+        Check(t.WeightDecay >= 0, "train.weight_decay", "must be ≥ 0");
+        Check(t.Beta1 is >= 0 and < 1, "train.beta1", "must be in [0, 1)");
+        Check(t.Beta2 is >= 0 and < 1, "train.beta2", "must be in [0, 1)");
+        Check(t.GradClip >= 0, "train.grad_clip", "must be ≥ 0 (0 = off)");
+        Check(t.LogEvery >= 1, "train.log_every", "must be at least 1");
+        Check(t.SnapshotEvery >= 1, "train.snapshot_every", "must be at least 1");
+        Check(t.EvalEvery >= 1, "train.eval_every", "must be at least 1");
+        Check(t.EvalBatches >= 1, "train.eval_batches", "must be at least 1");
+        Check(t.CheckpointEvery >= 0, "train.checkpoint_every", "must be ≥ 0");
+        Check(t.Precision is "auto" or "fp32" or "bf16", "train.precision", "must be auto, fp32 or bf16");
+
+        Check(c.Data.Tokenizer is "byte" or "gpt2", "data.tokenizer", "must be byte or gpt2");
+        Check(!string.IsNullOrWhiteSpace(c.Data.Corpus), "data.corpus", "must name a built-in corpus or a path");
+        Check(c.Data.ValFraction is > 0 and < 0.5, "data.val_fraction", "must be in (0, 0.5)");
+
+        if (e.Count == 0)
+        {
+            long p = ModelSize.Parameters(m);
+            Check(p <= MaxParameters, "model", $"{p:N0} parameters is beyond what MoTLab trains ({MaxParameters:N0})");
+        }
+        return e;
+    }
+}

@@ -1,0 +1,75 @@
+namespace MoTLab.Shared.Config;
+
+/// <summary>Which feed-forward the sparse blocks use (dense blocks always use the dense FFN).</summary>
+public enum FfnKind { Dense, [System.Text.Json.Serialization.JsonStringEnumMemberName("mot")] MoT, TokenChoice, ExpertChoice }
+
+/// <summary>Shape of the GPT decoder. Defaults are the `tiny` CPU shape.</summary>
+public sealed record ModelConfig
+{
+    public int VocabSize { get; init; } = 256;     // set from the tokenizer (byte 256, GPT-2 50257)
+    public int DModel { get; init; } = 64;         // residual width
+    public int Layers { get; init; } = 2;
+    public int Heads { get; init; } = 4;           // must divide DModel
+    public int SeqLen { get; init; } = 64;         // context length (learned positions)
+    public double Dropout { get; init; } = 0.0;    // the MoT paper trains without dropout
+    public bool TiedHead { get; init; } = true;    // share token embedding and output head (GPT-2)
+    public int DenseMultiplier { get; init; } = 4; // dense FFN hidden = 4·d
+    public FfnConfig Ffn { get; init; } = new();
+
+    public int HeadDim => DModel / Heads;
+
+    /// <summary>Indices (0-based) of blocks that use the sparse FFN.</summary>
+    public IReadOnlyList<int> SparseBlockIndices()
+    {
+        if (Ffn.Kind == FfnKind.Dense) return [];
+        if (Ffn.SparseBlocks is { Count: > 0 } chosen) return chosen;
+        return Enumerable.Range(Layers / 2, Layers - Layers / 2).ToArray(); // the later half, as in the paper
+    }
+}
+
+/// <summary>Sparse feed-forward settings (DESIGN §3.1–3.3). Unused fields are ignored by other kinds.</summary>
+public sealed record FfnConfig
+{
+    public FfnKind Kind { get; init; } = FfnKind.Dense;
+    /// <summary>Blocks that get the sparse FFN; empty = the later half.</summary>
+    public IReadOnlyList<int>? SparseBlocks { get; init; }
+    public int Experts { get; init; } = 8;
+    /// <summary>Hidden width of one expert; 0 = flop-matched (MoT: 4·d·g/E; token-choice: 4·d/k; expert-choice: 4·d/capacity).</summary>
+    public int ExpertWidth { get; init; } = 0;
+    /// <summary>"/k" granularity: experts ×k, expert width ÷k.</summary>
+    public int Granularity { get; init; } = 1;
+
+    // Mixture of Tokens
+    public int GroupSize { get; init; } = 8;               // tokens mixed per group (from different examples)
+    public double Temperature { get; init; } = 1.0;        // softmax temperature over the group
+    public bool LearnableTemperature { get; init; } = false; // separate learnable merge and emit temperatures
+    public bool EmitOverExperts { get; init; } = false;    // emit softmax over experts instead of reusing merge weights
+    public bool DiscreteEval { get; init; } = false;       // evaluation: one-hot argmax of the merge weights
+    public int? EvalGroupSize { get; init; }                // evaluation at another group size (null = GroupSize)
+
+    // Token-choice MoE
+    public int TopK { get; init; } = 1;
+    public double CapacityFactor { get; init; } = 1.25;    // C = min(floor(cf·N·k/E), N)
+    public double BalanceLoss { get; init; } = 0.01;       // α of the load-balancing loss
+    public double ZLoss { get; init; } = 0.0;              // β of the router z-loss (ST-MoE uses 1e-3)
+
+    // Expert-choice MoE
+    public double Capacity { get; init; } = 1.0;           // C = round(capacity·N/E) tokens per expert
+
+    public int EffectiveExperts => Experts * Math.Max(1, Granularity);
+
+    /// <summary>Hidden width of one expert after sizing and granularity.</summary>
+    public int ExpertHidden(int dModel, int denseMultiplier)
+    {
+        int k = Math.Max(1, Granularity);
+        if (ExpertWidth > 0) return Math.Max(1, ExpertWidth / k);
+        long total = Kind switch
+        {
+            FfnKind.MoT => (long)denseMultiplier * dModel * GroupSize,                 // g× the dense parameters, same FLOPs
+            FfnKind.TokenChoice => (long)(denseMultiplier * dModel / Math.Max(1, TopK)) * Experts,   // k experts per token
+            FfnKind.ExpertChoice => (long)(denseMultiplier * dModel / Math.Max(0.01, Capacity)) * Experts,
+            _ => (long)denseMultiplier * dModel * Experts,
+        };
+        return (int)Math.Max(1, total / EffectiveExperts);
+    }
+}

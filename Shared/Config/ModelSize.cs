@@ -1,0 +1,58 @@
+namespace MoTLab.Shared.Config;
+
+/// <summary>Parameter and FLOP accounting from the config alone (no tensors), so the UI can show it
+/// before launch. FLOPs are those actually computed per token in the forward pass, matmuls only
+/// (multiply-add = 2 FLOPs); a training step is 3× (forward + backward).</summary>
+public static class ModelSize
+{
+    public static long Parameters(ModelConfig m)
+    {
+        long d = m.DModel, v = m.VocabSize;
+        long embed = v * d + (long)m.SeqLen * d + (m.TiedHead ? 0 : v * d);
+        long perBlockBase = 4 * d * d + 4 * d;            // qkv + out proj; two LayerNorms (weight + bias)
+        long dense = 2 * d * m.DenseMultiplier * d;
+        var sparse = m.SparseBlockIndices();
+        long total = embed + 2 * d + m.Layers * perBlockBase + (m.Layers - sparse.Count) * dense;
+        total += sparse.Count * SparseFfnParameters(m);
+        return total;
+    }
+
+    public static long SparseFfnParameters(ModelConfig m)
+    {
+        var f = m.Ffn; long d = m.DModel, e = f.EffectiveExperts, s = f.ExpertHidden(m.DModel, m.DenseMultiplier);
+        long router = d * e + (f.Kind == FfnKind.MoT && f.LearnableTemperature ? 2 : 0);
+        return router + 2 * e * d * s;
+    }
+
+    /// <summary>Forward FLOPs per token for a batch of <paramref name="batch"/> sequences.</summary>
+    public static double ForwardFlopsPerToken(ModelConfig m, int batch)
+    {
+        double d = m.DModel, t = m.SeqLen;
+        double attn = 2 * 4 * d * d + 2 * 2 * t * d;      // projections + QKᵀ and AV (non-causal count, as PaLM)
+        double dense = 2 * 2 * d * m.DenseMultiplier * d;
+        var sparse = m.SparseBlockIndices().Count;
+        double head = 2 * d * m.VocabSize;
+        return m.Layers * attn + (m.Layers - sparse) * dense + sparse * SparseFlopsPerToken(m, batch) + head;
+    }
+
+    public static double SparseFlopsPerToken(ModelConfig m, int batch)
+    {
+        var f = m.Ffn; double d = m.DModel, e = f.EffectiveExperts, s = f.ExpertHidden(m.DModel, m.DenseMultiplier);
+        double n = (double)batch * m.SeqLen;
+        double expertPerSlot = 2 * 2 * d * s;
+        return f.Kind switch
+        {
+            // controller, merge (E mixes see every token), E·(B/g) expert calls over B tokens, emit
+            FfnKind.MoT => 2 * d * e + 2 * e * d + e * expertPerSlot / f.GroupSize + 2 * e * d,
+            FfnKind.TokenChoice => 2 * d * e + e * TokenChoiceCapacity(f, n) * expertPerSlot / n,
+            FfnKind.ExpertChoice => 2 * d * e + e * ExpertChoiceCapacity(f, n) * expertPerSlot / n,
+            _ => 0,
+        };
+    }
+
+    public static int TokenChoiceCapacity(FfnConfig f, double tokens) =>
+        (int)Math.Max(1, Math.Min(Math.Floor(f.CapacityFactor * tokens * f.TopK / f.EffectiveExperts), tokens));
+
+    public static int ExpertChoiceCapacity(FfnConfig f, double tokens) =>
+        (int)Math.Clamp(Math.Round(f.Capacity * tokens / f.EffectiveExperts), 1, tokens);
+}

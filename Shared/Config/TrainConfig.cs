@@ -1,0 +1,43 @@
+namespace MoTLab.Shared.Config;
+
+/// <summary>Optimisation and bookkeeping. Defaults suit the tiny CPU presets.</summary>
+public sealed record TrainConfig
+{
+    public int Steps { get; init; } = 200;
+    public int BatchSize { get; init; } = 16;           // sequences per step; MoT needs a multiple of the group size
+    public double LearningRate { get; init; } = 3e-3;   // peak
+    public double WarmupFraction { get; init; } = 0.01; // linear warmup over this share of the steps (paper: 1 %)
+    public double MinLrRatio { get; init; } = 0.1;      // cosine decays to 10 % of peak
+    public double WeightDecay { get; init; } = 0.1;     // on ≥2-D weights only
+    public double Beta1 { get; init; } = 0.9;
+    public double Beta2 { get; init; } = 0.95;
+    public double GradClip { get; init; } = 1.0;        // max global grad norm; 0 = off
+    public long Seed { get; init; } = 1337;
+    public int LogEvery { get; init; } = 10;            // light stats (loss, lr, grad norm, tokens/s)
+    public int SnapshotEvery { get; init; } = 50;       // heavy routing snapshots
+    public int EvalEvery { get; init; } = 100;          // held-out loss
+    public int EvalBatches { get; init; } = 4;
+    public int CheckpointEvery { get; init; } = 0;      // 0 = only at the end
+    /// <summary>auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16.</summary>
+    public string Precision { get; init; } = "auto";
+}
+
+/// <summary>Where the text comes from and how it is tokenized.</summary>
+public sealed record DataConfig
+{
+    /// <summary>"synthetic", "dotnet-docs", "linux-docs" (built in) or a file/folder path.</summary>
+    public string Corpus { get; init; } = "synthetic";
+    /// <summary>"byte" (vocab 256) or "gpt2" (BPE, vocab 50257).</summary>
+    public string Tokenizer { get; init; } = "byte";
+    public double ValFraction { get; init; } = 0.05;    // tail of the token stream held out for eval loss
+}
+
+/// <summary>Everything that defines a run; serialised as the run's config.json.</summary>
+public sealed record RunConfig
+{
+    public string Name { get; init; } = "run";
+    public string? Preset { get; init; }
+    public ModelConfig Model { get; init; } = new();
+    public TrainConfig Train { get; init; } = new();
+    public DataConfig Data { get; init; } = new();
+}

@@ -1,0 +1,21 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace MoTLab.Shared;
+
+/// <summary>One JSON dialect everywhere: snake_case, enums as snake_case strings, strict on unknown fields.</summary>
+public static class Json
+{
+    public static readonly JsonSerializerOptions Options = Create(indented: false);
+    public static readonly JsonSerializerOptions Indented = Create(indented: true);
+
+    static JsonSerializerOptions Create(bool indented) => new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+        WriteIndented = indented,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+}

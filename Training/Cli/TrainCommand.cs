@@ -1,0 +1,61 @@
+using System.CommandLine;
+using MoTLab.Shared.Config;
+using MoTLab.Training.Data;
+using MoTLab.Training.Train;
+
+namespace MoTLab.Training.Cli;
+
+/// <summary>`train`: the headless trainer; writes config.json, metrics.jsonl, routing.jsonl and checkpoints.</summary>
+public static class TrainCommand
+{
+    public static Command Create()
+    {
+        var preset = new Option<string?>("--preset") { Description = "Preset name (see `presets`)" };
+        var config = new Option<string?>("--config") { Description = "Run config JSON file (snake_case, as written to config.json)" };
+        var steps = new Option<int?>("--steps") { Description = "Override train.steps" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto", DefaultValueFactory = _ => "auto" };
+        var output = new Option<string?>("--out") { Description = "Run folder (default runs/<name>-<time>)" };
+        var corpus = new Option<string?>("--corpus") { Description = "Override data.corpus: synthetic, dotnet-docs, linux-docs, or a UTF-8 file/folder" };
+        var seed = new Option<long?>("--seed") { Description = "Override train.seed" };
+        var resume = new Option<string?>("--resume") { Description = "Continue a run folder from its newest checkpoint" };
+        var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch (default: all cores)" };
+        var command = new Command("train", "Train a model headless") { preset, config, steps, device, output, corpus, seed, resume, threads };
+        command.SetAction(parse => CliErrors.Run(() =>
+        {
+            string? resumeDir = parse.GetValue(resume);
+            RunConfig cfg = resumeDir is not null && parse.GetValue(preset) is null && parse.GetValue(config) is null
+                ? Checkpoint.ReadConfig(Checkpoint.Resolve(resumeDir))
+                : ConfigLoader.Load(parse.GetValue(preset), parse.GetValue(config));
+            if (parse.GetValue(steps) is { } s) cfg = cfg with { Train = cfg.Train with { Steps = s } };
+            if (parse.GetValue(seed) is { } sd) cfg = cfg with { Train = cfg.Train with { Seed = sd } };
+            if (parse.GetValue(corpus) is { } c) cfg = cfg with { Data = cfg.Data with { Corpus = c } };
+            if (parse.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
+            var dir = resumeDir ?? parse.GetValue(output) ?? Path.Combine("runs", $"{cfg.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
+
+            var console = new ConsoleSink(cfg.Train.Steps);
+            long resumedStep = resumeDir is null ? -1 : Checkpoint.ReadState(Checkpoint.Resolve(resumeDir)).Step;
+            Directory.CreateDirectory(dir);
+            using var files = new JsonlSink(dir, resumedStep);
+            using var trainer = new Trainer(cfg, dir, parse.GetValue(device)!, [files, console], resumeDir);
+            using var cancel = new CancellationTokenSource();
+            Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); console.OnLog("stopping after this step (checkpoint follows)"); };
+            var state = trainer.Run(cancel.Token);
+            console.OnLog($"done: step {state.Step}, train loss {state.LastTrainLoss:F4}, eval loss {state.LastEvalLoss:F4}, run folder {Path.GetFullPath(dir)}");
+        }));
+        return command;
+    }
+}
+
+/// <summary>Turns expected failures (bad config, bad corpus, bad usage) into one clear line and exit code 2.</summary>
+public static class CliErrors
+{
+    public static int Run(Action action)
+    {
+        try { action(); return 0; }
+        catch (Exception e) when (e is UsageException or ConfigException or CorpusException or InvalidOperationException or ArgumentException or FileNotFoundException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+    }
+}

@@ -1,0 +1,42 @@
+using System.Text;
+using Microsoft.ML.Tokenizers;
+
+namespace MoTLab.Training.Data;
+
+/// <summary>Text ↔ token ids. Ids must fit in 16 bits (both built-in vocabularies do), so token caches are ushort.</summary>
+public interface ITextTokenizer
+{
+    string Name { get; }
+    int VocabSize { get; }
+    int[] Encode(string text);
+    string Decode(IEnumerable<int> ids);
+}
+
+/// <summary>UTF-8 bytes as tokens (vocab 256). Decoding replaces invalid sequences with U+FFFD.</summary>
+public sealed class ByteTokenizer : ITextTokenizer
+{
+    public string Name => "byte";
+    public int VocabSize => 256;
+    public int[] Encode(string text) => Encoding.UTF8.GetBytes(text).Select(b => (int)b).ToArray();
+    public string Decode(IEnumerable<int> ids) => Encoding.UTF8.GetString(ids.Select(i => (byte)i).ToArray());
+}
+
+/// <summary>GPT-2 byte-level BPE (vocab 50257) from Microsoft.ML.Tokenizers and its bundled data.</summary>
+public sealed class Gpt2Tokenizer : ITextTokenizer
+{
+    private static readonly Lazy<Tokenizer> Shared = new(() => TiktokenTokenizer.CreateForModel("gpt2"));
+    public string Name => "gpt2";
+    public int VocabSize => 50257;
+    public int[] Encode(string text) => Shared.Value.EncodeToIds(text).ToArray();
+    public string Decode(IEnumerable<int> ids) => Shared.Value.Decode(ids);
+}
+
+public static class Tokenizers
+{
+    public static ITextTokenizer Create(string name) => name switch
+    {
+        "byte" => new ByteTokenizer(),
+        "gpt2" => new Gpt2Tokenizer(),
+        _ => throw new ArgumentException($"data.tokenizer: unknown tokenizer '{name}' (byte or gpt2)"),
+    };
+}

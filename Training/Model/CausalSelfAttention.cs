@@ -1,0 +1,40 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace MoTLab.Training.Model;
+
+/// <summary>Multi-head causal self-attention: one fused QKV projection and scaled_dot_product_attention
+/// (flash / memory-efficient kernels where libtorch has them).</summary>
+public sealed class CausalSelfAttention : Module<Tensor, Tensor>
+{
+    private readonly Parameter qkv;   // (3d, d)
+    private readonly Parameter proj;  // (d, d)
+    private readonly Dropout residDropout;
+    private readonly int heads;
+    private readonly double dropout;
+    private readonly ScalarType compute;
+
+    public CausalSelfAttention(int dModel, int heads, double dropout, double outStd, ScalarType compute) : base(nameof(CausalSelfAttention))
+    {
+        this.heads = heads; this.dropout = dropout; this.compute = compute;
+        qkv = Parameter(empty(3 * dModel, dModel));
+        proj = Parameter(empty(dModel, dModel));
+        residDropout = Dropout(dropout);
+        using (no_grad()) { init.normal_(qkv, 0, 0.02); init.normal_(proj, 0, outStd); }
+        RegisterComponents();
+    }
+
+    /// <param name="x">(B, T, d)</param>
+    public override Tensor forward(Tensor x)
+    {
+        long B = x.shape[0], T = x.shape[1], d = x.shape[2], hd = d / heads;
+        var parts = functional.linear(x.To(compute), qkv.To(compute))     // (B, T, 3d)
+            .view(B, T, 3, heads, hd).permute(2, 0, 3, 1, 4);              // (3, B, H, T, hd)
+        var y = functional.scaled_dot_product_attention(parts[0], parts[1], parts[2],
+            p: training ? dropout : 0, is_casual: true);                   // (B, H, T, hd)
+        y = y.transpose(1, 2).reshape(B, T, d);                            // (B, T, d)
+        return residDropout.forward(functional.linear(y, proj.To(compute))); // (B, T, d)
+    }
+}

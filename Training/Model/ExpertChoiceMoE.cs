@@ -1,0 +1,62 @@
+using MoTLab.Shared.Config;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace MoTLab.Training.Model;
+
+/// <summary>Expert-choice MoE (Zhou et al.), DESIGN §3.3. Router scores s = softmax over experts; each
+/// expert takes its top C = round(capacity·N/E) tokens of the batch by score, so load is balanced by
+/// construction and a token may be processed by several experts or none. Note: the choice looks at the
+/// whole batch, including later positions, so unlike MoT it is not causal across positions.</summary>
+public sealed class ExpertChoiceMoE : SparseFeedForward
+{
+    private readonly Parameter router;  // (d, E)
+    private readonly ExpertBank experts;
+    private readonly FfnConfig cfg;
+
+    public override string KindName => "expert_choice";
+    public override int Experts => experts.Experts;
+
+    public ExpertChoiceMoE(int dModel, FfnConfig cfg, int denseMultiplier, double outStd, ScalarType compute) : base(nameof(ExpertChoiceMoE))
+    {
+        this.cfg = cfg;
+        router = Parameter(empty(dModel, cfg.EffectiveExperts));
+        using (no_grad()) init.normal_(router, 0, 0.02);
+        experts = new ExpertBank(cfg.EffectiveExperts, dModel, cfg.ExpertHidden(dModel, denseMultiplier), outStd, compute);
+        RegisterComponents();
+    }
+
+    /// <param name="x">(B, T, d)</param>
+    public override Tensor forward(Tensor x)
+    {
+        long B = x.shape[0], T = x.shape[1], d = x.shape[2], N = B * T, E = Experts;
+        int C = ModelSize.ExpertChoiceCapacity(cfg, N);
+        var flat = x.reshape(N, d);                                        // (N, d)
+        var scores = functional.softmax(flat.matmul(router), 1);           // (N, E) over experts
+        var (gate, index) = scores.t().topk(C, 1);                         // (E, C) each expert's tokens
+        var picked = flat.index_select(0, index.reshape(E * C)).view(E, C, d); // (E, C, d)
+        var y = experts.forward(picked);                                   // (E, C, d)
+        y = y * gate.unsqueeze(2).to_type(y.dtype);                        // (E, C, d) scaled by score
+        var outFlat = zeros(N, d, dtype: y.dtype, device: y.device)
+            .index_add(0, index.reshape(E * C), y.reshape(E * C, d), 1);   // (N, d) sum over choosing experts
+        BalanceLoss = null; ZLoss = null;
+        Record(scores, index, N);
+        return outFlat.view(B, T, d);
+    }
+
+    void Record(Tensor scores, Tensor index, long n)
+    {
+        if (Stats == StatsLevel.None) { LastStats = null; return; }
+        using var _ = no_grad();
+        var s = new LayerStats { Entropy = NormalisedEntropy(scores.detach(), 1) };
+        if (Stats == StatsLevel.Full)
+        {
+            var perToken = bincount(index.reshape(-1), minlength: (int)n);      // (N) experts that chose each token
+            s.ExpertsPerToken = bincount(perToken, minlength: Experts + 1).to_type(ScalarType.Float32) / n; // (E+1)
+            s.Load = scores.detach().mean([0]);                                // (E) mean router score
+        }
+        LastStats = s;
+    }
+}

@@ -1,0 +1,103 @@
+using MoTLab.Shared.Config;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace MoTLab.Training.Model;
+
+/// <summary>GPT decoder (pre-norm, learned positions) whose feed-forwards are dense, or sparse in the
+/// configured blocks (the later half by default). forward(idx) gives logits; Loss adds the aux losses.</summary>
+public sealed class Gpt : Module<Tensor, Tensor>
+{
+    private readonly Embedding wte;      // (V, d)
+    private readonly Embedding wpe;      // (T, d)
+    private readonly Dropout drop;
+    private readonly ModuleList<Block> blocks;
+    private readonly LayerNorm lnF;
+    private readonly Parameter? head;    // (V, d) only when untied
+    private readonly ScalarType compute;
+
+    public ModelConfig Config { get; }
+    public IReadOnlyList<(int Layer, SparseFeedForward Ffn)> SparseLayers { get; }
+
+    public Gpt(ModelConfig cfg, ScalarType compute = ScalarType.Float32) : base(nameof(Gpt))
+    {
+        Config = cfg; this.compute = compute;
+        double outStd = 0.02 / Math.Sqrt(2.0 * cfg.Layers); // GPT-2: scale residual projections by depth
+        wte = Embedding(cfg.VocabSize, cfg.DModel);
+        wpe = Embedding(cfg.SeqLen, cfg.DModel);
+        drop = Dropout(cfg.Dropout);
+        var sparse = cfg.SparseBlockIndices().ToHashSet();
+        var list = new List<Block>(); var sparseLayers = new List<(int, SparseFeedForward)>();
+        for (int i = 0; i < cfg.Layers; i++)
+        {
+            Module<Tensor, Tensor> ffn = sparse.Contains(i)
+                ? CreateSparse(cfg, outStd, compute)
+                : new DenseFeedForward(cfg.DModel, cfg.DenseMultiplier * cfg.DModel, outStd, compute);
+            if (ffn is SparseFeedForward s) sparseLayers.Add((i, s));
+            list.Add(new Block(cfg.DModel, cfg.Heads, cfg.Dropout, ffn, outStd, compute));
+        }
+        blocks = ModuleList(list.ToArray());
+        SparseLayers = sparseLayers;
+        lnF = LayerNorm(cfg.DModel);
+        if (!cfg.TiedHead) head = Parameter(empty(cfg.VocabSize, cfg.DModel));
+        using (no_grad())
+        {
+            init.normal_(wte.weight!, 0, 0.02); init.normal_(wpe.weight!, 0, 0.02);
+            if (head is not null) init.normal_(head, 0, 0.02);
+        }
+        RegisterComponents();
+    }
+
+    static SparseFeedForward CreateSparse(ModelConfig cfg, double outStd, ScalarType compute) => cfg.Ffn.Kind switch
+    {
+        FfnKind.MoT => new MixtureOfTokens(cfg.DModel, cfg.Ffn, cfg.DenseMultiplier, outStd, compute),
+        FfnKind.TokenChoice => new TokenChoiceMoE(cfg.DModel, cfg.Ffn, cfg.DenseMultiplier, outStd, compute),
+        FfnKind.ExpertChoice => new ExpertChoiceMoE(cfg.DModel, cfg.Ffn, cfg.DenseMultiplier, outStd, compute),
+        _ => throw new ArgumentException($"no sparse FFN for kind {cfg.Ffn.Kind}"),
+    };
+
+    /// <param name="idx">(B, T) token ids, T ≤ seq_len</param>
+    /// <returns>(B, T, V) logits in the compute dtype</returns>
+    public override Tensor forward(Tensor idx)
+    {
+        long T = idx.shape[1];
+        if (T > Config.SeqLen) throw new ArgumentException($"sequence length {T} exceeds the model's seq_len {Config.SeqLen}");
+        using var pos = arange(T, dtype: ScalarType.Int64, device: idx.device);   // (T)
+        var x = drop.forward(wte.forward(idx) + wpe.forward(pos));                // (B, T, d) fp32
+        foreach (var block in blocks) x = block.forward(x);                       // (B, T, d)
+        x = lnF.forward(x);                                                        // (B, T, d)
+        return functional.linear(x.To(compute), (head ?? wte.weight!).To(compute)); // (B, T, V)
+    }
+
+    /// <summary>Cross-entropy (fp32) of next-token prediction plus the sparse layers' aux losses.</summary>
+    /// <returns>(objective, cross-entropy, aux) scalars; aux is 0 when no layer has one.</returns>
+    public (Tensor Objective, Tensor CrossEntropy, Tensor Aux) Loss(Tensor idx, Tensor targets)
+    {
+        using var logits = forward(idx);                                           // (B, T, V)
+        var ce = functional.cross_entropy(logits.reshape(-1, logits.shape[2]).to_type(ScalarType.Float32), targets.reshape(-1));
+        var aux = AuxLoss(ce.device);
+        return (ce + aux, ce, aux);
+    }
+
+    /// <summary>Sum of the balance and z losses of the last forward (a 0-d tensor).</summary>
+    public Tensor AuxLoss(Device device)
+    {
+        Tensor total = zeros(Array.Empty<long>(), device: device);
+        foreach (var (_, ffn) in SparseLayers)
+        {
+            if (ffn.BalanceLoss is { } b) total = total + b;
+            if (ffn.ZLoss is { } z) total = total + z;
+        }
+        return total;
+    }
+
+    public void SetStats(StatsLevel level) { foreach (var (_, f) in SparseLayers) f.Stats = level; }
+
+    public long ParameterCount() => parameters().Sum(p => p.numel());
+
+    /// <summary>Model FLOPs utilisation: achieved training FLOP/s (3× forward, as computed) over a peak.</summary>
+    public double EstimateMfu(int batch, double tokensPerSecond, double peakFlops) =>
+        3 * ModelSize.ForwardFlopsPerToken(Config, batch) * tokensPerSecond / peakFlops;
+}

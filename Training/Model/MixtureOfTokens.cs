@@ -1,0 +1,120 @@
+using MoTLab.Shared.Config;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace MoTLab.Training.Model;
+
+/// <summary>Mixture of Tokens (Antoniak et al.), DESIGN §3.1. Tokens at the same position in g different
+/// examples form a group; for each expert a softmax over the group mixes them into one token, the expert
+/// processes the mix, and its output goes back to the group's tokens with the same weights. Fully
+/// differentiable, nothing dropped, and causal: only other examples at the same position are mixed.</summary>
+public sealed class MixtureOfTokens : SparseFeedForward
+{
+    private readonly Parameter controller;     // (d, E)
+    private readonly ExpertBank experts;
+    private readonly Parameter? logTempMerge;  // () learnable log-temperature of the merge softmax
+    private readonly Parameter? logTempEmit;   // () learnable log-temperature of the emit softmax
+    private readonly FfnConfig cfg;
+    private readonly ScalarType compute;
+
+    /// <summary>Evaluation overrides (ignored while training): another group size, or one-hot argmax weights.</summary>
+    public int? EvalGroupSize { get; set; }
+    public bool DiscreteEval { get; set; }
+
+    public override string KindName => "mot";
+    public override int Experts => experts.Experts;
+    public int GroupSize => cfg.GroupSize;
+
+    public MixtureOfTokens(int dModel, FfnConfig cfg, int denseMultiplier, double outStd, ScalarType compute) : base(nameof(MixtureOfTokens))
+    {
+        this.cfg = cfg; this.compute = compute;
+        int e = cfg.EffectiveExperts;
+        controller = Parameter(empty(dModel, e));
+        using (no_grad()) init.normal_(controller, 0, 0.02);
+        experts = new ExpertBank(e, dModel, cfg.ExpertHidden(dModel, denseMultiplier), outStd, compute);
+        if (cfg.LearnableTemperature)
+        {
+            logTempMerge = Parameter(tensor(Math.Log(cfg.Temperature), float32));
+            logTempEmit = Parameter(tensor(Math.Log(cfg.Temperature), float32));
+        }
+        EvalGroupSize = cfg.EvalGroupSize;
+        DiscreteEval = cfg.DiscreteEval;
+        RegisterComponents();
+    }
+
+    public ExpertBank ExpertWeights => experts;
+    public Tensor Controller => controller;
+
+    /// <param name="x">(B, T, d) with B a multiple of the group size</param>
+    public override Tensor forward(Tensor x)
+    {
+        long B = x.shape[0], T = x.shape[1], d = x.shape[2], E = Experts;
+        int g = training ? cfg.GroupSize : EvalGroupSize ?? cfg.GroupSize;
+        if (!training && B == 1 && g > 1) return ForwardSingleSequence(x);
+        if (B % g != 0)
+            throw new ArgumentException($"batch size {B} is not a multiple of the MoT group size {g}: MoT mixes tokens of {g} different examples at each position");
+        long G = B / g;
+
+        var xg = x.transpose(0, 1).reshape(T, G, g, d);                    // (T, G, g, d) group = g examples at one position
+        var logits = xg.matmul(controller);                                // (T, G, g, E) fp32 routing
+        Tensor w;                                                          // (T, G, g, E), sums to 1 over g
+        if (!training && DiscreteEval)
+            w = functional.one_hot(logits.argmax(2), g).to_type(x.dtype).permute(0, 1, 3, 2); // one token per expert
+        else
+            w = functional.softmax(Tempered(logits, logTempMerge), 2);
+
+        var merged = w.transpose(2, 3).To(compute).matmul(xg.To(compute)); // (T, G, E, d) one mixed token per expert
+        var perExpert = merged.reshape(T * G, E, d).transpose(0, 1);       // (E, T·G, d)
+        var y = experts.forward(perExpert)                                 // (E, T·G, d)
+            .transpose(0, 1).reshape(T, G, E, d);                          // (T, G, E, d)
+
+        Tensor emit = w;
+        if (cfg.EmitOverExperts)
+            emit = functional.softmax(Tempered(logits, logTempEmit), 3);      // (T, G, g, E) over experts
+        else if (logTempEmit is not null && !(!training && DiscreteEval))
+            emit = functional.softmax(Tempered(logits, logTempEmit), 2);      // separate learnable emit temperature
+        var outG = emit.To(compute).matmul(y);                             // (T, G, g, d) each token gets its share
+        Record(w);
+        return outG.reshape(T, B, d).transpose(0, 1);                      // (B, T, d)
+    }
+
+    /// <summary>Batch of one (sampling): there is no group to mix, so each token goes, whole, to the expert
+    /// whose controller logit is highest — discrete routing with the trained weights.</summary>
+    Tensor ForwardSingleSequence(Tensor x)
+    {
+        long T = x.shape[1], d = x.shape[2], E = Experts;
+        var flat = x.reshape(T, d);                                        // (T, d)
+        var choice = flat.matmul(controller).argmax(1);                    // (T) expert per token
+        var oneHot = functional.one_hot(choice, E).to_type(flat.dtype);    // (T, E)
+        var all = experts.forward(flat.unsqueeze(0).expand(E, T, d));      // (E, T, d) every expert, every token
+        var picked = (all.permute(1, 0, 2) * oneHot.To(compute).unsqueeze(2)).sum(1); // (T, d)
+        return picked.reshape(1, T, d);
+    }
+
+    Tensor Tempered(Tensor logits, Parameter? logTemperature) =>
+        logTemperature is null ? logits / cfg.Temperature : logits / logTemperature.exp();
+
+    /// <summary>Merge temperature now (learnable or fixed).</summary>
+    public double Temperature => logTempMerge is null ? cfg.Temperature : Math.Exp(logTempMerge.item<float>());
+
+    void Record(Tensor w)
+    {
+        if (Stats == StatsLevel.None) { LastStats = null; return; }
+        using var _ = no_grad();
+        var wd = w.detach();
+        var s = new LayerStats
+        {
+            Entropy = NormalisedEntropy(wd, 2),
+            Temperature = Stats == StatsLevel.Full ? Temperature : null,
+        };
+        if (Stats == StatsLevel.Full)
+        {
+            long t = wd.shape[0] / 2;
+            s.MergeSample = wd[t, 0].clone();                              // (g, E) middle position, first group
+            s.Load = wd.amax([2]).mean([0, 1]);                            // (E) how peaked each expert's mix is: 1/g uniform … 1 one token
+        }
+        LastStats = s;
+    }
+}

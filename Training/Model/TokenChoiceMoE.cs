@@ -1,0 +1,76 @@
+using MoTLab.Shared.Config;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace MoTLab.Training.Model;
+
+/// <summary>Token-choice MoE (Switch / top-k), DESIGN §3.2. Each token picks its top-k experts by router
+/// probability; each expert takes at most C = min(floor(cf·N·k/E), N) assignments in order (all first
+/// choices before second choices, then token order); the rest are dropped and the residual carries the
+/// token through. Outputs are scaled by the gate probability. No host sync in forward.</summary>
+public sealed class TokenChoiceMoE : SparseFeedForward
+{
+    private readonly Parameter router;  // (d, E)
+    private readonly ExpertBank experts;
+    private readonly FfnConfig cfg;
+
+    public override string KindName => "token_choice";
+    public override int Experts => experts.Experts;
+    public ExpertBank ExpertWeights => experts;
+    public Tensor Router => router;
+
+    public TokenChoiceMoE(int dModel, FfnConfig cfg, int denseMultiplier, double outStd, ScalarType compute) : base(nameof(TokenChoiceMoE))
+    {
+        this.cfg = cfg;
+        router = Parameter(empty(dModel, cfg.EffectiveExperts));
+        using (no_grad()) init.normal_(router, 0, 0.02);
+        experts = new ExpertBank(cfg.EffectiveExperts, dModel, cfg.ExpertHidden(dModel, denseMultiplier), outStd, compute);
+        RegisterComponents();
+    }
+
+    /// <param name="x">(B, T, d)</param>
+    public override Tensor forward(Tensor x)
+    {
+        long B = x.shape[0], T = x.shape[1], d = x.shape[2], N = B * T, E = Experts;
+        int k = cfg.TopK, C = ModelSize.TokenChoiceCapacity(cfg, N);
+        var flat = x.reshape(N, d);                                        // (N, d)
+        var logits = flat.matmul(router);                                  // (N, E) fp32
+        var probs = functional.softmax(logits, 1);                         // (N, E)
+        var (gate, choice) = probs.topk(k, 1);                             // (N, k) each
+        var order = choice.t().reshape(k * N);                             // (k·N) first choices first
+        var mask = functional.one_hot(order, E);                           // (k·N, E) int64
+        var position = (mask.cumsum(0) * mask).sum(1) - 1;                 // (k·N) slot within the chosen expert
+        var kept = position.lt(C);                                         // (k·N) within capacity
+        var slot = where(kept, order * C + position, E * C);               // (k·N) dropped → spare row E·C
+
+        var buffer = zeros(E * C + 1, d, dtype: x.dtype, device: x.device)
+            .index_copy(0, slot, flat.repeat(k, 1));                       // (E·C+1, d) kept tokens in expert slots
+        var y = experts.forward(buffer[..(int)(E * C)].view(E, C, d))      // (E, C, d)
+            .reshape(E * C, d);
+        var yPlus = cat([y, zeros(1, d, dtype: y.dtype, device: y.device)], 0); // (E·C+1, d) spare row is 0
+        var weight = (gate.t().reshape(k * N) * kept.to_type(gate.dtype)).unsqueeze(1); // (k·N, 1) gate, 0 when dropped
+        var outFlat = (yPlus.index_select(0, slot) * weight.to_type(y.dtype)) // (k·N, d)
+            .view(k, N, d).sum(0L);                                        // (N, d)
+
+        // Switch balance loss α·E·Σ_e mean_p_e·frac_e (frac over all assignments, before dropping); = α when uniform.
+        var frac = mask.to_type(ScalarType.Float32).mean([0]);             // (E)
+        BalanceLoss = cfg.BalanceLoss > 0 ? cfg.BalanceLoss * E * (probs.mean([0]) * frac).sum() : null;
+        ZLoss = cfg.ZLoss > 0 ? cfg.ZLoss * logits.logsumexp(1).square().mean() : null;
+        Record(probs, kept, frac);
+        return outFlat.view(B, T, d);
+    }
+
+    void Record(Tensor probs, Tensor kept, Tensor frac)
+    {
+        if (Stats == StatsLevel.None) { LastStats = null; return; }
+        using var _ = no_grad();
+        LastStats = new LayerStats
+        {
+            Entropy = NormalisedEntropy(probs.detach(), 1),
+            Dropped = 1 - kept.to_type(ScalarType.Float32).mean(),
+            Load = Stats == StatsLevel.Full ? frac.detach().clone() : null,
+        };
+    }
+}

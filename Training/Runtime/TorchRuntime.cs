@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MoTLab.Training.Runtime;
+
+/// <summary>Loads libtorch and picks devices. By default TorchSharp uses the libtorch that came with the
+/// NuGet package (CPU). Setting MOTLAB_LIBTORCH to a libtorch folder — or to "python" to ask python3 where
+/// PyTorch keeps it — loads an existing PyTorch install instead (how CUDA is used on hosts without the
+/// TorchSharp CUDA package).</summary>
+public static class TorchRuntime
+{
+    public const string LibTorchVariable = "MOTLAB_LIBTORCH";
+    private static readonly object Gate = new();
+    private static bool initialised;
+
+    public static void Initialise()
+    {
+        lock (Gate)
+        {
+            if (initialised) return;
+            var dir = ResolveLibTorchDirectory(Environment.GetEnvironmentVariable(LibTorchVariable));
+            if (dir is not null)
+            {
+                // Preloading by full path makes later loads by name (TorchSharp's own) find these by soname.
+                foreach (var lib in new[] { "libc10.so", "libtorch_cpu.so", "libc10_cuda.so", "libtorch_cuda.so", "libtorch.so" })
+                {
+                    var path = Path.Combine(dir, lib);
+                    if (File.Exists(path)) NativeLibrary.Load(path);
+                }
+            }
+            initialised = true;
+        }
+    }
+
+    /// <summary>The folder named by MOTLAB_LIBTORCH ("python" = ask python3), or null to use the packaged libtorch.</summary>
+    public static string? ResolveLibTorchDirectory(string? setting)
+    {
+        if (string.IsNullOrWhiteSpace(setting)) return null;
+        var dir = setting;
+        if (setting == "python")
+        {
+            var psi = new ProcessStartInfo("python3", ["-c", "import torch,os;print(os.path.join(os.path.dirname(torch.__file__),'lib'))"])
+            { RedirectStandardOutput = true, RedirectStandardError = true };
+            using var p = Process.Start(psi) ?? throw new InvalidOperationException($"{LibTorchVariable}=python: python3 could not be started");
+            dir = p.StandardOutput.ReadToEnd().Trim();
+            p.WaitForExit();
+            if (p.ExitCode != 0) throw new InvalidOperationException($"{LibTorchVariable}=python: python3 could not import torch: {p.StandardError.ReadToEnd().Trim()}");
+        }
+        if (!File.Exists(Path.Combine(dir, "libtorch.so")))
+            throw new InvalidOperationException($"{LibTorchVariable}={setting}: no libtorch.so in '{dir}'");
+        return dir;
+    }
+
+    /// <summary>"cpu", "cuda", "cuda:N" or "auto" (CUDA when available).</summary>
+    public static Device ResolveDevice(string spec)
+    {
+        Initialise();
+        if (spec == "auto") return cuda.is_available() ? CUDA : CPU;
+        if (spec == "cpu") return CPU;
+        if (spec.StartsWith("cuda"))
+        {
+            if (!cuda.is_available()) throw new InvalidOperationException($"device '{spec}': CUDA is not available (CPU build of libtorch, or no GPU). Set {LibTorchVariable} to a CUDA libtorch or use --device cpu");
+            return new Device(spec);
+        }
+        throw new ArgumentException($"device '{spec}' is not cpu, cuda, cuda:N or auto");
+    }
+
+    private static double? cpuPeak;
+
+    /// <summary>Peak FLOP/s used for MFU: MOTLAB_PEAK_FLOPS if set; on CUDA the H100/H200 dense peak
+    /// (989 TFLOP/s bf16, 67 TFLOP/s fp32); on CPU a plain fp32 matmul measured once in this process.</summary>
+    public static double PeakFlops(Device device, ScalarType compute)
+    {
+        if (double.TryParse(Environment.GetEnvironmentVariable("MOTLAB_PEAK_FLOPS"), out var configured) && configured > 0) return configured;
+        if (device.type == DeviceType.CUDA) return compute == ScalarType.BFloat16 ? 989e12 : 67e12;
+        return cpuPeak ??= MeasureMatmulFlops(CPU, 512, 0.3);
+    }
+
+    /// <summary>FLOP/s of a square fp32 matmul of size n, repeated for about <paramref name="seconds"/>.</summary>
+    public static double MeasureMatmulFlops(Device device, int n, double seconds)
+    {
+        using var scope = NewDisposeScope();
+        var a = randn(n, n, device: device); var b = randn(n, n, device: device);
+        mm(a, b).Dispose();
+        var sw = Stopwatch.StartNew(); int reps = 0;
+        while (sw.Elapsed.TotalSeconds < seconds) { mm(a, b).Dispose(); reps++; }
+        if (device.type == DeviceType.CUDA) cuda.synchronize();
+        return 2.0 * n * n * n * reps / sw.Elapsed.TotalSeconds;
+    }
+}

@@ -1,0 +1,75 @@
+using System.Text.Json;
+using MoTLab.Shared;
+using MoTLab.Shared.Config;
+using MoTLab.Training.Model;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace MoTLab.Training.Train;
+
+/// <summary>Where training stood when a checkpoint was written. The data position is the step
+/// (batches are a function of seed and step), so this plus the tensors is everything a resume needs.</summary>
+public sealed record TrainerState(long Step, long Tokens, double ElapsedS, double? LastTrainLoss, double? LastEvalLoss);
+
+/// <summary>A checkpoint folder: model.bin, optimizer.bin, rng.bin (torch CPU generator), state.json,
+/// config.json. Written to a temporary folder and renamed, so a crash never leaves half a checkpoint.</summary>
+public static class Checkpoint
+{
+    public static string Save(string runDir, RunConfig config, Gpt model, OptimizerHelper optimizer, TrainerState state, int keep = 2)
+    {
+        var root = Path.Combine(runDir, "checkpoints");
+        var final = Path.Combine(root, $"step-{state.Step:D8}");
+        var tmp = final + ".tmp";
+        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+        Directory.CreateDirectory(tmp);
+        model.save(Path.Combine(tmp, "model.bin"));
+        optimizer.save_state_dict(Path.Combine(tmp, "optimizer.bin"));
+        using (var rng = get_rng_state()) File.WriteAllBytes(Path.Combine(tmp, "rng.bin"), rng.data<byte>().ToArray());
+        File.WriteAllText(Path.Combine(tmp, "config.json"), JsonSerializer.Serialize(config, Json.Indented));
+        File.WriteAllText(Path.Combine(tmp, "state.json"), JsonSerializer.Serialize(state, Json.Indented));
+        if (Directory.Exists(final)) Directory.Delete(final, true);
+        Directory.Move(tmp, final);
+        foreach (var old in List(runDir).SkipLast(keep)) Directory.Delete(old, true);
+        return final;
+    }
+
+    /// <summary>Complete checkpoint folders of a run, oldest first.</summary>
+    public static IReadOnlyList<string> List(string runDir)
+    {
+        var root = Path.Combine(runDir, "checkpoints");
+        if (!Directory.Exists(root)) return [];
+        return Directory.GetDirectories(root, "step-*").Where(d => !d.EndsWith(".tmp") && File.Exists(Path.Combine(d, "state.json")))
+            .Order(StringComparer.Ordinal).ToList();
+    }
+
+    /// <summary>A checkpoint folder itself, or the newest checkpoint of a run folder.</summary>
+    public static string Resolve(string path)
+    {
+        if (File.Exists(Path.Combine(path, "state.json"))) return path;
+        return List(path).LastOrDefault() ?? throw new InvalidOperationException($"'{path}' is neither a checkpoint folder nor a run folder with checkpoints");
+    }
+
+    public static RunConfig ReadConfig(string checkpointDir) =>
+        JsonSerializer.Deserialize<RunConfig>(File.ReadAllText(Path.Combine(checkpointDir, "config.json")), Json.Options)
+        ?? throw new InvalidDataException($"{checkpointDir}/config.json is empty");
+
+    public static TrainerState ReadState(string checkpointDir) =>
+        JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(checkpointDir, "state.json")), Json.Options)
+        ?? throw new InvalidDataException($"{checkpointDir}/state.json is empty");
+
+    /// <summary>Loads the model weights; a checkpoint of another architecture is a clear error.</summary>
+    public static void LoadModel(string checkpointDir, Gpt model)
+    {
+        try { model.load(Path.Combine(checkpointDir, "model.bin"), strict: true); }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or IndexOutOfRangeException or EndOfStreamException)
+        { throw new InvalidOperationException($"checkpoint '{checkpointDir}' does not match the model: {e.Message}", e); }
+    }
+
+    public static void LoadOptimizerAndRng(string checkpointDir, OptimizerHelper optimizer)
+    {
+        optimizer.load_state_dict(Path.Combine(checkpointDir, "optimizer.bin"));
+        var bytes = File.ReadAllBytes(Path.Combine(checkpointDir, "rng.bin"));
+        using var rng = tensor(bytes, ScalarType.Byte);
+        set_rng_state(rng);
+    }
+}

@@ -1,0 +1,243 @@
+using System.Diagnostics;
+using System.Text.Json;
+using MoTLab.Shared;
+using MoTLab.Shared.Config;
+using MoTLab.Shared.Telemetry;
+using MoTLab.Training.Data;
+using MoTLab.Training.Model;
+using MoTLab.Training.Runtime;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace MoTLab.Training.Train;
+
+/// <summary>Trains one run: data, model, AdamW, schedule, telemetry, evaluation, checkpoints. Call
+/// <see cref="Run"/> on one dedicated thread (dispose scopes and no_grad are per thread) and never await
+/// inside it. Cancelling stops after the current step and writes a checkpoint.</summary>
+public sealed class Trainer : IDisposable
+{
+    public RunConfig Config { get; }
+    public Gpt Model { get; }
+    public Device Device { get; }
+    public ScalarType Compute { get; }
+    public TrainerState State { get; private set; } = new(0, 0, 0, null, null);
+
+    private readonly string runDir;
+    private readonly TokenDataset data;
+    private readonly AdamW optimizer;
+    private readonly IReadOnlyList<ITelemetrySink> sinks;
+    private readonly IReadOnlyList<Parameter> parameters;
+
+    /// <param name="tokens">Token stream to train on instead of the configured corpus (benchmarks use random ids).</param>
+    public Trainer(RunConfig config, string runDir, string device, IReadOnlyList<ITelemetrySink> sinks,
+                   string? resumeFrom = null, string? cacheDir = null, ushort[]? tokens = null)
+    {
+        var errors = ConfigValidator.Validate(config);
+        if (errors.Count > 0) throw new ConfigException(errors);
+        TorchRuntime.Initialise();
+        Device = TorchRuntime.ResolveDevice(device);
+        Compute = config.Train.Precision switch
+        {
+            "bf16" => ScalarType.BFloat16,
+            "fp32" => ScalarType.Float32,
+            _ => Device.type == DeviceType.CUDA ? ScalarType.BFloat16 : ScalarType.Float32,
+        };
+        this.runDir = runDir; this.sinks = sinks;
+
+        var tokenizer = Tokenizers.Create(config.Data.Tokenizer);
+        if (config.Model.VocabSize != tokenizer.VocabSize) config = config with { Model = config.Model with { VocabSize = tokenizer.VocabSize } };
+        Config = config;
+        tokens ??= TokenCache.Load(Corpus.Open(config.Data.Corpus), tokenizer, cacheDir, Log);
+        data = new TokenDataset(tokens, config.Model.SeqLen, config.Data.ValFraction, config.Train.Seed, config.Data.Corpus);
+
+        manual_seed(config.Train.Seed);
+        Model = new Gpt(config.Model, Compute);
+        Model.to(Device);
+        parameters = Model.parameters().ToList();
+        var t = config.Train;
+        var decay = Model.named_parameters().Where(p => p.parameter.dim() >= 2).Select(p => p.parameter).ToList();
+        var noDecay = Model.named_parameters().Where(p => p.parameter.dim() < 2).Select(p => p.parameter).ToList();
+        optimizer = optim.AdamW(
+            [new AdamW.ParamGroup(decay, lr: t.LearningRate, beta1: t.Beta1, beta2: t.Beta2, weight_decay: t.WeightDecay),
+             new AdamW.ParamGroup(noDecay, lr: t.LearningRate, beta1: t.Beta1, beta2: t.Beta2, weight_decay: 0)],
+            lr: t.LearningRate);
+
+        Directory.CreateDirectory(runDir);
+        if (resumeFrom is not null)
+        {
+            var ckpt = Checkpoint.Resolve(resumeFrom);
+            Checkpoint.LoadModel(ckpt, Model);
+            Checkpoint.LoadOptimizerAndRng(ckpt, optimizer);
+            State = Checkpoint.ReadState(ckpt);
+            Log($"resumed from {ckpt} at step {State.Step}");
+        }
+        File.WriteAllText(Path.Combine(runDir, "config.json"), JsonSerializer.Serialize(config, Json.Indented));
+        Log($"{Model.ParameterCount():N0} parameters, {ModelSize.ForwardFlopsPerToken(config.Model, t.BatchSize) * 3 / 1e6:N1} MFLOP per token per training step, " +
+            $"device {Device}, compute {Compute}, {data.TrainTokens:N0} train / {data.ValTokens:N0} eval tokens");
+    }
+
+    /// <summary>Trains until the configured step count or cancellation; returns the final state.</summary>
+    public TrainerState Run(CancellationToken cancel = default)
+    {
+        var t = Config.Train;
+        int batch = t.BatchSize, seq = Config.Model.SeqLen;
+        double peak = TorchRuntime.PeakFlops(Device, Compute);
+        var clock = Stopwatch.StartNew();
+        double startElapsed = State.ElapsedS, lastLogTime = 0; long lastLogStep = State.Step;
+        Model.train();
+        while (State.Step < t.Steps && !cancel.IsCancellationRequested)
+        {
+            long step = State.Step;          // 0-based index of the step being taken
+            long done = step + 1;            // steps completed after it
+            bool log = done % t.LogEvery == 0 || done == t.Steps;
+            bool snapshot = done % t.SnapshotEvery == 0;
+            Model.SetStats(snapshot ? StatsLevel.Full : log ? StatsLevel.Light : StatsLevel.None);
+            double lr = LrSchedule.At(step, t.Steps, t.LearningRate, t.WarmupFraction, t.MinLrRatio);
+
+            using (var scope = NewDisposeScope())
+            {
+                var (ce, aux, gradNorm) = TakeStep(step, lr);
+                if (snapshot) // before evaluation, whose forwards replace the recorded statistics
+                {
+                    var snaps = Model.SparseLayers.Select(l => l.Ffn.Snapshot(done, l.Layer)).ToList();
+                    if (snaps.Count > 0) foreach (var s in sinks) s.OnRouting(snaps);
+                }
+
+                if (log)
+                {
+                    double now = clock.Elapsed.TotalSeconds; // reading the loss below syncs the device
+                    var metrics = LightMetrics(ce, aux, gradNorm, lr);
+                    now = clock.Elapsed.TotalSeconds;
+                    double tps = (done - lastLogStep) * (double)batch * seq / Math.Max(now - lastLogTime, 1e-9);
+                    lastLogTime = now; lastLogStep = done;
+                    metrics = metrics with
+                    {
+                        Step = done, Tokens = State.Tokens, ElapsedS = startElapsed + now, TokensPerS = tps,
+                        Mfu = Model.EstimateMfu(batch, tps, peak),
+                    };
+                    if (done % t.EvalEvery == 0 || done == t.Steps)
+                    {
+                        var (evalLoss, extra) = Evaluate();
+                        metrics = metrics with { EvalLoss = evalLoss, EvalExtra = extra };
+                        State = State with { LastEvalLoss = evalLoss };
+                    }
+                    State = State with { LastTrainLoss = metrics.TrainLoss, ElapsedS = startElapsed + clock.Elapsed.TotalSeconds };
+                    foreach (var s in sinks) s.OnStep(metrics);
+                }
+            }
+            State = State with { ElapsedS = startElapsed + clock.Elapsed.TotalSeconds };
+            if (t.CheckpointEvery > 0 && State.Step % t.CheckpointEvery == 0 && State.Step < t.Steps) SaveCheckpoint();
+        }
+        SaveCheckpoint();
+        return State;
+    }
+
+    /// <summary>One optimisation step on the batch of the current step; no telemetry (benchmarks call this).</summary>
+    public void Step()
+    {
+        Model.SetStats(StatsLevel.None);
+        var t = Config.Train;
+        using var scope = NewDisposeScope();
+        TakeStep(State.Step, LrSchedule.At(State.Step, t.Steps, t.LearningRate, t.WarmupFraction, t.MinLrRatio));
+    }
+
+    /// <summary>Forward, loss, backward, clip, AdamW; tensors stay in the caller's dispose scope.</summary>
+    (Tensor CrossEntropy, Tensor Aux, Tensor GradNorm) TakeStep(long step, double lr)
+    {
+        foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+        var (x, y) = data.TrainBatch(step, Config.Train.BatchSize, Device);
+        var (objective, ce, aux) = Model.Loss(x, y);
+        optimizer.zero_grad();
+        objective.backward();
+        var gradNorm = ClipGradNorm(Config.Train.GradClip);
+        optimizer.step();
+        State = State with { Step = step + 1, Tokens = State.Tokens + (long)Config.Train.BatchSize * Config.Model.SeqLen };
+        return (ce, aux, gradNorm);
+    }
+
+    public string SaveCheckpoint()
+    {
+        var path = Checkpoint.Save(runDir, Config, Model, optimizer, State);
+        Log($"checkpoint {path}");
+        return path;
+    }
+
+    StepMetrics LightMetrics(Tensor ce, Tensor aux, Tensor gradNorm, double lr)
+    {
+        double? balance = null, z = null, dropped = null, entropy = null;
+        var layers = Model.SparseLayers.Select(l => l.Ffn).ToList();
+        if (layers.Count > 0)
+        {
+            var b = layers.Where(f => f.BalanceLoss is not null).Select(f => f.BalanceLoss!.item<float>()).ToList();
+            var zs = layers.Where(f => f.ZLoss is not null).Select(f => f.ZLoss!.item<float>()).ToList();
+            var d = layers.Where(f => f.LastStats?.Dropped is not null).Select(f => f.LastStats!.Dropped!.item<float>()).ToList();
+            var e = layers.Where(f => f.LastStats?.Entropy is not null).Select(f => f.LastStats!.Entropy!.item<float>()).ToList();
+            balance = b.Count > 0 ? b.Sum() : null; z = zs.Count > 0 ? zs.Sum() : null;
+            dropped = d.Count > 0 ? d.Average() : null; entropy = e.Count > 0 ? e.Average() : null;
+        }
+        return new StepMetrics
+        {
+            TrainLoss = ce.item<float>(), Lr = lr, GradNorm = gradNorm.item<float>(), AuxLoss = aux.item<float>(),
+            BalanceLoss = balance, ZLoss = z, DroppedRatio = dropped, RouterEntropy = entropy,
+        };
+    }
+
+    /// <summary>Global L2 norm of all gradients, scaled down to max_norm when above it; no host sync.</summary>
+    Tensor ClipGradNorm(double maxNorm)
+    {
+        var grads = parameters.Select(p => p.grad).OfType<Tensor>().ToList();
+        var total = stack(grads.Select(g => g.norm()).ToArray()).norm();   // ()
+        if (maxNorm > 0)
+        {
+            using var coef = (maxNorm / (total + 1e-6)).clamp_max(1.0);     // ()
+            foreach (var g in grads) g.mul_(coef);
+        }
+        return total;
+    }
+
+    /// <summary>Mean held-out loss over the fixed eval batches, plus MoT's extra evaluations
+    /// (discrete argmax routing, another group size) when configured.</summary>
+    public (double Loss, IReadOnlyDictionary<string, double>? Extra) Evaluate()
+    {
+        var mot = Model.SparseLayers.Select(l => l.Ffn).OfType<MixtureOfTokens>().ToList();
+        double loss = EvalLoss(() => { });
+        Dictionary<string, double>? extra = null;
+        var f = Config.Model.Ffn;
+        if (mot.Count > 0 && f.DiscreteEval)
+            (extra ??= [])["discrete"] = EvalLoss(() => mot.ForEach(m => m.DiscreteEval = true));
+        if (mot.Count > 0 && f.EvalGroupSize is { } eg && eg != f.GroupSize)
+            (extra ??= [])[$"group_{eg}"] = EvalLoss(() => mot.ForEach(m => m.EvalGroupSize = eg));
+        return (loss, extra);
+
+        double EvalLoss(Action configure)
+        {
+            mot.ForEach(m => { m.DiscreteEval = false; m.EvalGroupSize = null; });
+            configure();
+            Model.eval();
+            Model.SetStats(StatsLevel.None);
+            double sum = 0;
+            using (no_grad())
+                for (int j = 0; j < Config.Train.EvalBatches; j++)
+                {
+                    using var scope = NewDisposeScope();
+                    var (x, y) = data.EvalBatch(j, Config.Train.BatchSize, Device);
+                    sum += Model.Loss(x, y).CrossEntropy.item<float>();
+                }
+            mot.ForEach(m => { m.DiscreteEval = false; m.EvalGroupSize = null; });
+            Model.train();
+            return sum / Config.Train.EvalBatches;
+        }
+    }
+
+    void Log(string line) { foreach (var s in sinks) s.OnLog(line); }
+
+    public void Dispose() { optimizer.Dispose(); Model.Dispose(); }
+}
+
+/// <summary>A config that failed validation; the message lists every field and what is wrong with it.</summary>
+public sealed class ConfigException(IReadOnlyList<ConfigError> errors)
+    : Exception("invalid config:\n  " + string.Join("\n  ", errors))
+{
+    public IReadOnlyList<ConfigError> Errors { get; } = errors;
+}
