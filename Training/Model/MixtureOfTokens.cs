@@ -56,15 +56,7 @@ public sealed class MixtureOfTokens : SparseFeedForward
         if (B % g != 0)
             throw new ArgumentException($"batch size {B} is not a multiple of the MoT group size {g}: MoT mixes tokens of {g} different examples at each position");
         long G = B / g;
-
-        var xg = x.transpose(0, 1).reshape(T, G, g, d);                    // (T, G, g, d) group = g examples at one position
-        var logits = xg.matmul(controller);                                // (T, G, g, E) fp32 routing
-        Tensor w;                                                          // (T, G, g, E), sums to 1 over g
-        if (!training && DiscreteEval)
-            w = functional.one_hot(logits.argmax(2), g).to_type(x.dtype).permute(0, 1, 3, 2); // one token per expert
-        else
-            w = functional.softmax(Tempered(logits, logTempMerge), 2);
-
+        var (xg, logits, w) = Route(x, g);                                 // (T, G, g, d), (T, G, g, E) ×2
         var merged = w.transpose(2, 3).To(compute).matmul(xg.To(compute)); // (T, G, E, d) one mixed token per expert
         var perExpert = merged.reshape(T * G, E, d).transpose(0, 1);       // (E, T·G, d)
         var y = experts.forward(perExpert)                                 // (E, T·G, d)
@@ -78,6 +70,21 @@ public sealed class MixtureOfTokens : SparseFeedForward
         var outG = emit.To(compute).matmul(y);                             // (T, G, g, d) each token gets its share
         Record(w);
         return outG.reshape(T, B, d).transpose(0, 1);                      // (B, T, d)
+    }
+
+    /// <summary>Merge weights for a batch grouped by <paramref name="g"/>: (T, B/g, g, E), each expert's column a
+    /// distribution over the group (one-hot under discrete evaluation).</summary>
+    public Tensor MergeWeights(Tensor x, int g) => Route(x, g).W;
+
+    (Tensor Xg, Tensor Logits, Tensor W) Route(Tensor x, int g)
+    {
+        long B = x.shape[0], T = x.shape[1], d = x.shape[2];
+        var xg = x.transpose(0, 1).reshape(T, B / g, g, d);                // (T, G, g, d) group = g examples at one position
+        var logits = xg.matmul(controller);                                // (T, G, g, E) fp32 routing
+        var w = !training && DiscreteEval
+            ? functional.one_hot(logits.argmax(2), g).to_type(x.dtype).permute(0, 1, 3, 2) // (T, G, g, E) one token per expert
+            : functional.softmax(Tempered(logits, logTempMerge), 2);       // (T, G, g, E) sums to 1 over g
+        return (xg, logits, w);
     }
 
     /// <summary>Batch of one (sampling): there is no group to mix, so each token goes, whole, to the expert

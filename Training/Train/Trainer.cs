@@ -77,8 +77,9 @@ public sealed class Trainer : IDisposable
             $"device {Device}, compute {Compute}, {data.TrainTokens:N0} train / {data.ValTokens:N0} eval tokens");
     }
 
-    /// <summary>Trains until the configured step count or cancellation; returns the final state.</summary>
-    public TrainerState Run(CancellationToken cancel = default)
+    /// <summary>Trains until the configured step count (or <paramref name="until"/>, or cancellation), writes a
+    /// checkpoint and returns the final state. The schedule always follows the configured step count.</summary>
+    public TrainerState Run(CancellationToken cancel = default, long? until = null)
     {
         var t = Config.Train;
         int batch = t.BatchSize, seq = Config.Model.SeqLen;
@@ -86,7 +87,7 @@ public sealed class Trainer : IDisposable
         var clock = Stopwatch.StartNew();
         double startElapsed = State.ElapsedS, lastLogTime = 0; long lastLogStep = State.Step;
         Model.train();
-        while (State.Step < t.Steps && !cancel.IsCancellationRequested)
+        while (State.Step < Math.Min(t.Steps, until ?? long.MaxValue) && !cancel.IsCancellationRequested)
         {
             long step = State.Step;          // 0-based index of the step being taken
             long done = step + 1;            // steps completed after it

@@ -1,0 +1,67 @@
+using System.Text.Json;
+using MoTLab.Shared;
+using MoTLab.Shared.Config;
+using MoTLab.Training.Model;
+
+namespace MoTLab.Training.Tests;
+
+public class ConfigTests
+{
+    [Theory]
+    [InlineData("model.heads", "must divide d_model")]
+    [InlineData("train.batch_size", "multiple of the MoT group size")]
+    [InlineData("model.ffn.top_k", "must not exceed the number of experts")]
+    public void Invalid_configs_name_the_field(string field, string message)
+    {
+        var cfg = field switch
+        {
+            "model.heads" => new RunConfig { Model = new ModelConfig { DModel = 64, Heads = 5 } },
+            "train.batch_size" => new RunConfig { Model = new ModelConfig { Ffn = new FfnConfig { Kind = FfnKind.MoT, GroupSize = 4 } }, Train = new TrainConfig { BatchSize = 6 } },
+            _ => new RunConfig { Model = new ModelConfig { Ffn = new FfnConfig { Kind = FfnKind.TokenChoice, Experts = 2, TopK = 3 } } },
+        };
+        var errors = ConfigValidator.Validate(cfg);
+        Assert.Contains(errors, e => e.Field == field && e.Message.Contains(message));
+    }
+
+    [Fact]
+    public void Every_preset_is_valid_and_round_trips_through_json()
+    {
+        foreach (var p in Presets.All)
+        {
+            Assert.Empty(ConfigValidator.Validate(p.Config));
+            var json = JsonSerializer.Serialize(p.Config, Json.Options);
+            Assert.Equal(json, JsonSerializer.Serialize(JsonSerializer.Deserialize<RunConfig>(json, Json.Options), Json.Options));
+        }
+        Assert.Contains("\"kind\":\"mot\"", JsonSerializer.Serialize(Presets.Find("tiny-mot")!.Config, Json.Options));
+    }
+
+    [Fact]
+    public void Unknown_json_fields_are_rejected()
+    {
+        Assert.Throws<JsonException>(() => JsonSerializer.Deserialize<RunConfig>("{\"modle\":{}}", Json.Options));
+    }
+
+    [Theory]
+    [InlineData("tiny-dense")]
+    [InlineData("tiny-mot")]
+    [InlineData("tiny-moe")]
+    [InlineData("tiny-ec")]
+    public void Parameter_accounting_matches_the_built_model(string preset)
+    {
+        var cfg = Presets.Find(preset)!.Config.Model;
+        using var gpt = new Gpt(cfg);
+        Assert.Equal(ModelSize.Parameters(cfg), gpt.ParameterCount());
+    }
+
+    [Fact]
+    public void Flop_matched_mot_costs_about_the_same_as_dense_per_token()
+    {
+        var dense = Presets.Find("medium-dense")!.Config.Model;
+        var mot = Presets.Find("medium-mot")!.Config.Model;
+        double ratio = ModelSize.ForwardFlopsPerToken(mot, 256) / ModelSize.ForwardFlopsPerToken(dense, 256);
+        Assert.InRange(ratio, 1.0, 1.05);                           // + controller, merge and emit
+        Assert.Equal(512 * 4, mot.Ffn.ExpertHidden(512, 4));        // 4·d·g/E with g = E = 32
+        Assert.Equal(512 * 4 / 8, (mot.Ffn with { Granularity = 8 }).ExpertHidden(512, 4)); // "/8": 256 experts of width 256
+        Assert.True(ModelSize.Parameters(mot) > 10 * ModelSize.Parameters(dense) / 4);
+    }
+}

@@ -1,0 +1,95 @@
+using MoTLab.Training.Data;
+
+namespace MoTLab.Training.Tests;
+
+public class DataTests
+{
+    [Theory]
+    [InlineData("byte")]
+    [InlineData("gpt2")]
+    public void Tokenizers_round_trip(string name)
+    {
+        var tok = Tokenizers.Create(name);
+        foreach (var text in new[] { "Hello, world!\n", "Mixture of Tokens: 12+35=47 ([{}])", "naïve café — ünïcødé ✓ 日本語", "" })
+            Assert.Equal(text, tok.Decode(tok.Encode(text)));
+        Assert.Equal(name == "byte" ? 256 : 50257, tok.VocabSize);
+    }
+
+    [Fact]
+    public void Gpt2_matches_known_ids()
+    {
+        Assert.Equal(new[] { 15496, 11, 995 }, new Gpt2Tokenizer().Encode("Hello, world"));
+    }
+
+    [Fact]
+    public void Synthetic_corpus_is_deterministic_and_has_distinct_tasks()
+    {
+        var a = SyntheticCorpus.Documents(600).ToList();
+        Assert.Equal(a, SyntheticCorpus.Documents(600).ToList());
+        Assert.Contains(a, d => d.Contains('='));
+        Assert.Contains(a, d => d.StartsWith("brackets "));
+        Assert.Contains(a, d => d.StartsWith("reverse "));
+        Assert.Contains(a, d => d.Contains(" ? k"));
+        Assert.Contains(a, d => d.StartsWith("sort "));
+        Assert.Contains(a, d => d.StartsWith("The "));
+        var rev = a.First(d => d.StartsWith("reverse ")).Trim().Split(' ');
+        Assert.Equal(new string(rev[1].Reverse().ToArray()), rev[3]);
+    }
+
+    [Fact]
+    public void Dotnet_docs_corpus_yields_english_prose_with_cross_references_named()
+    {
+        var files = DotnetDocsCorpus.Files();
+        Assert.NotEmpty(files);
+        var docs = DotnetDocsCorpus.Extract(files.First(f => f.EndsWith("System.Runtime.xml"))).Take(2000).ToList();
+        Assert.True(docs.Count > 500);
+        Assert.Contains(docs, d => d.StartsWith("Represents "));
+        Assert.Contains(docs, d => d.Contains(" String"));
+        Assert.DoesNotContain(docs, d => d.Contains("<see") || d.Contains("T:System."));
+    }
+
+    [Fact]
+    public void Bad_corpora_get_clear_errors()
+    {
+        using var dir = new TestUtil.TempDir();
+        string Write(string name, byte[] bytes) { var p = Path.Combine(dir.Path, name); File.WriteAllBytes(p, bytes); return p; }
+        var empty = Write("empty.txt", []);
+        var binary = Write("blob.bin", [1, 2, 0, 3]);
+        var latin1 = Write("latin1.txt", [0x63, 0x61, 0x66, 0xE9, 0x20, 0x6F, 0x6B]);
+        Assert.Contains("is empty", Assert.Throws<CorpusException>(() => Corpus.Open(empty).Documents().ToList()).Message);
+        Assert.Contains("looks binary", Assert.Throws<CorpusException>(() => Corpus.Open(binary).Documents().ToList()).Message);
+        Assert.Contains("not valid UTF-8", Assert.Throws<CorpusException>(() => Corpus.Open(latin1).Documents().ToList()).Message);
+        Assert.Contains("neither a built-in corpus", Assert.Throws<CorpusException>(() => Corpus.Open(Path.Combine(dir.Path, "missing"))).Message);
+        var small = Write("small.txt", "tiny text"u8.ToArray());
+        var tokens = TokenCache.Load(Corpus.Open(small), new ByteTokenizer(), dir.Path);
+        var e = Assert.Throws<CorpusException>(() => new TokenDataset(tokens, 64, 0.05, 1, small));
+        Assert.Contains("too small", e.Message);
+    }
+
+    [Fact]
+    public void Token_cache_is_reused_and_follows_file_changes()
+    {
+        using var dir = new TestUtil.TempDir();
+        var file = Path.Combine(dir.Path, "a.txt");
+        File.WriteAllText(file, "abc");
+        var first = TokenCache.Load(Corpus.Open(file), new ByteTokenizer(), dir.Path);
+        Assert.Equal(new ushort[] { 97, 98, 99 }, first);
+        Assert.Single(Directory.GetFiles(Path.Combine(dir.Path, "tokens")));
+        File.WriteAllText(file, "abcd");
+        File.SetLastWriteTimeUtc(file, DateTime.UtcNow.AddMinutes(1));
+        Assert.Equal(4, TokenCache.Load(Corpus.Open(file), new ByteTokenizer(), dir.Path).Length);
+    }
+
+    [Fact]
+    public void Batches_are_a_function_of_seed_and_step()
+    {
+        var tokens = Enumerable.Range(0, 5000).Select(i => (ushort)(i % 200)).ToArray();
+        var a = new TokenDataset(tokens, 16, 0.1, 7, "t"); var b = new TokenDataset(tokens, 16, 0.1, 7, "t");
+        var (x1, y1) = a.TrainBatch(42, 4, TorchSharp.torch.CPU);
+        var (x2, _) = b.TrainBatch(42, 4, TorchSharp.torch.CPU);
+        Assert.True(x1.eq(x2).all().item<bool>());
+        Assert.True(x1[.., 1..].eq(y1[.., ..^1]).all().item<bool>(), "targets are inputs shifted by one");
+        var (x3, _) = a.TrainBatch(43, 4, TorchSharp.torch.CPU);
+        Assert.False(x1.eq(x3).all().item<bool>());
+    }
+}
