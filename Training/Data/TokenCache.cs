@@ -26,7 +26,7 @@ public static class TokenCache
         var ids = corpus.Documents().AsParallel().AsOrdered().WithDegreeOfParallelism(Math.Max(1, Environment.ProcessorCount))
             .SelectMany(doc => tokenizer.Encode(doc)).Select(i => (ushort)i).ToArray();
         if (ids.Length == 0) throw new CorpusException($"corpus '{corpus.Name}' has no text");
-        var tmp = file + $".{Environment.ProcessId}.tmp";
+        var tmp = file + $".{Guid.NewGuid():N}.tmp";
         File.WriteAllBytes(tmp, MemoryMarshal.AsBytes(ids.AsSpan()).ToArray());
         File.Move(tmp, file, overwrite: true); // atomic: a crash never leaves a half-written cache
         return ids;
