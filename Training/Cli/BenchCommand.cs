@@ -23,7 +23,8 @@ public static class BenchCommand
         var batch = new Option<int?>("--batch") { Description = "Override train.batch_size" };
         var precision = new Option<string?>("--precision") { Description = "auto, fp32 or bf16" };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch" };
-        var command = new Command("bench", "Benchmark training steps of a preset; prints one JSON line") { preset, device, steps, warmup, batch, precision, threads };
+        var omit = new Option<StepStages>("--omit") { Description = "Leave a stage out to measure its cost: backward, clip or optimizer", DefaultValueFactory = _ => StepStages.None };
+        var command = new Command("bench", "Benchmark training steps of a preset; prints one JSON line") { preset, device, steps, warmup, batch, precision, threads, omit };
         command.SetAction(parse => CliErrors.Run(() =>
         {
             var cfg = ConfigLoader.Load(parse.GetValue(preset), null);
@@ -32,12 +33,12 @@ public static class BenchCommand
             if (parse.GetValue(batch) is { } b) cfg = cfg with { Train = cfg.Train with { BatchSize = b } };
             if (parse.GetValue(precision) is { } p) cfg = cfg with { Train = cfg.Train with { Precision = p } };
             if (parse.GetValue(threads) is { } t) set_num_threads(t);
-            Console.WriteLine(JsonSerializer.Serialize(Measure(cfg, parse.GetValue(device)!, w, n), Json.Options));
+            Console.WriteLine(JsonSerializer.Serialize(Measure(cfg, parse.GetValue(device)!, w, n, parse.GetValue(omit)), Json.Options));
         }));
         return command;
     }
 
-    public static BenchResult Measure(RunConfig cfg, string device, int warmup, int steps)
+    public static BenchResult Measure(RunConfig cfg, string device, int warmup, int steps, StepStages omit = StepStages.None)
     {
         var vocab = cfg.Data.Tokenizer == "gpt2" ? 50257 : 256;
         var rng = new Random(0);
@@ -46,7 +47,7 @@ public static class BenchCommand
         var runDir = Directory.CreateTempSubdirectory("motlab-bench").FullName;
         try
         {
-            using var trainer = new Trainer(cfg, runDir, device, [], tokens: tokens);
+            using var trainer = new Trainer(cfg, runDir, device, [], tokens: tokens) { Omit = omit };
             for (int i = 0; i < warmup; i++) trainer.Step();
             Sync(trainer.Device);
             var sw = Stopwatch.StartNew();
@@ -57,7 +58,7 @@ public static class BenchCommand
             double peak = TorchRuntime.PeakFlops(trainer.Device, trainer.Compute);
             double flops = 3 * ModelSize.ForwardFlopsPerToken(trainer.Config.Model, cfg.Train.BatchSize);
             double? matmul = trainer.Device.type == DeviceType.CPU ? TorchRuntime.MeasureMatmulFlops(CPU, 512, 0.5) / 1e9 : null;
-            return new BenchResult(cfg.Preset ?? cfg.Name, trainer.Device.ToString(), trainer.Compute.ToString(), get_num_threads(),
+            return new BenchResult(cfg.Preset ?? cfg.Name, omit == StepStages.None ? null : omit.ToString().ToLowerInvariant(), trainer.Device.ToString(), trainer.Compute.ToString(), get_num_threads(),
                 cfg.Train.BatchSize, cfg.Model.SeqLen, steps, tps, seconds * 1000 / steps, trainer.Model.EstimateMfu(cfg.Train.BatchSize, tps, peak),
                 flops * tps / 1e9, matmul, trainer.Model.ParameterCount(), flops, Process.GetCurrentProcess().PeakWorkingSet64, GpuMemoryMiB(trainer.Device));
         }
@@ -83,6 +84,6 @@ public static class BenchCommand
     }
 }
 
-public sealed record BenchResult(string Preset, string Device, string Compute, int Threads, int Batch, int SeqLen, int Steps,
+public sealed record BenchResult(string Preset, string? Omitted, string Device, string Compute, int Threads, int Batch, int SeqLen, int Steps,
     double TokensPerS, double StepMs, double Mfu, double AchievedGflops, double? MatmulGflops, long Params, double TrainFlopsPerToken,
     long PeakRssBytes, long? GpuMemoryMib);

@@ -43,7 +43,9 @@ public sealed class TokenDataset
         }
         var xs = tensor(x, [batch, t]); var ys = tensor(y, [batch, t]);
         if (device.type == TorchSharp.DeviceType.CPU) return (xs, ys);
-        using (xs) using (ys) return (xs.to(device), ys.to(device));
+        // pinned + non_blocking: a pageable copy would make the host wait for the GPU to drain every step
+        using (xs) using (ys) using (var px = xs.pin_memory()) using (var py = ys.pin_memory())
+            return (px.to(device, non_blocking: true), py.to(device, non_blocking: true));
     }
 
     /// <summary>SplitMix64 over the three inputs: a cheap, well-mixed, stateless hash.</summary>

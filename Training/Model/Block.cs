@@ -13,6 +13,7 @@ public sealed class Block : Module<Tensor, Tensor>
     private readonly LayerNorm ln2;
     private readonly Module<Tensor, Tensor> ffn;
     private readonly Dropout ffnDropout;
+    private readonly double dropout;
 
     public Module<Tensor, Tensor> Ffn => ffn;
 
@@ -23,6 +24,7 @@ public sealed class Block : Module<Tensor, Tensor>
         ln2 = LayerNorm(dModel);
         this.ffn = ffn;
         ffnDropout = Dropout(dropout);
+        this.dropout = dropout;
         RegisterComponents();
     }
 
@@ -30,6 +32,7 @@ public sealed class Block : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         x = x + attn.forward(ln1.forward(x));                       // (B, T, d)
-        return x + ffnDropout.forward(ffn.forward(ln2.forward(x))); // (B, T, d)
+        var h = ffn.forward(ln2.forward(x));                        // (B, T, d)
+        return x + (dropout > 0 ? ffnDropout.forward(h) : h);       // no dropout kernels at p = 0
     }
 }

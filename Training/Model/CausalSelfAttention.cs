@@ -35,6 +35,7 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
         var y = functional.scaled_dot_product_attention(parts[0], parts[1], parts[2],
             p: training ? dropout : 0, is_casual: true);                   // (B, H, T, hd)
         y = y.transpose(1, 2).reshape(B, T, d);                            // (B, T, d)
-        return residDropout.forward(functional.linear(y, proj.To(compute))); // (B, T, d)
+        var o = functional.linear(y, proj.To(compute));                   // (B, T, d)
+        return dropout > 0 ? residDropout.forward(o) : o;
     }
 }

@@ -65,18 +65,22 @@ public sealed class Gpt : Module<Tensor, Tensor>
         long T = idx.shape[1];
         if (T > Config.SeqLen) throw new ArgumentException($"sequence length {T} exceeds the model's seq_len {Config.SeqLen}");
         using var pos = arange(T, dtype: ScalarType.Int64, device: idx.device);   // (T)
-        var x = drop.forward(wte.forward(idx) + wpe.forward(pos));                // (B, T, d) fp32
+        var x = wte.forward(idx) + wpe.forward(pos);                               // (B, T, d) fp32
+        if (Config.Dropout > 0) x = drop.forward(x);
         foreach (var block in blocks) x = block.forward(x);                       // (B, T, d)
         x = lnF.forward(x);                                                        // (B, T, d)
         return functional.linear(x.To(compute), (head ?? wte.weight!).To(compute)); // (B, T, V)
     }
 
-    /// <summary>Cross-entropy (fp32) of next-token prediction plus the sparse layers' aux losses.</summary>
+    /// <summary>Cross-entropy (computed in fp32) of next-token prediction plus the sparse layers' aux losses.</summary>
     /// <returns>(objective, cross-entropy, aux) scalars; aux is 0 when no layer has one.</returns>
     public (Tensor Objective, Tensor CrossEntropy, Tensor Aux) Loss(Tensor idx, Tensor targets)
     {
         using var logits = forward(idx);                                           // (B, T, V)
-        var ce = functional.cross_entropy(logits.reshape(-1, logits.shape[2]).to_type(ScalarType.Float32), targets.reshape(-1));
+        // log-softmax computed in fp32 straight from the compute-dtype logits: the same values as casting first
+        // (bf16 → fp32 is exact) without writing and reading back a fp32 copy of the (B·T, V) logits
+        using var logp = logits.reshape(-1, logits.shape[2]).log_softmax(1, ScalarType.Float32); // (B·T, V) fp32
+        var ce = functional.nll_loss(logp, targets.reshape(-1));
         var aux = AuxLoss(ce.device);
         return (ce + aux, ce, aux);
     }

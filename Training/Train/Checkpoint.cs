@@ -2,7 +2,6 @@ using System.Text.Json;
 using MoTLab.Shared;
 using MoTLab.Shared.Config;
 using MoTLab.Training.Model;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace MoTLab.Training.Train;
@@ -15,7 +14,7 @@ public sealed record TrainerState(long Step, long Tokens, double ElapsedS, doubl
 /// config.json. Written to a temporary folder and renamed, so a crash never leaves half a checkpoint.</summary>
 public static class Checkpoint
 {
-    public static string Save(string runDir, RunConfig config, Gpt model, OptimizerHelper optimizer, TrainerState state, int keep = 2)
+    public static string Save(string runDir, RunConfig config, Gpt model, AdamW optimizer, TrainerState state, int keep = 2)
     {
         var root = Path.Combine(runDir, "checkpoints");
         var final = Path.Combine(root, $"step-{state.Step:D8}");
@@ -23,7 +22,7 @@ public static class Checkpoint
         if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
         Directory.CreateDirectory(tmp);
         model.save(Path.Combine(tmp, "model.bin"));
-        optimizer.save_state_dict(Path.Combine(tmp, "optimizer.bin"));
+        optimizer.Save(Path.Combine(tmp, "optimizer.bin"));
         using (var rng = get_rng_state()) File.WriteAllBytes(Path.Combine(tmp, "rng.bin"), rng.data<byte>().ToArray());
         File.WriteAllText(Path.Combine(tmp, "config.json"), JsonSerializer.Serialize(config, Json.Indented));
         File.WriteAllText(Path.Combine(tmp, "state.json"), JsonSerializer.Serialize(state, Json.Indented));
@@ -65,9 +64,9 @@ public static class Checkpoint
         { throw new InvalidOperationException($"checkpoint '{checkpointDir}' does not match the model: {e.Message}", e); }
     }
 
-    public static void LoadOptimizerAndRng(string checkpointDir, OptimizerHelper optimizer)
+    public static void LoadOptimizerAndRng(string checkpointDir, AdamW optimizer)
     {
-        optimizer.load_state_dict(Path.Combine(checkpointDir, "optimizer.bin"));
+        optimizer.Load(Path.Combine(checkpointDir, "optimizer.bin"));
         var bytes = File.ReadAllBytes(Path.Combine(checkpointDir, "rng.bin"));
         using var rng = tensor(bytes, ScalarType.Byte);
         set_rng_state(rng);

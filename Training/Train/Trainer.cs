@@ -56,12 +56,7 @@ public sealed class Trainer : IDisposable
         Model.to(Device);
         parameters = Model.parameters().ToList();
         var t = config.Train;
-        var decay = Model.named_parameters().Where(p => p.parameter.dim() >= 2).Select(p => p.parameter).ToList();
-        var noDecay = Model.named_parameters().Where(p => p.parameter.dim() < 2).Select(p => p.parameter).ToList();
-        optimizer = optim.AdamW(
-            [new AdamW.ParamGroup(decay, lr: t.LearningRate, beta1: t.Beta1, beta2: t.Beta2, weight_decay: t.WeightDecay),
-             new AdamW.ParamGroup(noDecay, lr: t.LearningRate, beta1: t.Beta1, beta2: t.Beta2, weight_decay: 0)],
-            lr: t.LearningRate);
+        optimizer = new AdamW(parameters, t.LearningRate, t.Beta1, t.Beta2, t.WeightDecay);
 
         Directory.CreateDirectory(runDir);
         if (resumeFrom is not null)
@@ -143,16 +138,19 @@ public sealed class Trainer : IDisposable
         TakeStep(State.Step, LrSchedule.At(State.Step, t.Steps, t.LearningRate, t.WarmupFraction, t.MinLrRatio));
     }
 
+    /// <summary>Stages a benchmark may leave out to see what each costs (never used in real training).</summary>
+    public StepStages Omit { get; set; }
+
     /// <summary>Forward, loss, backward, clip, AdamW; tensors stay in the caller's dispose scope.</summary>
     (Tensor CrossEntropy, Tensor Aux, Tensor GradNorm) TakeStep(long step, double lr)
     {
-        foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+        optimizer.LearningRate = lr;
         var (x, y) = data.TrainBatch(step, Config.Train.BatchSize, Device);
         var (objective, ce, aux) = Model.Loss(x, y);
-        optimizer.zero_grad();
-        objective.backward();
-        var gradNorm = ClipGradNorm(Config.Train.GradClip);
-        optimizer.step();
+        Model.zero_grad();
+        if (!Omit.HasFlag(StepStages.Backward)) objective.backward();
+        var gradNorm = Omit.HasFlag(StepStages.Clip) || Omit.HasFlag(StepStages.Backward) ? objective.detach() : ClipGradNorm(Config.Train.GradClip);
+        if (!Omit.HasFlag(StepStages.Optimizer) && !Omit.HasFlag(StepStages.Backward)) optimizer.Step();
         State = State with { Step = step + 1, Tokens = State.Tokens + (long)Config.Train.BatchSize * Config.Model.SeqLen };
         return (ce, aux, gradNorm);
     }
@@ -235,6 +233,9 @@ public sealed class Trainer : IDisposable
 
     public void Dispose() { optimizer.Dispose(); Model.Dispose(); }
 }
+
+[Flags]
+public enum StepStages { None = 0, Backward = 1, Clip = 2, Optimizer = 4 }
 
 /// <summary>A config that failed validation; the message lists every field and what is wrong with it.</summary>
 public sealed class ConfigException(IReadOnlyList<ConfigError> errors)

@@ -156,7 +156,7 @@ class GPT(nn.Module):
         for b in self.blocks:
             x = b(x)
         logits = self.ln_f(x) @ self.wte.weight.t()
-        loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.view(-1))
+        loss = F.cross_entropy(logits.float().view(-1, logits.shape[-1]), targets.reshape(-1))
         aux = sum(b.ffn.aux for b in self.blocks if getattr(b.ffn, "aux", None) is not None)
         return loss + aux
 
