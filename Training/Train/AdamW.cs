@@ -4,57 +4,59 @@ using static TorchSharp.torch;
 
 namespace MoTLab.Training.Train;
 
-/// <summary>AdamW (decoupled weight decay, bias-corrected), written with as few passes over memory as the
-/// unfused ops allow (7 kernels per parameter; TorchSharp's own takes 9). The bias corrections fold into
-/// two scalars: p −= (lr·√bc2/bc1) · m / (√v + ε·√bc2). Weight decay applies to the ≥2-D weights only.</summary>
+/// <summary>AdamW (decoupled weight decay, bias-corrected) on libtorch's fused kernel: weight decay on the
+/// ≥2-D weights only, none on biases, LayerNorm and temperatures. State: both moments and a step count.</summary>
 public sealed class AdamW : IDisposable
 {
-    private readonly (Parameter P, bool Decay)[] parameters;
-    private readonly Tensor[] m;   // first moments, like each parameter
-    private readonly Tensor[] v;   // second moments, like each parameter
-    private readonly Tensor[] lerpWeight; // (1 − β1) on each parameter's device, for m.lerp_(g, 1 − β1)
-    private readonly double beta1, beta2, eps, weightDecay;
+    private sealed record Group(Parameter[] Params, Tensor[] ExpAvg, Tensor[] ExpAvgSq, Tensor[] Steps, double WeightDecay);
+
+    private readonly Group[] groups;
+    private readonly double beta1, beta2, eps;
 
     public double LearningRate { get; set; }
     public long StepCount { get; private set; }
 
     public AdamW(IEnumerable<Parameter> parameters, double lr, double beta1, double beta2, double weightDecay, double eps = 1e-8)
     {
-        this.parameters = parameters.Select(p => (p, p.dim() >= 2)).ToArray();
-        LearningRate = lr; this.beta1 = beta1; this.beta2 = beta2; this.eps = eps; this.weightDecay = weightDecay;
-        m = this.parameters.Select(x => zeros_like(x.P).DetachFromDisposeScope()).ToArray();
-        v = this.parameters.Select(x => zeros_like(x.P).DetachFromDisposeScope()).ToArray();
-        lerpWeight = this.parameters.Select(x => tensor(1 - beta1, x.P.dtype, x.P.device).DetachFromDisposeScope()).ToArray();
+        var all = parameters.ToArray();
+        LearningRate = lr; this.beta1 = beta1; this.beta2 = beta2; this.eps = eps;
+        groups = [MakeGroup(all.Where(p => p.dim() >= 2), weightDecay), MakeGroup(all.Where(p => p.dim() < 2), 0)];
     }
+
+    static Group MakeGroup(IEnumerable<Parameter> ps, double weightDecay)
+    {
+        var p = ps.ToArray();
+        Tensor[] Like() => p.Select(x => zeros_like(x).DetachFromDisposeScope()).ToArray();
+        return new Group(p, Like(), Like(), p.Select(x => zeros(1, float32, x.device).DetachFromDisposeScope()).ToArray(), weightDecay);
+    }
+
+    /// <summary>Parameters in state order (decayed first), for checks and flat views.</summary>
+    public IEnumerable<Parameter> Parameters => groups.SelectMany(g => g.Params);
 
     public void Step()
     {
         StepCount++;
-        double bc1 = 1 - Math.Pow(beta1, StepCount), sqrtBc2 = Math.Sqrt(1 - Math.Pow(beta2, StepCount));
-        double lr = LearningRate, stepSize = -lr * sqrtBc2 / bc1, epsHat = eps * sqrtBc2;
         using var _ = no_grad();
-        for (int i = 0; i < parameters.Length; i++)
+        foreach (var g in groups)
         {
-            var (p, decay) = parameters[i];
-            if (p.grad is not { } g) continue;
-            if (decay && weightDecay > 0) p.mul_(1 - lr * weightDecay);
-            m[i].lerp_(g, lerpWeight[i]);                          // m = β1·m + (1−β1)·g
-            v[i].mul_(beta2).addcmul_(g, g, 1 - beta2);            // v = β2·v + (1−β2)·g²
-            using var denom = v[i].sqrt().add_(epsHat);            // √v + ε·√bc2
-            p.addcdiv_(m[i], denom, stepSize);
+            var live = Enumerable.Range(0, g.Params.Length).Where(i => g.Params[i].grad is not null).ToArray();
+            FusedOps.AdamW(live.Select(i => (Tensor)g.Params[i]).ToArray(), live.Select(i => g.Params[i].grad!).ToArray(),
+                live.Select(i => g.ExpAvg[i]).ToArray(), live.Select(i => g.ExpAvgSq[i]).ToArray(), live.Select(i => g.Steps[i]).ToArray(),
+                LearningRate, beta1, beta2, g.WeightDecay, eps);
         }
     }
 
-    /// <summary>Step count and both moments, in parameter order.</summary>
+    /// <summary>Step count and both moments, in state order.</summary>
     public void Save(string path)
     {
         using var writer = new BinaryWriter(File.Create(path));
         writer.Write(StepCount);
-        writer.Write(parameters.Length);
-        for (int i = 0; i < parameters.Length; i++)
+        var moments = groups.SelectMany(g => g.ExpAvg.Zip(g.ExpAvgSq)).ToList();
+        writer.Write(moments.Count);
+        foreach (var (m, v) in moments)
         {
-            using (var cm = m[i].cpu()) cm.Save(writer);
-            using (var cv = v[i].cpu()) cv.Save(writer);
+            using (var cm = m.cpu()) cm.Save(writer);
+            using (var cv = v.cpu()) cv.Save(writer);
         }
     }
 
@@ -62,21 +64,24 @@ public sealed class AdamW : IDisposable
     {
         using var reader = new BinaryReader(File.OpenRead(path));
         long step = reader.ReadInt64();
+        var moments = groups.SelectMany(g => g.ExpAvg.Zip(g.ExpAvgSq)).ToList();
         int count = reader.ReadInt32();
-        if (count != parameters.Length) throw new InvalidOperationException($"optimizer state has {count} parameters, the model {parameters.Length}");
+        if (count != moments.Count) throw new InvalidOperationException($"optimizer state has {count} parameters, the model {moments.Count}");
         using var _ = no_grad();
-        for (int i = 0; i < count; i++)
+        foreach (var (m, v) in moments)
         {
-            using var lm = TorchSharp.TensorExtensionMethods.Load(reader);
-            using var lv = TorchSharp.TensorExtensionMethods.Load(reader);
-            if (!lm.shape.SequenceEqual(m[i].shape)) throw new InvalidOperationException($"optimizer state of parameter {i} has shape [{string.Join(",", lm.shape)}], the model [{string.Join(",", m[i].shape)}]");
-            m[i].copy_(lm); v[i].copy_(lv);
+            using var lm = TensorExtensionMethods.Load(reader);
+            using var lv = TensorExtensionMethods.Load(reader);
+            if (!lm.shape.SequenceEqual(m.shape))
+                throw new InvalidOperationException($"optimizer state of shape [{string.Join(",", lm.shape)}] does not fit a parameter of shape [{string.Join(",", m.shape)}]");
+            m.copy_(lm); v.copy_(lv);
         }
+        foreach (var s in groups.SelectMany(g => g.Steps)) s.fill_(step);
         StepCount = step;
     }
 
     public void Dispose()
     {
-        foreach (var t in m.Concat(v).Concat(lerpWeight)) t.Dispose();
+        foreach (var t in groups.SelectMany(g => g.ExpAvg.Concat(g.ExpAvgSq).Concat(g.Steps))) t.Dispose();
     }
 }

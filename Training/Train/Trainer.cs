@@ -183,17 +183,8 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>Global L2 norm of all gradients, scaled down to max_norm when above it; no host sync.</summary>
-    Tensor ClipGradNorm(double maxNorm)
-    {
-        var grads = parameters.Select(p => p.grad).OfType<Tensor>().ToList();
-        var total = stack(grads.Select(g => g.norm()).ToArray()).norm();   // ()
-        if (maxNorm > 0)
-        {
-            using var coef = (maxNorm / (total + 1e-6)).clamp_max(1.0);     // ()
-            foreach (var g in grads) g.mul_(coef);
-        }
-        return total;
-    }
+    Tensor ClipGradNorm(double maxNorm) =>
+        FusedOps.ClipGradNorm(parameters.Select(p => p.grad).OfType<Tensor>().ToArray(), maxNorm);
 
     /// <summary>Mean held-out loss over the fixed eval batches, plus MoT's extra evaluations
     /// (discrete argmax routing, another group size) when configured.</summary>

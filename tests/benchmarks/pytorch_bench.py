@@ -169,6 +169,8 @@ def main():
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--vocab", type=int, default=50257)
+    ap.add_argument("--omit", default="none", choices=["none", "backward", "clip", "optimizer"],
+                    help="leave a stage out to measure its cost (as MoTLab's bench --omit)")
     a = ap.parse_args()
     shape, _, variant = a.preset.partition("-")
     dev = "cuda"
@@ -185,9 +187,13 @@ def main():
         with torch.autocast("cuda", dtype=torch.bfloat16):
             loss = model(x, y)
         opt.zero_grad(set_to_none=True)
+        if a.omit == "backward":
+            return
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
-        opt.step()
+        if a.omit != "clip":
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        if a.omit != "optimizer":
+            opt.step()
 
     for i in range(a.warmup):
         step(i)
@@ -198,7 +204,7 @@ def main():
     torch.cuda.synchronize()
     dt = time.perf_counter() - t0
     tps = a.steps * a.batch * a.seq / dt
-    print(json.dumps(dict(preset=a.preset, framework="pytorch-eager", torch=torch.__version__, tokens_per_s=tps,
+    print(json.dumps(dict(preset=a.preset, omitted=None if a.omit == "none" else a.omit, framework="pytorch-eager", torch=torch.__version__, tokens_per_s=tps,
                           step_ms=dt * 1000 / a.steps, params=sum(p.numel() for p in model.parameters()),
                           peak_memory_mib=torch.cuda.max_memory_allocated() / 2**20)))
 
