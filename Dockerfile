@@ -1,0 +1,21 @@
+# MoTLab: dashboard + training worker in one image. CPU by default; TORCH_BACKEND=cuda builds against
+# TorchSharp-cuda-linux (run with the NVIDIA container toolkit, --gpus all).
+ARG TORCH_BACKEND=cpu
+
+FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+ARG TORCH_BACKEND
+WORKDIR /src
+COPY . .
+RUN dotnet publish WebApp -c Release -o /app/web -p:TorchBackend=${TORCH_BACKEND} \
+ && dotnet publish Training -c Release -o /app/training -p:TorchBackend=${TORCH_BACKEND}
+
+FROM mcr.microsoft.com/dotnet/aspnet:10.0
+# the SDK's reference-pack XML docs are the built-in English prose corpus (dotnet-docs)
+COPY --from=build /usr/share/dotnet/packs /usr/share/dotnet/packs
+COPY --from=build /app /app
+ENV MOTLAB_CACHE=/data/cache \
+    ASPNETCORE_URLS=http://0.0.0.0:5080
+VOLUME /data
+EXPOSE 5080
+WORKDIR /data
+ENTRYPOINT ["dotnet", "/app/web/MoTLab.WebApp.dll"]
