@@ -14,7 +14,7 @@ FROM mcr.microsoft.com/dotnet/aspnet:10.0
 COPY --from=build /usr/share/dotnet/packs /usr/share/dotnet/packs
 COPY --from=build /app /app
 ENV MOTLAB_CACHE=/data/cache \
-    ASPNETCORE_URLS=http://0.0.0.0:5080
+    Urls=http://0.0.0.0:5080
 VOLUME /data
 EXPOSE 5080
 WORKDIR /data

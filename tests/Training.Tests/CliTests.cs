@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace MoTLab.Training.Tests;
+
+/// <summary>The real executable, as a user runs it: exit codes, files, messages.</summary>
+public class CliTests
+{
+    static (int Code, string Out, string Err) Cli(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "MoTLab.Training.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromMinutes(3))) { p.Kill(true); throw new TimeoutException(string.Join(' ', args)); }
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [Fact]
+    public void Presets_lists_the_required_presets_as_json()
+    {
+        var (code, output, _) = Cli("presets");
+        Assert.Equal(0, code);
+        var names = JsonDocument.Parse(output).RootElement.EnumerateArray().Select(e => e.GetProperty("name").GetString()).ToList();
+        foreach (var n in new[] { "tiny-dense", "tiny-mot", "tiny-moe", "tiny-ec", "mini-mot", "medium-dense", "medium-mot", "medium-mot-32e8" })
+            Assert.Contains(n, names);
+    }
+
+    [Fact]
+    public void Train_writes_the_run_folder_then_sample_and_resume_use_it()
+    {
+        using var dir = new TestUtil.TempDir();
+        var run = Path.Combine(dir.Path, "run");
+        var (code, output, err) = Cli("train", "--preset", "tiny-mot", "--steps", "20", "--out", run, "--device", "cpu");
+        Assert.True(code == 0, err);
+        Assert.Matches(@"step +20/20 loss \d+\.\d+ .*tok/s mfu .* eta", output);
+        foreach (var f in new[] { "config.json", "metrics.jsonl", "routing.jsonl" }) Assert.True(File.Exists(Path.Combine(run, f)), f);
+        var first = JsonDocument.Parse(File.ReadLines(Path.Combine(run, "metrics.jsonl")).First()).RootElement;
+        foreach (var field in new[] { "step", "tokens", "elapsed_s", "train_loss", "lr", "grad_norm", "tokens_per_s", "mfu", "aux_loss", "router_entropy" })
+            Assert.True(first.TryGetProperty(field, out _), field);
+        Assert.True(Directory.Exists(Path.Combine(run, "checkpoints", "step-00000020")));
+
+        var sample = Cli("sample", "--checkpoint", run, "--prompt", "12+3", "--tokens", "8");
+        Assert.Equal(0, sample.Code);
+        Assert.StartsWith("12+3", sample.Out);
+        Assert.Contains("discrete routing", sample.Err);
+
+        var resumed = Cli("train", "--resume", run, "--steps", "30", "--device", "cpu");
+        Assert.True(resumed.Code == 0, resumed.Err);
+        Assert.Contains("resumed from", resumed.Out);
+        var steps = File.ReadLines(Path.Combine(run, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("step").GetInt64()).ToList();
+        Assert.Equal(new long[] { 10, 20, 30 }, steps);
+    }
+
+    [Fact]
+    public void Bench_prints_one_json_line()
+    {
+        var (code, output, err) = Cli("bench", "--preset", "tiny-dense", "--device", "cpu", "--steps", "2", "--warmup", "1");
+        Assert.True(code == 0, err);
+        var json = JsonDocument.Parse(output.Trim()).RootElement;
+        Assert.True(json.GetProperty("tokens_per_s").GetDouble() > 0);
+        Assert.True(json.GetProperty("params").GetInt64() > 100_000);
+        Assert.True(json.GetProperty("matmul_gflops").GetDouble() > 0);
+    }
+
+    [Fact]
+    public void Bad_input_exits_2_with_a_message_naming_the_problem()
+    {
+        using var dir = new TestUtil.TempDir();
+        var malformed = Path.Combine(dir.Path, "bad.json");
+        File.WriteAllText(malformed, "{ \"model\": { \"d_model\": 64, ");
+        var invalid = Path.Combine(dir.Path, "invalid.json");
+        File.WriteAllText(invalid, """{ "model": { "d_model": 64, "heads": 5 }, "train": { "steps": 5 } }""");
+        var binary = Path.Combine(dir.Path, "blob.bin");
+        File.WriteAllBytes(binary, [0, 1, 2, 3, 0]);
+
+        var cases = new (string[] Args, string Message)[]
+        {
+            (["train", "--preset", "nope"], "unknown preset 'nope'"),
+            (["train", "--config", malformed], "is not a valid run config"),
+            (["train", "--config", invalid, "--out", Path.Combine(dir.Path, "r1")], "model.heads: must divide d_model (64)"),
+            (["train", "--preset", "tiny-dense", "--corpus", binary, "--out", Path.Combine(dir.Path, "r2")], "looks binary"),
+            (["sample", "--checkpoint", dir.Path], "neither a checkpoint folder nor a run folder"),
+        };
+        foreach (var (args, message) in cases)
+        {
+            var (code, _, err) = Cli(args);
+            Assert.True(code == 2, $"{string.Join(' ', args)} → exit {code}: {err}");
+            Assert.Contains(message, err);
+            Assert.DoesNotContain("   at ", err);   // a message, not a stack trace
+        }
+    }
+}
