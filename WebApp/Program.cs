@@ -1,9 +1,22 @@
-using MoTLab.Shared.Config;
+using MoTLab.Shared.Runs;
+using MoTLab.WebApp;
+using MoTLab.WebApp.Api;
+using MoTLab.WebApp.Components;
+using MoTLab.WebApp.Hubs;
 
-// The dashboard host. Content root is the build output, where the top-level wwwroot/ and appsettings.json are copied.
+// The dashboard. Content root is the build output, where the top-level wwwroot/ and appsettings.json are copied.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+builder.AddMoTLab();
+
 var app = builder.Build();
+await app.PrepareDatabaseAsync();
 app.UseStaticFiles();
-app.MapGet("/api/presets", () => Presets.All.Select(p => new { p.Name, p.Description, p.Config }));
-app.MapFallbackToFile("index.html");
+app.UseAntiforgery();
+app.MapStaticAssets();
+app.MapOpenApi();
+app.MapRunsApi();
+app.MapHub<RunsHub>(RunsHubContract.Path);
+app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 app.Run();
+
+public partial class Program;

@@ -1,12 +1,21 @@
 using System.CommandLine;
-using MoTLab.Training.Cli;
 
-// MoTLab.Training: train, benchmark and sample GPT models with dense, MoT or MoE feed-forwards.
-var root = new RootCommand("MoTLab training engine: dense, Mixture-of-Tokens and Mixture-of-Experts GPT models")
+namespace MoTLab.Training.Cli;
+
+/// <summary>MoTLab.Training: train, benchmark, sample and serve dashboard runs for GPT models with dense,
+/// Mixture-of-Tokens or Mixture-of-Experts feed-forwards.</summary>
+public static class TrainingProgram
 {
-    TrainCommand.Create(),
-    PresetsCommand.Create(),
-    BenchCommand.Create(),
-    SampleCommand.Create(),
-};
-return root.Parse(args).Invoke();
+    public static int Main(string[] args)
+    {
+        var root = new RootCommand("MoTLab training engine: dense, Mixture-of-Tokens and Mixture-of-Experts GPT models")
+        {
+            TrainCommand.Create(),
+            PresetsCommand.Create(),
+            BenchCommand.Create(),
+            SampleCommand.Create(),
+            WorkerCommand.Create(),
+        };
+        return root.Parse(args).Invoke();
+    }
+}

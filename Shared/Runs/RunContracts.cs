@@ -1,0 +1,37 @@
+using MoTLab.Shared.Telemetry;
+
+namespace MoTLab.Shared.Runs;
+
+public enum RunStatus { Queued, Running, Completed, Failed, Cancelled, Interrupted }
+
+/// <summary>What a worker reports about its run's lifecycle.</summary>
+public sealed record WorkerStatus(RunStatus Status, string? Error = null, long? Step = null, long? Parameters = null, string? Device = null);
+
+/// <summary>Everything the hub pushes to a watcher of run-{id}, in order.</summary>
+public sealed record RunEvent(int RunId, string Kind, IReadOnlyList<StepMetrics>? Metrics = null,
+    IReadOnlyList<RoutingSnapshot>? Routing = null, WorkerStatus? Status = null, IReadOnlyList<string>? Log = null);
+
+/// <summary>The SignalR hub's contract (/hubs/runs). Workers authenticate every call with their per-run token;
+/// watchers (browsers, scripts) join a run's group and receive <see cref="IRunsClient"/> calls.</summary>
+public static class RunsHubContract
+{
+    public const string Path = "/hubs/runs";
+    // worker → server
+    public const string Hello = "WorkerHello";            // (runId, token) → config JSON
+    public const string ReportMetrics = "ReportMetrics";  // (runId, token, StepMetrics[])
+    public const string ReportRouting = "ReportRouting";  // (runId, token, RoutingSnapshot[])
+    public const string ReportStatus = "ReportStatus";    // (runId, token, WorkerStatus)
+    public const string ReportLog = "ReportLog";          // (runId, token, string[])
+    // watcher → server
+    public const string Subscribe = "Subscribe";          // (runId)
+    public const string Unsubscribe = "Unsubscribe";      // (runId)
+}
+
+/// <summary>Server → client calls.</summary>
+public interface IRunsClient
+{
+    /// <summary>To watchers of the run's group.</summary>
+    Task RunEvent(RunEvent e);
+    /// <summary>To the run's worker: checkpoint and stop.</summary>
+    Task Cancel(int runId);
+}

@@ -1,0 +1,83 @@
+using System.Threading.Channels;
+using Microsoft.AspNetCore.SignalR.Client;
+using MoTLab.Shared.Runs;
+using MoTLab.Shared.Telemetry;
+using MoTLab.Training.Train;
+
+namespace MoTLab.Training.Cli;
+
+/// <summary>Telemetry sink that never blocks training: events go into a queue that a background loop
+/// sends to the hub in batches every 250 ms (and at the end). Order is kept per kind.</summary>
+public sealed class HubStream : ITelemetrySink, IAsyncDisposable
+{
+    private abstract record Item;
+    private sealed record MetricItem(StepMetrics M) : Item;
+    private sealed record RoutingItem(IReadOnlyList<RoutingSnapshot> S) : Item;
+    private sealed record LogItem(string Line) : Item;
+    private sealed record StatusItem(WorkerStatus S) : Item;
+
+    private readonly HubConnection connection;
+    private readonly int runId;
+    private readonly string token;
+    private readonly Channel<Item> queue = Channel.CreateUnbounded<Item>(new() { SingleReader = true });
+    private readonly Task pump;
+
+    public HubStream(HubConnection connection, int runId, string token)
+    {
+        this.connection = connection; this.runId = runId; this.token = token;
+        pump = Task.Run(PumpAsync);
+    }
+
+    public void OnStep(StepMetrics m) => queue.Writer.TryWrite(new MetricItem(m));
+    public void OnRouting(IReadOnlyList<RoutingSnapshot> s) => queue.Writer.TryWrite(new RoutingItem(s));
+    public void OnLog(string line) => queue.Writer.TryWrite(new LogItem(line));
+    public void Status(WorkerStatus s) => queue.Writer.TryWrite(new StatusItem(s));
+
+    async Task PumpAsync()
+    {
+        var reader = queue.Reader;
+        while (await reader.WaitToReadAsync())
+        {
+            await Task.Delay(250);                           // gather a batch: 2–4 updates per second at most
+            var metrics = new List<StepMetrics>(); var routing = new List<RoutingSnapshot>(); var log = new List<string>();
+            var statuses = new List<WorkerStatus>();
+            while (reader.TryRead(out var item))
+                switch (item)
+                {
+                    case MetricItem m: metrics.Add(m.M); break;
+                    case RoutingItem r: routing.AddRange(r.S); break;
+                    case LogItem l: log.Add(l.Line); break;
+                    case StatusItem s: statuses.Add(s.S); break;
+                }
+            // a status that ends the run goes after the data it summarises
+            foreach (var s in statuses.Where(s => s.Status == RunStatus.Running)) await Send(RunsHubContract.ReportStatus, s);
+            if (log.Count > 0) await Send(RunsHubContract.ReportLog, log);
+            if (metrics.Count > 0) await Send(RunsHubContract.ReportMetrics, metrics);
+            if (routing.Count > 0) await Send(RunsHubContract.ReportRouting, routing);
+            foreach (var s in statuses.Where(s => s.Status != RunStatus.Running)) await Send(RunsHubContract.ReportStatus, s);
+        }
+    }
+
+    async Task Send(string method, object payload)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            try { await connection.InvokeAsync(method, runId, token, payload); return; }
+            catch (Exception) when (attempt < 20 && connection.State != HubConnectionState.Disconnected)
+            { await Task.Delay(500); }                      // reconnecting: keep the batch and retry
+        }
+    }
+
+    /// <summary>Sends everything queued so far and stops the loop.</summary>
+    public async Task FlushAsync()
+    {
+        queue.Writer.TryComplete();
+        await pump;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        queue.Writer.TryComplete();
+        try { await pump; } catch (Exception) { /* the run's outcome was already decided */ }
+    }
+}

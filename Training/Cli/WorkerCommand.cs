@@ -1,0 +1,83 @@
+using System.CommandLine;
+using System.Text.Json;
+using MoTLab.Shared;
+using MoTLab.Shared.Config;
+using MoTLab.Shared.Runs;
+using MoTLab.Training.Train;
+using Microsoft.AspNetCore.SignalR.Client;
+
+namespace MoTLab.Training.Cli;
+
+/// <summary>`worker`: trains one dashboard run. Connects to the dashboard's hub, fetches the run's config
+/// with its per-run token, trains on a dedicated thread and streams telemetry back; a cancel from the hub
+/// stops it after the current step with a checkpoint. The run folder gets the same files as `train`.</summary>
+public static class WorkerCommand
+{
+    public static Command Create()
+    {
+        var run = new Option<int>("--run") { Description = "Run id on the dashboard", Required = true };
+        var hub = new Option<string>("--hub") { Description = "Hub URL, e.g. http://127.0.0.1:5080/hubs/runs", Required = true };
+        var token = new Option<string>("--token") { Description = "The run's worker token (or MOTLAB_WORKER_TOKEN)" };
+        var output = new Option<string>("--out") { Description = "Run folder", Required = true };
+        var device = new Option<string>("--device") { DefaultValueFactory = _ => "cpu" };
+        var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch" };
+        var command = new Command("worker", "Train one dashboard run, streaming to its hub") { run, hub, token, output, device, threads };
+        command.SetAction(async (parse, ct) =>
+        {
+            var t = parse.GetValue(token) ?? Environment.GetEnvironmentVariable("MOTLAB_WORKER_TOKEN")
+                ?? throw new UsageException("give --token or set MOTLAB_WORKER_TOKEN");
+            if (parse.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
+            return await RunAsync(parse.GetValue(run), parse.GetValue(hub)!, t, parse.GetValue(output)!, parse.GetValue(device)!, ct);
+        });
+        return command;
+    }
+
+    static async Task<int> RunAsync(int runId, string hubUrl, string token, string runDir, string device, CancellationToken ct)
+    {
+        await using var connection = new HubConnectionBuilder().WithUrl(hubUrl).WithAutomaticReconnect().Build();
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        connection.On<int>(nameof(IRunsClient.Cancel), id => { if (id == runId) cancel.Cancel(); });
+        await connection.StartAsync(ct);
+        var configJson = await connection.InvokeAsync<string>(RunsHubContract.Hello, runId, token, ct);
+        var config = JsonSerializer.Deserialize<RunConfig>(configJson, Json.Options)!;
+
+        await using var stream = new HubStream(connection, runId, token);
+        Directory.CreateDirectory(runDir);
+        string? resumeFrom = Checkpoint.List(runDir).Count > 0 ? runDir : null;
+        long resumedStep = resumeFrom is null ? -1 : Checkpoint.ReadState(Checkpoint.Resolve(runDir)).Step;
+        var console = new ConsoleSink(config.Train.Steps);
+        WorkerStatus final;
+        try
+        {
+            // Training owns one thread for its whole life: dispose scopes and no_grad are per thread.
+            final = await RunOnDedicatedThread(() =>
+            {
+                using var files = new JsonlSink(runDir, resumedStep);
+                using var trainer = new Trainer(config, runDir, device, [files, console, stream], resumeFrom);
+                stream.Status(new WorkerStatus(RunStatus.Running, Parameters: trainer.Model.ParameterCount(), Device: trainer.Device.ToString(), Step: trainer.State.Step));
+                var state = trainer.Run(cancel.Token);
+                return new WorkerStatus(state.Step >= config.Train.Steps ? RunStatus.Completed : RunStatus.Cancelled, Step: state.Step);
+            });
+        }
+        catch (Exception e)
+        {
+            final = new WorkerStatus(RunStatus.Failed, Error: e is ConfigException or Data.CorpusException ? e.Message : $"{e.GetType().Name}: {e.Message}");
+            console.OnLog($"error: {final.Error}");
+        }
+        stream.Status(final);
+        await stream.FlushAsync();
+        return final.Status == RunStatus.Failed ? 1 : 0;
+    }
+
+    static Task<T> RunOnDedicatedThread<T>(Func<T> work)
+    {
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try { done.SetResult(work()); }
+            catch (Exception e) { done.SetException(e); }
+        }, maxStackSize: 16 * 1024 * 1024) { IsBackground = true, Name = "motlab-train" };
+        thread.Start();
+        return done.Task;
+    }
+}

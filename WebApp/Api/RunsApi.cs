@@ -1,0 +1,105 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using MoTLab.Shared;
+using MoTLab.Shared.Config;
+using MoTLab.Shared.Runs;
+using MoTLab.Shared.Telemetry;
+using MoTLab.WebApp.Data;
+using MoTLab.WebApp.Runs;
+
+namespace MoTLab.WebApp.Api;
+
+/// <summary>The REST API (OpenAPI document at /openapi/v1.json).</summary>
+public static class RunsApi
+{
+    public sealed record RunSummary(int Id, string Name, RunStatus Status, string? Preset, string Kind, string[] Tags, string Device,
+        DateTime CreatedAt, DateTime? StartedAt, DateTime? EndedAt, long LastStep, long TotalSteps, double? LastLoss, double? BestLoss,
+        double? LastEvalLoss, double? TokensPerS, double? ElapsedS, long? Parameters, double FlopsPerToken, string? Error, int? ParentId);
+
+    public sealed record RunDetail(RunSummary Run, JsonElement Config, string Notes);
+
+    public static RunSummary Summary(RunRow r) => new(r.Id, r.Name, r.Status, r.Preset, r.Kind,
+        r.Tags.Split(',', StringSplitOptions.RemoveEmptyEntries), r.Device, r.CreatedAt, r.StartedAt, r.EndedAt, r.LastStep, r.TotalSteps,
+        r.LastLoss, r.BestLoss, r.LastEvalLoss, r.TokensPerS, r.ElapsedS, r.Parameters, r.FlopsPerToken, r.Error, r.ParentId);
+
+    public static IEndpointRouteBuilder MapRunsApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api").WithTags("MoTLab");
+
+        api.MapGet("/runs", async (RunService runs, string? q, RunStatus? status, CancellationToken ct) =>
+            (await runs.ListAsync(q, status, ct)).Select(Summary));
+
+        api.MapPost("/runs", async (CreateRunRequest request, RunService runs, CancellationToken ct) =>
+        {
+            var (run, errors) = await runs.CreateAsync(request, ct);
+            return run is null ? Results.ValidationProblem(errors) : Results.Created($"/api/runs/{run.Id}", Summary(run));
+        });
+
+        api.MapGet("/runs/{id:int}", async (int id, RunService runs, CancellationToken ct) =>
+            await runs.GetAsync(id, ct) is { } r
+                ? Results.Ok(new RunDetail(Summary(r), JsonDocument.Parse(r.ConfigJson).RootElement, r.Notes))
+                : Results.NotFound());
+
+        api.MapDelete("/runs/{id:int}", async (int id, RunService runs, RunScheduler scheduler, CancellationToken ct) =>
+            await runs.DeleteAsync(id, scheduler.KillAsync, ct) ? Results.NoContent() : Results.NotFound());
+
+        api.MapPost("/runs/{id:int}/cancel", async (int id, RunService runs, CancellationToken ct) =>
+            await runs.CancelAsync(id, ct) ? Results.Accepted($"/api/runs/{id}") : Results.NotFound());
+
+        api.MapGet("/runs/{id:int}/metrics", async (int id, MetricsQuery metrics, RunService runs, string? format, int? maxPoints,
+            long? from, long? to, CancellationToken ct) =>
+        {
+            if (await runs.GetAsync(id, ct) is null) return Results.NotFound();
+            if (maxPoints is < 3 or > 1_000_000) return Results.ValidationProblem(new Dictionary<string, string[]> { ["maxPoints"] = ["must be between 3 and 1,000,000"] });
+            var rows = await metrics.ReadAsync(id, maxPoints ?? 2000, from, to, ct);
+            return format switch
+            {
+                null or "json" => Results.Ok(rows.Select(ToMetrics)),
+                "csv" => Results.Text(Csv(rows), "text/csv", Encoding.UTF8),
+                _ => Results.ValidationProblem(new Dictionary<string, string[]> { ["format"] = ["must be json or csv"] }),
+            };
+        });
+
+        api.MapGet("/runs/{id:int}/routing", async (int id, long? step, int? layer, IDbContextFactory<MoTLabDb> dbs, CancellationToken ct) =>
+        {
+            await using var db = await dbs.CreateDbContextAsync(ct);
+            var q = db.Routing.AsNoTracking().Where(r => r.RunId == id);
+            if (layer is { } l) q = q.Where(r => r.Layer == l);
+            if (step is { } s) q = q.Where(r => r.Step <= s);
+            var latestStep = await q.MaxAsync(r => (long?)r.Step, ct);
+            if (latestStep is null) return Results.NotFound();
+            var rows = await q.Where(r => r.Step == latestStep).OrderBy(r => r.Layer).ToListAsync(ct);
+            return Results.Ok(rows.Select(r => JsonSerializer.Deserialize<RoutingSnapshot>(r.Json, Json.Options)));
+        });
+
+        api.MapGet("/presets", () => Presets.All.Select(p => new
+        {
+            p.Name, p.Description, Parameters = ModelSize.Parameters(p.Config.Model),
+            TrainFlopsPerToken = 3 * ModelSize.ForwardFlopsPerToken(p.Config.Model, p.Config.Train.BatchSize), p.Config,
+        }));
+
+        api.MapGet("/corpora", (CorpusCatalog corpora) => corpora.List());
+        return app;
+    }
+
+    static StepMetrics ToMetrics(MetricRow m) => new()
+    {
+        Step = m.Step, Tokens = m.Tokens, ElapsedS = m.ElapsedS, TrainLoss = m.TrainLoss, EvalLoss = m.EvalLoss, Lr = m.Lr,
+        GradNorm = m.GradNorm, TokensPerS = m.TokensPerS, Mfu = m.Mfu, AuxLoss = m.AuxLoss, DroppedRatio = m.DroppedRatio,
+        RouterEntropy = m.RouterEntropy,
+        EvalExtra = m.EvalExtraJson is null ? null : JsonSerializer.Deserialize<Dictionary<string, double>>(m.EvalExtraJson),
+    };
+
+    static string Csv(List<MetricRow> rows)
+    {
+        var sb = new StringBuilder("step,tokens,elapsed_s,train_loss,eval_loss,lr,grad_norm,tokens_per_s,mfu,aux_loss,dropped_ratio,router_entropy\n");
+        string F(double? v) => v?.ToString("R", CultureInfo.InvariantCulture) ?? "";
+        foreach (var m in rows)
+            sb.Append(m.Step).Append(',').Append(m.Tokens).Append(',').Append(F(m.ElapsedS)).Append(',').Append(F(m.TrainLoss)).Append(',')
+              .Append(F(m.EvalLoss)).Append(',').Append(F(m.Lr)).Append(',').Append(F(m.GradNorm)).Append(',').Append(F(m.TokensPerS)).Append(',')
+              .Append(F(m.Mfu)).Append(',').Append(F(m.AuxLoss)).Append(',').Append(F(m.DroppedRatio)).Append(',').Append(F(m.RouterEntropy)).Append('\n');
+        return sb.ToString();
+    }
+}

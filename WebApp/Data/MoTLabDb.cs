@@ -1,0 +1,30 @@
+using Microsoft.EntityFrameworkCore;
+
+namespace MoTLab.WebApp.Data;
+
+public sealed class MoTLabDb(DbContextOptions<MoTLabDb> options) : DbContext(options)
+{
+    public DbSet<RunRow> Runs => Set<RunRow>();
+    public DbSet<MetricRow> Metrics => Set<MetricRow>();
+    public DbSet<RoutingRow> Routing => Set<RoutingRow>();
+
+    protected override void OnModelCreating(ModelBuilder b)
+    {
+        b.Entity<RunRow>(e =>
+        {
+            e.Property(r => r.Status).HasConversion<string>();
+            e.HasIndex(r => r.Status);
+            e.HasIndex(r => r.CreatedAt);
+        });
+        b.Entity<MetricRow>(e =>
+        {
+            e.HasKey(m => new { m.RunId, m.Step });
+            e.HasOne<RunRow>().WithMany().HasForeignKey(m => m.RunId).OnDelete(DeleteBehavior.Cascade);
+        });
+        b.Entity<RoutingRow>(e =>
+        {
+            e.HasKey(r => new { r.RunId, r.Layer, r.Step });
+            e.HasOne<RunRow>().WithMany().HasForeignKey(r => r.RunId).OnDelete(DeleteBehavior.Cascade);
+        });
+    }
+}

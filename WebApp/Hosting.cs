@@ -1,0 +1,47 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using MoTLab.WebApp.Data;
+using MoTLab.WebApp.Runs;
+using MudBlazor.Services;
+
+namespace MoTLab.WebApp;
+
+/// <summary>Service registration and start-up steps, so Program.cs stays a table of contents.</summary>
+public static class Hosting
+{
+    public static WebApplicationBuilder AddMoTLab(this WebApplicationBuilder builder)
+    {
+        var s = builder.Services;
+        s.AddOptions<MoTLabOptions>().Bind(builder.Configuration.GetSection(MoTLabOptions.Section))
+            .ValidateDataAnnotations()
+            .Validate(o => o.CpuSlots + o.Gpus > 0, "MoTLab: CpuSlots and Gpus are both 0, so no run could ever start")
+            .ValidateOnStart();
+        s.AddDbContextFactory<MoTLabDb>((sp, o) =>
+            o.UseSqlite($"Data Source={sp.GetRequiredService<IOptions<MoTLabOptions>>().Value.DatabasePath};Default Timeout=30"));
+        s.AddSingleton<WorkerTokens>().AddSingleton<SchedulerSignal>().AddSingleton<RunEvents>()
+         .AddSingleton<CorpusCatalog>().AddSingleton<RunService>().AddSingleton<MetricsQuery>()
+         .AddSingleton<ILauncher, LocalProcessLauncher>();
+        s.AddSingleton<TelemetryWriter>().AddHostedService(sp => sp.GetRequiredService<TelemetryWriter>());
+        s.AddSingleton<RunScheduler>().AddHostedService(sp => sp.GetRequiredService<RunScheduler>());
+        s.AddSignalR().AddJsonProtocol(o => o.PayloadSerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals);
+        s.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
+        s.AddOpenApi();
+        s.AddProblemDetails();
+        s.AddRazorComponents().AddInteractiveServerComponents();
+        s.AddMudServices();
+        return builder;
+    }
+
+    /// <summary>Creates the data folder and applies EF migrations (SQLite in WAL mode).</summary>
+    public static async Task PrepareDatabaseAsync(this WebApplication app)
+    {
+        var o = app.Services.GetRequiredService<IOptions<MoTLabOptions>>().Value;
+        Directory.CreateDirectory(o.DataPath);
+        Directory.CreateDirectory(Path.GetDirectoryName(o.DatabasePath)!);
+        Directory.CreateDirectory(o.RunsPath);
+        Directory.CreateDirectory(o.UploadsPath);
+        await using var db = await app.Services.GetRequiredService<IDbContextFactory<MoTLabDb>>().CreateDbContextAsync();
+        await db.Database.MigrateAsync();
+        await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;");
+    }
+}

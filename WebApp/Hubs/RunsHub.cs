@@ -1,0 +1,60 @@
+using Microsoft.AspNetCore.SignalR;
+using MoTLab.Shared.Runs;
+using MoTLab.Shared.Telemetry;
+using MoTLab.WebApp.Runs;
+
+namespace MoTLab.WebApp.Hubs;
+
+/// <summary>/hubs/runs: workers report telemetry with their per-run token; watchers join run-{id} and get
+/// every event. Telemetry is queued for the batched writer and fanned out at once.</summary>
+public sealed class RunsHub(WorkerTokens tokens, RunService runs, TelemetryWriter writer) : Hub<IRunsClient>
+{
+    public static string RunGroup(int runId) => $"run-{runId}";
+    public static string WorkerGroup(int runId) => $"worker-{runId}";
+
+    public async Task<string> WorkerHello(int runId, string token)
+    {
+        Authorize(runId, token);
+        await Groups.AddToGroupAsync(Context.ConnectionId, WorkerGroup(runId));
+        var run = await runs.GetAsync(runId) ?? throw new HubException($"run {runId} does not exist");
+        return run.ConfigJson;
+    }
+
+    public async Task ReportMetrics(int runId, string token, StepMetrics[] metrics)
+    {
+        Authorize(runId, token);
+        if (metrics.Length == 0) return;
+        await writer.EnqueueAsync(runId, metrics);
+        runs.Publish(new RunEvent(runId, "metrics", Metrics: metrics));
+    }
+
+    public async Task ReportRouting(int runId, string token, RoutingSnapshot[] snapshots)
+    {
+        Authorize(runId, token);
+        if (snapshots.Length == 0) return;
+        await writer.EnqueueAsync(runId, snapshots);
+        runs.Publish(new RunEvent(runId, "routing", Routing: snapshots));
+    }
+
+    public async Task ReportStatus(int runId, string token, WorkerStatus status)
+    {
+        Authorize(runId, token);
+        if (status.Status != RunStatus.Running) await writer.FlushAsync(runId); // the summary covers every step first
+        await runs.ApplyWorkerStatusAsync(runId, status);
+    }
+
+    public Task ReportLog(int runId, string token, string[] lines)
+    {
+        Authorize(runId, token);
+        runs.Publish(new RunEvent(runId, "log", Log: lines));
+        return Task.CompletedTask;
+    }
+
+    public Task Subscribe(int runId) => Groups.AddToGroupAsync(Context.ConnectionId, RunGroup(runId));
+    public Task Unsubscribe(int runId) => Groups.RemoveFromGroupAsync(Context.ConnectionId, RunGroup(runId));
+
+    void Authorize(int runId, string token)
+    {
+        if (!tokens.IsValid(runId, token)) throw new HubException($"invalid or expired worker token for run {runId}");
+    }
+}

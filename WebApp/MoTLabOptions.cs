@@ -1,0 +1,34 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace MoTLab.WebApp;
+
+/// <summary>The "MoTLab" section of appsettings.json. Relative paths resolve against the working directory.</summary>
+public sealed class MoTLabOptions
+{
+    public const string Section = "MoTLab";
+
+    /// <summary>Runs, uploads, the token cache and (by default) the database live here.</summary>
+    [Required] public string DataFolder { get; set; } = "data";
+    /// <summary>SQLite file; default {DataFolder}/motlab.db.</summary>
+    public string? Database { get; set; }
+    /// <summary>Concurrent CPU runs.</summary>
+    [Range(0, 64)] public int CpuSlots { get; set; } = 1;
+    /// <summary>GPUs on this host: one run per GPU, index passed to the worker.</summary>
+    [Range(0, 64)] public int Gpus { get; set; } = 0;
+    /// <summary>Folders users may train on (corpus paths must resolve inside one). The uploads folder is always allowed.</summary>
+    public List<string> DataRoots { get; set; } = [];
+    [Range(1, 100_000)] public int MaxUploadMB { get; set; } = 200;
+    /// <summary>Worker threads for CPU runs (0 = libtorch's default).</summary>
+    [Range(0, 256)] public int WorkerThreads { get; set; } = 0;
+    /// <summary>MoTLab.Training.dll; default: beside the dashboard.</summary>
+    public string? TrainingDll { get; set; }
+    /// <summary>Hub URL the workers dial; default: the dashboard's own first address.</summary>
+    public string? HubUrl { get; set; }
+
+    public string DataPath => Path.GetFullPath(DataFolder);
+    public string DatabasePath => Path.GetFullPath(Database ?? Path.Combine(DataFolder, "motlab.db"));
+    public string RunsPath => Path.Combine(DataPath, "runs");
+    public string UploadsPath => Path.Combine(DataPath, "uploads");
+    public string CachePath => Path.Combine(DataPath, "cache");
+    public string TrainingDllPath => Path.GetFullPath(TrainingDll ?? Path.Combine(AppContext.BaseDirectory, "MoTLab.Training.dll"));
+}

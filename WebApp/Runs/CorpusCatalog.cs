@@ -1,0 +1,62 @@
+using Microsoft.Extensions.Options;
+using MoTLab.Training.Data;
+
+namespace MoTLab.WebApp.Runs;
+
+/// <summary>Which corpora a run may use: the built-in ones, and files or folders that resolve (links
+/// followed) inside a configured data root or the uploads folder.</summary>
+public sealed class CorpusCatalog(IOptions<MoTLabOptions> options)
+{
+    public sealed record CorpusInfo(string Name, string Kind, string Description, bool Available);
+
+    public IReadOnlyList<string> Roots =>
+        [.. options.Value.DataRoots.Select(Path.GetFullPath), options.Value.UploadsPath];
+
+    public IReadOnlyList<CorpusInfo> List()
+    {
+        var list = new List<CorpusInfo>
+        {
+            new(Corpus.Synthetic, "builtin", "Synthetic multi-task text: arithmetic, brackets, reversal, lookup, sorting, prose", true),
+            new(Corpus.DotnetDocs, "builtin", "English prose from the .NET SDK's reference-pack XML docs", DotnetDocsCorpus.Files().Count > 0),
+            new(Corpus.LinuxDocs, "builtin", "Linux kernel documentation (.rst) from Debian's linux-doc package",
+                Directory.Exists("/usr/share/doc") && Directory.GetDirectories("/usr/share/doc", "linux-doc*").Length > 0),
+        };
+        foreach (var root in Roots.Where(Directory.Exists))
+            foreach (var entry in Directory.EnumerateFileSystemEntries(root).Order().Take(200))
+                list.Add(new(entry, Directory.Exists(entry) ? "folder" : "file", Path.GetFileName(entry), true));
+        return list;
+    }
+
+    /// <summary>Null when the corpus may be used, else the reason.</summary>
+    public string? Check(string corpus)
+    {
+        if (Corpus.BuiltIn.Contains(corpus)) return null;
+        if (!Path.IsPathRooted(corpus)) return $"'{corpus}' is not a built-in corpus ({string.Join(", ", Corpus.BuiltIn)}) nor an absolute path inside a data root";
+        var full = Resolve(Path.GetFullPath(corpus));
+        if (!Roots.Any(r => IsInside(full, Resolve(r))))
+            return $"'{corpus}' is outside the data roots ({string.Join(", ", Roots)})";
+        if (!File.Exists(full) && !Directory.Exists(full)) return $"'{corpus}' does not exist";
+        return null;
+    }
+
+    static string Resolve(string path)
+    {
+        // follow links on every existing prefix, so a link anywhere along the path cannot lead outside
+        var parts = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        var current = "/";
+        foreach (var part in parts)
+        {
+            current = Path.Combine(current, part);
+            var info = new FileInfo(current);
+            if (info.Exists || Directory.Exists(current))
+            {
+                var target = info.Exists ? info.ResolveLinkTarget(true) : new DirectoryInfo(current).ResolveLinkTarget(true);
+                if (target is not null) current = target.FullName;
+            }
+        }
+        return Path.GetFullPath(current);
+    }
+
+    static bool IsInside(string path, string root) =>
+        path == root || path.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal);
+}

@@ -1,0 +1,141 @@
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using MoTLab.Shared.Runs;
+using MoTLab.WebApp.Data;
+
+namespace MoTLab.WebApp.Runs;
+
+/// <summary>Wakes the scheduler early (a run was queued or ended).</summary>
+public sealed class SchedulerSignal
+{
+    private readonly SemaphoreSlim gate = new(0);
+    public void Wake() { if (gate.CurrentCount == 0) gate.Release(); }
+    public Task WaitAsync(TimeSpan timeout, CancellationToken ct) => gate.WaitAsync(timeout, ct);
+}
+
+/// <summary>Starts queued runs, oldest first, one worker per device slot (CPU: MoTLab:CpuSlots; CUDA: one per
+/// GPU, the index passed to the worker), and notices workers that exit without reporting an end.</summary>
+public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher launcher, WorkerTokens tokens, SchedulerSignal signal,
+    RunService runs, IOptions<MoTLabOptions> options, IServer server, ILogger<RunScheduler> log) : BackgroundService
+{
+    private sealed record Active(int RunId, string Slot, IWorkerHandle Worker, string RunDir);
+    private readonly Dictionary<int, Active> active = new();
+    private readonly Lock gate = new();
+
+    protected override async Task ExecuteAsync(CancellationToken stop)
+    {
+        await ReconcileAsync(stop);
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                await ReapAsync(stop);
+                await LaunchAsync(stop);
+            }
+            catch (Exception e) when (e is not OperationCanceledException) { log.LogError(e, "scheduler pass failed"); }
+            try { await signal.WaitAsync(TimeSpan.FromSeconds(1), stop); } catch (OperationCanceledException) { break; }
+        }
+    }
+
+    /// <summary>Runs a previous dashboard left Running have no worker now: they become Interrupted.</summary>
+    async Task ReconcileAsync(CancellationToken ct)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        foreach (var run in await db.Runs.Where(r => r.Status == RunStatus.Running).ToListAsync(ct))
+        {
+            run.Status = RunStatus.Interrupted; run.EndedAt = DateTime.UtcNow;
+            run.Error = "the dashboard restarted while this run was training";
+        }
+        await db.SaveChangesAsync(ct);
+    }
+
+    async Task LaunchAsync(CancellationToken ct)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var queued = await db.Runs.Where(r => r.Status == RunStatus.Queued).OrderBy(r => r.Id).ToListAsync(ct);
+        foreach (var run in queued)
+        {
+            var slot = FreeSlot(run.Device);
+            if (slot is null) continue;
+            var token = tokens.Issue(run.Id, out var hash);
+            var o = options.Value;
+            var worker = launcher.Launch(new WorkerLaunch(run.Id, HubUrl(), token, run.RunDir, slot == "cpu" ? "cpu" : slot,
+                slot == "cpu" ? o.WorkerThreads : 0, o.CachePath));
+            lock (gate) active[run.Id] = new Active(run.Id, slot, worker, run.RunDir);
+            run.Status = RunStatus.Running; run.StartedAt = DateTime.UtcNow; run.WorkerTokenHash = hash; run.WorkerPid = worker.Pid;
+            run.Device = slot;
+            await db.SaveChangesAsync(ct);
+            runs.Publish(new(run.Id, "status", Status: new WorkerStatus(RunStatus.Running, Device: slot)));
+            log.LogInformation("run {Id} started on {Slot} (pid {Pid})", run.Id, slot, worker.Pid);
+        }
+    }
+
+    string? FreeSlot(string device)
+    {
+        lock (gate)
+        {
+            var used = active.Values.Select(a => a.Slot).ToList();
+            if (device == "cpu") return used.Count(s => s == "cpu") < options.Value.CpuSlots ? "cpu" : null;
+            var gpus = Enumerable.Range(0, options.Value.Gpus).Select(i => $"cuda:{i}");
+            if (device != "cuda") gpus = gpus.Where(g => g == device);
+            return gpus.FirstOrDefault(g => !used.Contains(g));
+        }
+    }
+
+    /// <summary>Workers that exited: if the run still says Running, the worker died without a word → Failed.</summary>
+    async Task ReapAsync(CancellationToken ct)
+    {
+        List<Active> exited;
+        lock (gate) exited = active.Values.Where(a => a.Worker.HasExited).ToList();
+        foreach (var a in exited)
+        {
+            await Task.Delay(300, ct);                   // let a last status report land first
+            var run = await runs.GetAsync(a.RunId, ct);
+            if (run is { Status: RunStatus.Running })
+                await runs.ApplyWorkerStatusAsync(a.RunId, new WorkerStatus(RunStatus.Failed,
+                    Error: $"worker exited with code {a.Worker.ExitCode} without finishing. {LogTail(a.RunDir)}"), ct);
+            lock (gate) active.Remove(a.RunId);
+            a.Worker.Dispose();
+        }
+    }
+
+    /// <summary>Stops a run's worker for good (delete, or a cancel the worker ignores).</summary>
+    public async Task KillAsync(int runId)
+    {
+        Active? a;
+        lock (gate) active.TryGetValue(runId, out a);
+        if (a is null) return;
+        a.Worker.Kill();
+        for (int i = 0; i < 50 && !a.Worker.HasExited; i++) await Task.Delay(100);
+    }
+
+    public bool IsActive(int runId) { lock (gate) return active.ContainsKey(runId); }
+
+    static string LogTail(string runDir)
+    {
+        var path = Path.Combine(runDir, "worker.log");
+        if (!File.Exists(path)) return "";
+        var lines = File.ReadLines(path).TakeLast(5).ToList();
+        return lines.Count == 0 ? "" : "Last output: " + string.Join(" | ", lines);
+    }
+
+    string HubUrl()
+    {
+        if (options.Value.HubUrl is { Length: > 0 } configured) return configured;
+        var address = server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault() ?? "http://127.0.0.1:5080";
+        var uri = new UriBuilder(address.Replace("://+", "://localhost").Replace("://*", "://localhost"));
+        if (uri.Host is "0.0.0.0" or "[::]" or "::" or "localhost") uri.Host = "127.0.0.1";
+        uri.Path = Shared.Runs.RunsHubContract.Path;
+        return uri.Uri.ToString();
+    }
+
+    public override async Task StopAsync(CancellationToken ct)
+    {
+        await base.StopAsync(ct);
+        List<Active> left;
+        lock (gate) left = [.. active.Values];
+        foreach (var a in left) { a.Worker.Kill(); a.Worker.Dispose(); }
+    }
+}

@@ -1,0 +1,147 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using MoTLab.Shared;
+using MoTLab.Shared.Config;
+using MoTLab.Shared.Runs;
+using MoTLab.WebApp.Data;
+using MoTLab.WebApp.Hubs;
+
+namespace MoTLab.WebApp.Runs;
+
+/// <summary>Creating, cancelling and deleting runs, and applying what workers report. Nothing is stored
+/// for a request that fails validation.</summary>
+public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, CorpusCatalog corpora, IOptions<MoTLabOptions> options,
+    IHubContext<RunsHub, IRunsClient> hub, RunEvents events, SchedulerSignal signal, WorkerTokens tokens)
+{
+    /// <summary>The run to create, or the field errors (JSON paths) that prevent it.</summary>
+    public (RunConfig? Config, Dictionary<string, string[]> Errors) Resolve(CreateRunRequest r)
+    {
+        var errors = new Dictionary<string, List<string>>();
+        void Add(string field, string message) => (errors.TryGetValue(field, out var l) ? l : errors[field] = []).Add(message);
+        RunConfig cfg;
+        if (r.Config is not null) cfg = r.Config with { Preset = r.Preset ?? r.Config.Preset };
+        else if (r.Preset is not null)
+        {
+            var p = Presets.Find(r.Preset);
+            if (p is null) { Add("preset", $"unknown preset '{r.Preset}'"); return (null, Flatten(errors)); }
+            cfg = p.Config;
+        }
+        else { Add("preset", "give a preset or a config"); return (null, Flatten(errors)); }
+
+        if (!string.IsNullOrWhiteSpace(r.Name)) cfg = cfg with { Name = r.Name.Trim() };
+        if (r.Steps is { } s) cfg = cfg with { Train = cfg.Train with { Steps = s } };
+        if (!string.IsNullOrWhiteSpace(r.Corpus)) cfg = cfg with { Data = cfg.Data with { Corpus = r.Corpus } };
+        cfg = cfg with { Model = cfg.Model with { VocabSize = cfg.Data.Tokenizer == "gpt2" ? 50257 : 256 } };
+        foreach (var e in ConfigValidator.Validate(cfg)) Add(e.Field, e.Message);
+        if (corpora.Check(cfg.Data.Corpus) is { } problem) Add("data.corpus", problem);
+        var device = r.Device ?? "cpu";
+        if (device != "cpu" && device != "cuda" && !(device.StartsWith("cuda:") && int.TryParse(device[5..], out var gpu) && gpu >= 0 && gpu < options.Value.Gpus))
+            Add("device", $"must be cpu, cuda or cuda:N with N < {options.Value.Gpus} (GPUs configured)");
+        else if (device.StartsWith("cuda") && options.Value.Gpus == 0)
+            Add("device", "this dashboard has no GPUs configured (MoTLab:Gpus in appsettings.json)");
+        if (r.Tags is { } tags && tags.Any(t => t.Length > 50 || t.Contains(','))) Add("tags", "each tag: at most 50 characters, no commas");
+        if (r.Notes is { Length: > 10_000 }) Add("notes", "at most 10,000 characters");
+        return errors.Count > 0 ? (null, Flatten(errors)) : (cfg, []);
+    }
+
+    static Dictionary<string, string[]> Flatten(Dictionary<string, List<string>> e) => e.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray());
+
+    public async Task<(RunRow? Run, Dictionary<string, string[]> Errors)> CreateAsync(CreateRunRequest request, CancellationToken ct = default)
+    {
+        var (cfg, errors) = Resolve(request);
+        if (cfg is null) return (null, errors);
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var run = new RunRow
+        {
+            Name = cfg.Name, Status = RunStatus.Queued, ConfigJson = JsonSerializer.Serialize(cfg, Json.Options), Preset = cfg.Preset,
+            Kind = cfg.Model.Ffn.Kind.ToString(), Tags = string.Join(',', request.Tags ?? []), Notes = request.Notes ?? "",
+            Device = request.Device ?? "cpu", CreatedAt = DateTime.UtcNow, TotalSteps = cfg.Train.Steps, ParentId = request.ParentId,
+            Parameters = ModelSize.Parameters(cfg.Model), FlopsPerToken = 3 * ModelSize.ForwardFlopsPerToken(cfg.Model, cfg.Train.BatchSize),
+        };
+        db.Runs.Add(run);
+        await db.SaveChangesAsync(ct);
+        run.RunDir = Path.Combine(options.Value.RunsPath, $"run-{run.Id:D6}");
+        await db.SaveChangesAsync(ct);
+        Publish(new RunEvent(run.Id, "status", Status: new WorkerStatus(RunStatus.Queued)));
+        signal.Wake();
+        return (run, []);
+    }
+
+    public async Task<RunRow?> GetAsync(int id, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        return await db.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.Id == id, ct);
+    }
+
+    public async Task<List<RunRow>> ListAsync(string? search = null, RunStatus? status = null, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var q = db.Runs.AsNoTracking();
+        if (status is { } s) q = q.Where(r => r.Status == s);
+        if (!string.IsNullOrWhiteSpace(search))
+            q = q.Where(r => r.Name.Contains(search) || r.Tags.Contains(search) || r.Kind.Contains(search) || (r.Preset != null && r.Preset.Contains(search)));
+        return await q.OrderByDescending(r => r.Id).ToListAsync(ct);
+    }
+
+    /// <summary>Queued runs end at once; running ones are asked to checkpoint and stop (the worker reports Cancelled).</summary>
+    public async Task<bool> CancelAsync(int id, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var run = await db.Runs.FindAsync([id], ct);
+        if (run is null) return false;
+        if (run.Status == RunStatus.Queued)
+        {
+            run.Status = RunStatus.Cancelled; run.EndedAt = DateTime.UtcNow;
+            await db.SaveChangesAsync(ct);
+            Publish(new RunEvent(id, "status", Status: new WorkerStatus(RunStatus.Cancelled)));
+        }
+        else if (run.Status == RunStatus.Running)
+            await hub.Clients.Group(RunsHub.WorkerGroup(id)).Cancel(id);
+        return true;
+    }
+
+    /// <summary>Deletes the run's rows and its folder (checkpoints, logs). A running worker is stopped first.</summary>
+    public async Task<bool> DeleteAsync(int id, Func<int, Task> stopWorker, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var run = await db.Runs.FindAsync([id], ct);
+        if (run is null) return false;
+        if (run.Status == RunStatus.Running) await stopWorker(id);
+        tokens.Revoke(id);
+        await db.Routing.Where(r => r.RunId == id).ExecuteDeleteAsync(ct);
+        await db.Metrics.Where(m => m.RunId == id).ExecuteDeleteAsync(ct);
+        db.Runs.Remove(run);
+        await db.SaveChangesAsync(ct);
+        if (run.RunDir.Length > 0 && Directory.Exists(run.RunDir) && run.RunDir.StartsWith(options.Value.RunsPath, StringComparison.Ordinal))
+            Directory.Delete(run.RunDir, recursive: true);
+        Publish(new RunEvent(id, "deleted"));
+        return true;
+    }
+
+    public async Task ApplyWorkerStatusAsync(int id, WorkerStatus s, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var run = await db.Runs.FindAsync([id], ct);
+        if (run is null) return;
+        run.Status = s.Status;
+        if (s.Parameters is { } p) run.Parameters = p;
+        if (s.Device is { } d) run.Device = d;
+        if (s.Error is { } err) run.Error = err;
+        if (s.Status is RunStatus.Completed or RunStatus.Failed or RunStatus.Cancelled or RunStatus.Interrupted)
+        {
+            run.EndedAt = DateTime.UtcNow;
+            tokens.Revoke(id);
+        }
+        await db.SaveChangesAsync(ct);
+        Publish(new RunEvent(id, "status", Status: s));
+        if (run.EndedAt is not null) signal.Wake();
+    }
+
+    public void Publish(RunEvent e)
+    {
+        events.Publish(e);
+        _ = hub.Clients.Group(RunsHub.RunGroup(e.RunId)).RunEvent(e);
+    }
+}

@@ -1,0 +1,96 @@
+using System.Text.Json;
+using System.Threading.Channels;
+using Microsoft.EntityFrameworkCore;
+using MoTLab.Shared;
+using MoTLab.Shared.Runs;
+using MoTLab.Shared.Telemetry;
+using MoTLab.WebApp.Data;
+
+namespace MoTLab.WebApp.Runs;
+
+/// <summary>Persists telemetry in batches on one background loop (SQLite in WAL mode likes few, larger
+/// transactions). Steps already stored are replaced, so a resumed worker that re-sends steps after its
+/// checkpoint leaves no duplicates. The queue is bounded: a writer that falls far behind slows the hub
+/// calls (back-pressure to the workers) instead of growing without limit.</summary>
+public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, ILogger<TelemetryWriter> log) : BackgroundService
+{
+    private abstract record Work(int RunId);
+    private sealed record Metrics(int RunId, IReadOnlyList<StepMetrics> Rows) : Work(RunId);
+    private sealed record Routing(int RunId, IReadOnlyList<RoutingSnapshot> Rows) : Work(RunId);
+    private sealed record Flush(int RunId, TaskCompletionSource Done) : Work(RunId);
+
+    private readonly Channel<Work> queue = Channel.CreateBounded<Work>(new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true });
+
+    public ValueTask EnqueueAsync(int runId, IReadOnlyList<StepMetrics> rows) => queue.Writer.WriteAsync(new Metrics(runId, rows));
+    public ValueTask EnqueueAsync(int runId, IReadOnlyList<RoutingSnapshot> rows) => queue.Writer.WriteAsync(new Routing(runId, rows));
+
+    /// <summary>Completes when everything queued before it is stored.</summary>
+    public async Task FlushAsync(int runId)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await queue.Writer.WriteAsync(new Flush(runId, done));
+        await done.Task;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stop)
+    {
+        var batch = new List<Work>();
+        while (await queue.Reader.WaitToReadAsync(stop))
+        {
+            batch.Clear();
+            while (batch.Count < 500 && queue.Reader.TryRead(out var w)) batch.Add(w);
+            try { await WriteAsync(batch, stop); }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                log.LogError(e, "storing telemetry failed");   // the run page shows what was stored; the worker keeps its files
+            }
+            foreach (var f in batch.OfType<Flush>()) f.Done.TrySetResult();
+        }
+    }
+
+    async Task WriteAsync(List<Work> batch, CancellationToken ct)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        foreach (var group in batch.OfType<Metrics>().GroupBy(m => m.RunId))
+        {
+            var rows = group.SelectMany(g => g.Rows).GroupBy(r => r.Step).Select(g => g.Last()).OrderBy(r => r.Step).ToList();
+            long first = rows[0].Step;
+            await db.Metrics.Where(m => m.RunId == group.Key && m.Step >= first).ExecuteDeleteAsync(ct);
+            db.Metrics.AddRange(rows.Select(r => ToRow(group.Key, r)));
+            await UpdateSummaryAsync(db, group.Key, rows, ct);
+        }
+        foreach (var group in batch.OfType<Routing>().GroupBy(r => r.RunId))
+        {
+            var rows = group.SelectMany(g => g.Rows).ToList();
+            long first = rows.Min(r => r.Step);
+            await db.Routing.Where(r => r.RunId == group.Key && r.Step >= first).ExecuteDeleteAsync(ct);
+            db.Routing.AddRange(rows.GroupBy(r => (r.Layer, r.Step)).Select(g => g.Last())
+                .Select(r => new RoutingRow { RunId = group.Key, Layer = r.Layer, Step = r.Step, Json = JsonSerializer.Serialize(r, Json.Options) }));
+        }
+        await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
+    }
+
+    static MetricRow ToRow(int runId, StepMetrics m) => new()
+    {
+        RunId = runId, Step = m.Step, Tokens = m.Tokens, ElapsedS = m.ElapsedS, TrainLoss = m.TrainLoss, EvalLoss = m.EvalLoss,
+        Lr = m.Lr, GradNorm = m.GradNorm, TokensPerS = m.TokensPerS, Mfu = m.Mfu, AuxLoss = m.AuxLoss,
+        DroppedRatio = m.DroppedRatio, RouterEntropy = m.RouterEntropy,
+        EvalExtraJson = m.EvalExtra is { Count: > 0 } x ? JsonSerializer.Serialize(x) : null,
+    };
+
+    static async Task UpdateSummaryAsync(MoTLabDb db, int runId, List<StepMetrics> rows, CancellationToken ct)
+    {
+        var run = await db.Runs.FindAsync([runId], ct);
+        if (run is null) return;                           // deleted while running
+        var last = rows[^1];
+        run.LastStep = last.Step; run.LastLoss = last.TrainLoss; run.TokensPerS = last.TokensPerS; run.ElapsedS = last.ElapsedS;
+        run.BestLoss = Math.Min(run.BestLoss ?? double.MaxValue, rows.Min(r => r.TrainLoss));
+        if (rows.LastOrDefault(r => r.EvalLoss is not null) is { EvalLoss: { } eval })
+        {
+            run.LastEvalLoss = eval;
+            run.BestEvalLoss = Math.Min(run.BestEvalLoss ?? double.MaxValue, rows.Where(r => r.EvalLoss is not null).Min(r => r.EvalLoss!.Value));
+        }
+    }
+}

@@ -1,0 +1,28 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace MoTLab.WebApp.Runs;
+
+/// <summary>Per-run worker tokens: issued at launch, valid while the run is active, compared in constant time.
+/// Only their SHA-256 is kept (in memory and on the run row), never the token itself.</summary>
+public sealed class WorkerTokens
+{
+    private readonly ConcurrentDictionary<int, byte[]> active = new();
+
+    public string Issue(int runId, out string hash)
+    {
+        var token = Convert.ToHexString(RandomNumberGenerator.GetBytes(32)).ToLowerInvariant();
+        var h = Hash(token);
+        active[runId] = h;
+        hash = Convert.ToHexString(h);
+        return token;
+    }
+
+    public bool IsValid(int runId, string? token) =>
+        token is not null && active.TryGetValue(runId, out var h) && CryptographicOperations.FixedTimeEquals(h, Hash(token));
+
+    public void Revoke(int runId) => active.TryRemove(runId, out _);
+
+    static byte[] Hash(string token) => SHA256.HashData(Encoding.UTF8.GetBytes(token));
+}
