@@ -56,7 +56,7 @@ public static class RunsApi
             var rows = await metrics.ReadAsync(id, maxPoints ?? 2000, from, to, ct);
             return format switch
             {
-                null or "json" => Results.Ok(rows.Select(ToMetrics)),
+                null or "json" => Results.Ok(rows.Select(r => r.ToStepMetrics())),
                 "csv" => Results.Text(Csv(rows), "text/csv", Encoding.UTF8),
                 _ => Results.ValidationProblem(new Dictionary<string, string[]> { ["format"] = ["must be json or csv"] }),
             };
@@ -83,14 +83,6 @@ public static class RunsApi
         api.MapGet("/corpora", (CorpusCatalog corpora) => corpora.List());
         return app;
     }
-
-    static StepMetrics ToMetrics(MetricRow m) => new()
-    {
-        Step = m.Step, Tokens = m.Tokens, ElapsedS = m.ElapsedS, TrainLoss = m.TrainLoss, EvalLoss = m.EvalLoss, Lr = m.Lr,
-        GradNorm = m.GradNorm, TokensPerS = m.TokensPerS, Mfu = m.Mfu, AuxLoss = m.AuxLoss, DroppedRatio = m.DroppedRatio,
-        RouterEntropy = m.RouterEntropy,
-        EvalExtra = m.EvalExtraJson is null ? null : JsonSerializer.Deserialize<Dictionary<string, double>>(m.EvalExtraJson),
-    };
 
     static string Csv(List<MetricRow> rows)
     {

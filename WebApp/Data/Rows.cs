@@ -1,4 +1,5 @@
 using MoTLab.Shared.Runs;
+using MoTLab.Shared.Telemetry;
 
 namespace MoTLab.WebApp.Data;
 
@@ -52,6 +53,13 @@ public sealed class MetricRow
     public double? RouterEntropy { get; set; }
     /// <summary>Extra eval losses (MoT discrete / other group sizes) as JSON, when present.</summary>
     public string? EvalExtraJson { get; set; }
+
+    public StepMetrics ToStepMetrics() => new()
+    {
+        Step = Step, Tokens = Tokens, ElapsedS = ElapsedS, TrainLoss = TrainLoss, EvalLoss = EvalLoss, Lr = Lr, GradNorm = GradNorm,
+        TokensPerS = TokensPerS, Mfu = Mfu, AuxLoss = AuxLoss, DroppedRatio = DroppedRatio, RouterEntropy = RouterEntropy,
+        EvalExtra = EvalExtraJson is null ? null : System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, double>>(EvalExtraJson),
+    };
 }
 
 /// <summary>One routing snapshot of one sparse layer, stored as its JSON. Key (RunId, Layer, Step).</summary>

@@ -1,0 +1,92 @@
+using MoTLab.Shared.Config;
+
+namespace MoTLab.WebApp.Components;
+
+/// <summary>The New-run form's editable state: flat, mutable fields that map to and from a RunConfig.</summary>
+public sealed class RunForm
+{
+    public string Name { get; set; } = "run";
+    public string? Preset { get; set; }
+    public int DModel { get; set; }
+    public int Layers { get; set; }
+    public int Heads { get; set; }
+    public int SeqLen { get; set; }
+    public double Dropout { get; set; }
+    public FfnKind Kind { get; set; }
+    public string SparseBlocks { get; set; } = "";
+    public int Experts { get; set; }
+    public int ExpertWidth { get; set; }
+    public int Granularity { get; set; } = 1;
+    public int GroupSize { get; set; }
+    public double Temperature { get; set; } = 1;
+    public bool LearnableTemperature { get; set; }
+    public bool EmitOverExperts { get; set; }
+    public bool DiscreteEval { get; set; }
+    public int TopK { get; set; } = 1;
+    public double CapacityFactor { get; set; } = 1.25;
+    public double BalanceLoss { get; set; } = 0.01;
+    public double ZLoss { get; set; }
+    public double Capacity { get; set; } = 1;
+    public int Steps { get; set; }
+    public int BatchSize { get; set; }
+    public double LearningRate { get; set; }
+    public double WarmupFraction { get; set; }
+    public double WeightDecay { get; set; }
+    public double GradClip { get; set; }
+    public long Seed { get; set; }
+    public int LogEvery { get; set; }
+    public int EvalEvery { get; set; }
+    public int SnapshotEvery { get; set; }
+    public string Corpus { get; set; } = "synthetic";
+    public string Tokenizer { get; set; } = "byte";
+    public string Device { get; set; } = "cpu";
+    public string Tags { get; set; } = "";
+    public string Notes { get; set; } = "";
+    RunConfig template = new();
+
+    public static RunForm From(RunConfig c) => new()
+    {
+        template = c, Name = c.Name, Preset = c.Preset, DModel = c.Model.DModel, Layers = c.Model.Layers, Heads = c.Model.Heads, SeqLen = c.Model.SeqLen,
+        Dropout = c.Model.Dropout, Kind = c.Model.Ffn.Kind, SparseBlocks = string.Join(",", c.Model.Ffn.SparseBlocks?.Select(b => b + 1) ?? []),
+        Experts = c.Model.Ffn.Experts, ExpertWidth = c.Model.Ffn.ExpertWidth, Granularity = c.Model.Ffn.Granularity, GroupSize = c.Model.Ffn.GroupSize,
+        Temperature = c.Model.Ffn.Temperature, LearnableTemperature = c.Model.Ffn.LearnableTemperature, EmitOverExperts = c.Model.Ffn.EmitOverExperts,
+        DiscreteEval = c.Model.Ffn.DiscreteEval, TopK = c.Model.Ffn.TopK, CapacityFactor = c.Model.Ffn.CapacityFactor, BalanceLoss = c.Model.Ffn.BalanceLoss,
+        ZLoss = c.Model.Ffn.ZLoss, Capacity = c.Model.Ffn.Capacity, Steps = c.Train.Steps, BatchSize = c.Train.BatchSize, LearningRate = c.Train.LearningRate,
+        WarmupFraction = c.Train.WarmupFraction, WeightDecay = c.Train.WeightDecay, GradClip = c.Train.GradClip, Seed = c.Train.Seed,
+        LogEvery = c.Train.LogEvery, EvalEvery = c.Train.EvalEvery, SnapshotEvery = c.Train.SnapshotEvery, Corpus = c.Data.Corpus, Tokenizer = c.Data.Tokenizer,
+    };
+
+    /// <summary>The config these fields describe, or the reason the sparse-blocks text cannot be read.</summary>
+    public (RunConfig? Config, string? BlocksError) ToConfig()
+    {
+        List<int>? blocks = null;
+        if (!string.IsNullOrWhiteSpace(SparseBlocks))
+        {
+            blocks = [];
+            foreach (var part in SparseBlocks.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                if (int.TryParse(part, out var b)) blocks.Add(b - 1);
+                else return (null, $"'{part}' is not a block number (1-based, comma separated)");
+        }
+        var c = template;
+        return (c with
+        {
+            Name = Name, Preset = Preset,
+            Model = c.Model with
+            {
+                DModel = DModel, Layers = Layers, Heads = Heads, SeqLen = SeqLen, Dropout = Dropout,
+                Ffn = c.Model.Ffn with
+                {
+                    Kind = Kind, SparseBlocks = blocks, Experts = Experts, ExpertWidth = ExpertWidth, Granularity = Granularity, GroupSize = GroupSize,
+                    Temperature = Temperature, LearnableTemperature = LearnableTemperature, EmitOverExperts = EmitOverExperts, DiscreteEval = DiscreteEval,
+                    TopK = TopK, CapacityFactor = CapacityFactor, BalanceLoss = BalanceLoss, ZLoss = ZLoss, Capacity = Capacity,
+                },
+            },
+            Train = c.Train with
+            {
+                Steps = Steps, BatchSize = BatchSize, LearningRate = LearningRate, WarmupFraction = WarmupFraction, WeightDecay = WeightDecay,
+                GradClip = GradClip, Seed = Seed, LogEvery = LogEvery, EvalEvery = EvalEvery, SnapshotEvery = SnapshotEvery,
+            },
+            Data = c.Data with { Corpus = Corpus, Tokenizer = Tokenizer },
+        }, null);
+    }
+}
