@@ -25,7 +25,14 @@ public static class Hosting
         s.AddSingleton<TelemetryWriter>().AddHostedService(sp => sp.GetRequiredService<TelemetryWriter>());
         s.AddSingleton<RunScheduler>().AddHostedService(sp => sp.GetRequiredService<RunScheduler>());
         s.AddSignalR().AddJsonProtocol(o => o.PayloadSerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals);
-        s.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter()));
+        // the API speaks the same JSON as config.json and metrics.jsonl: snake_case, enums as strings, unknown fields refused
+        s.ConfigureHttpJsonOptions(o =>
+        {
+            var j = o.SerializerOptions; var m = MoTLab.Shared.Json.Options;
+            j.PropertyNamingPolicy = m.PropertyNamingPolicy; j.DefaultIgnoreCondition = m.DefaultIgnoreCondition;
+            j.UnmappedMemberHandling = m.UnmappedMemberHandling; j.NumberHandling = m.NumberHandling;
+            foreach (var c in m.Converters) j.Converters.Add(c);
+        });
         s.AddOpenApi();
         s.AddProblemDetails();
         s.AddRazorComponents().AddInteractiveServerComponents();

@@ -50,14 +50,30 @@ public sealed class LocalProcessLauncher(Microsoft.Extensions.Options.IOptions<M
 
     sealed class Handle(Process process, StreamWriter log) : IWorkerHandle
     {
-        public int? Pid => process.Id;
-        public bool HasExited => process.HasExited;
-        public int? ExitCode => process.HasExited ? process.ExitCode : null;
-        public void Kill() { try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } }
+        private readonly int pid = process.Id;
+        private int? exitCode;
+        private bool disposed;
+
+        public int? Pid => pid;
+        public bool HasExited { get { lock (this) return disposed || process.HasExited; } }
+        public int? ExitCode { get { lock (this) return disposed ? exitCode : process.HasExited ? process.ExitCode : null; } }
+
+        public void Kill()
+        {
+            lock (this)
+                if (!disposed) try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { /* already gone */ }
+        }
+
+        /// <summary>Idempotent: the scheduler's reaper and its shutdown may both get here.</summary>
         public void Dispose()
         {
-            if (process.HasExited) process.WaitForExit(); // drains the output handlers
-            process.Dispose();
+            lock (this)
+            {
+                if (disposed) return;
+                if (process.HasExited) { process.WaitForExit(); exitCode = process.ExitCode; } // drains the output handlers
+                process.Dispose();
+                disposed = true;
+            }
             lock (log) log.Dispose();
         }
     }

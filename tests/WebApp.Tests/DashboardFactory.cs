@@ -1,0 +1,41 @@
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace MoTLab.WebApp.Tests;
+
+/// <summary>The real dashboard on Kestrel (loopback, a free port) with its own data folder and SQLite file;
+/// workers are real processes that dial back to it.</summary>
+public sealed class DashboardFactory : WebApplicationFactory<Program>
+{
+    public string DataFolder { get; } = Directory.CreateTempSubdirectory("motlab-web").FullName;
+    public string CorpusRoot { get; }
+
+    public DashboardFactory()
+    {
+        CorpusRoot = Directory.CreateDirectory(Path.Combine(DataFolder, "corpora")).FullName;
+        UseKestrel(0);
+        StartServer();
+    }
+
+    /// <summary>http://127.0.0.1:PORT</summary>
+    public Uri BaseAddress => new(Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        builder.UseSetting("MoTLab:DataFolder", DataFolder);
+        builder.UseSetting("MoTLab:DataRoots:0", CorpusRoot);
+        builder.UseSetting("MoTLab:CpuSlots", "1");
+        builder.UseSetting("Urls", "http://127.0.0.1:0");
+    }
+
+    public HttpClient Client() => new() { BaseAddress = BaseAddress, Timeout = TimeSpan.FromMinutes(2) };
+
+    protected override void Dispose(bool disposing)
+    {
+        base.Dispose(disposing);
+        try { Directory.Delete(DataFolder, true); } catch (IOException) { }
+    }
+}

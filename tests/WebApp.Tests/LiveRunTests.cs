@@ -1,0 +1,87 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.AspNetCore.SignalR;
+using MoTLab.Shared.Runs;
+
+namespace MoTLab.WebApp.Tests;
+
+/// <summary>Real tiny runs: API → scheduler → worker process → hub → SQLite, watched by a SignalR client.</summary>
+public class LiveRunTests(DashboardFactory dashboard) : IClassFixture<DashboardFactory>
+{
+    readonly HttpClient http = dashboard.Client();
+
+    async Task<JsonElement> Run(int id) => (await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}")).GetProperty("run");
+
+    async Task<JsonElement> WaitFor(int id, Func<JsonElement, bool> done, int seconds = 120)
+    {
+        for (var t = DateTime.UtcNow; DateTime.UtcNow - t < TimeSpan.FromSeconds(seconds); await Task.Delay(250))
+            if (await Run(id) is var r && done(r)) return r;
+        throw new TimeoutException($"run {id}: {await Run(id)}");
+    }
+
+    static string Status(JsonElement r) => r.GetProperty("status").GetString()!;
+
+    [Fact]
+    public async Task A_tiny_run_streams_its_metrics_to_a_signalr_client_and_is_stored()
+    {
+        var events = new ConcurrentQueue<RunEvent>();
+        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(dashboard.BaseAddress, RunsHubContract.Path)).Build();
+        hub.On<RunEvent>(nameof(IRunsClient.RunEvent), e => events.Enqueue(e));
+        await hub.StartAsync();
+
+        var created = await http.PostAsJsonAsync("/api/runs", new { preset = "tiny-mot", steps = 60, tags = new[] { "test" } });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        int id = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt32();
+        await hub.InvokeAsync(RunsHubContract.Subscribe, id);
+
+        var run = await WaitFor(id, r => Status(r) is "completed" or "failed");
+        Assert.Equal("completed", Status(run));
+        Assert.Equal(60, run.GetProperty("last_step").GetInt64());
+        Assert.True(run.GetProperty("last_eval_loss").GetDouble() < 4.0);
+
+        var streamed = events.Where(e => e.RunId == id).SelectMany(e => e.Metrics ?? []).Select(m => m.Step).ToList();
+        Assert.Equal(new long[] { 10, 20, 30, 40, 50, 60 }, streamed);
+        Assert.Contains(events, e => e.RunId == id && e.Routing is { Count: > 0 } r && r[0].MergeWeights!.Length == 4);
+        Assert.Contains(events, e => e.RunId == id && e.Status?.Status == RunStatus.Completed);
+
+        var metrics = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}/metrics?maxPoints=1000");
+        Assert.Equal(6, metrics.GetArrayLength());
+        var csv = await http.GetStringAsync($"/api/runs/{id}/metrics?format=csv");
+        Assert.StartsWith("step,tokens,elapsed_s,train_loss", csv);
+        Assert.Equal(7, csv.Trim().Split('\n').Length);
+        var routing = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}/routing?layer=1");
+        Assert.Equal("mot", routing[0].GetProperty("kind").GetString());
+
+        var runDir = Directory.GetDirectories(Path.Combine(dashboard.DataFolder, "runs")).Single(d => d.EndsWith($"run-{id:D6}"));
+        Assert.True(Directory.Exists(Path.Combine(runDir, "checkpoints")));
+        Assert.Equal(HttpStatusCode.NoContent, (await http.DeleteAsync($"/api/runs/{id}")).StatusCode);
+        Assert.False(Directory.Exists(runDir));
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync($"/api/runs/{id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync($"/api/runs/{id}/metrics")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Cancel_stops_a_running_worker_with_a_checkpoint()
+    {
+        var created = await http.PostAsJsonAsync("/api/runs", new { preset = "tiny-dense", steps = 100000 });
+        int id = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt32();
+        await WaitFor(id, r => r.GetProperty("last_step").GetInt64() >= 20);
+        Assert.Equal(HttpStatusCode.Accepted, (await http.PostAsync($"/api/runs/{id}/cancel", null)).StatusCode);
+        var run = await WaitFor(id, r => Status(r) is not "running" and not "queued", 60);
+        Assert.Equal("cancelled", Status(run));
+        var runDir = Path.Combine(dashboard.DataFolder, "runs", $"run-{id:D6}");
+        Assert.NotEmpty(Directory.GetDirectories(Path.Combine(runDir, "checkpoints"), "step-*"));
+    }
+
+    [Fact]
+    public async Task A_worker_with_a_wrong_token_is_refused()
+    {
+        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(dashboard.BaseAddress, RunsHubContract.Path)).Build();
+        await hub.StartAsync();
+        var e = await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync<string>(RunsHubContract.Hello, 1, "not-the-token"));
+        Assert.Contains("invalid or expired worker token", e.Message);
+    }
+}
