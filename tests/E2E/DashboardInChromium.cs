@@ -1,0 +1,103 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Microsoft.Playwright;
+using MoTLab.WebApp.Tests;
+
+namespace MoTLab.E2E;
+
+/// <summary>The dashboard as a user sees it: Debian's Chromium, headless, driven by Playwright.
+/// Screenshots go to screenshots/ beside the test assembly.</summary>
+public sealed class DashboardInChromium : IAsyncLifetime
+{
+    readonly DashboardFactory dashboard = new();
+    IPlaywright playwright = default!;
+    IBrowser browser = default!;
+    IPage page = default!;
+    static readonly string Shots = Directory.CreateDirectory(Path.Combine(AppContext.BaseDirectory, "screenshots")).FullName;
+
+    public async Task InitializeAsync()
+    {
+        playwright = await Playwright.CreateAsync();
+        browser = await playwright.Chromium.LaunchAsync(new()
+        {
+            ExecutablePath = Environment.GetEnvironmentVariable("MOTLAB_CHROMIUM") ?? "/usr/bin/chromium",
+            Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic"],
+        });
+        page = await browser.NewPageAsync(new() { BaseURL = dashboard.BaseAddress.ToString(), ViewportSize = new() { Width = 1400, Height = 1000 } });
+        page.SetDefaultTimeout(60_000);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await browser.DisposeAsync();
+        playwright.Dispose();
+        dashboard.Dispose();
+    }
+
+    Task Shot(string name) => page.ScreenshotAsync(new() { Path = Path.Combine(Shots, name + ".png"), FullPage = true });
+
+    Task<int> PlotLength(string id, string field = "x") =>
+        page.EvaluateAsync<int>($"() => {{ const g = document.getElementById('{id}'); return g && g.data && g.data[0] && g.data[0].{field} ? g.data[0].{field}.length : 0; }}");
+
+    [Fact]
+    public async Task Launch_tiny_mot_from_the_form_watch_it_live_then_compare_with_a_dense_run()
+    {
+        // New run: tiny-mot is the form's default preset; a bad batch size is caught before launch
+        await page.GotoAsync("/new");
+        var batch = page.GetByLabel("Batch size");
+        await batch.FillAsync("6");
+        await batch.BlurAsync();
+        await page.GetByText("multiple of the MoT group size").First.WaitForAsync();
+        Assert.True(await page.Locator("#launch-button").IsDisabledAsync());
+        await Shot("new-run-validation");
+        await batch.FillAsync("16");
+        await batch.BlurAsync();
+        var steps = page.GetByLabel("Steps", new() { Exact = true });
+        await steps.FillAsync("300");
+        await steps.BlurAsync();
+        await page.Locator("#launch-button:not([disabled])").WaitForAsync();
+        await page.Locator("#launch-button").ClickAsync();
+        await page.WaitForURLAsync("**/runs/*");
+        int motId = int.Parse(page.Url.Split('/')[^1]);
+
+        // Run page: the loss chart gains points while training runs
+        await page.WaitForFunctionAsync("() => { const g = document.getElementById('loss-plot'); return g && g.data && g.data[0].x.length >= 2; }");
+        int first = await PlotLength("loss-plot");
+        await page.WaitForFunctionAsync($"() => document.getElementById('loss-plot').data[0].x.length > {first}");
+        await Shot("run-live-curves");
+
+        // Routing tab: the MoT mixing heatmap shows the group (4 tokens) × 8 experts
+        await page.GetByRole(AriaRole.Tab, new() { Name = "Routing" }).ClickAsync();
+        await page.WaitForFunctionAsync("() => { const g = document.getElementById('mixing-heatmap'); return g && g.data && g.data[0] && g.data[0].z.length === 4 && g.data[0].z[0].length === 8; }");
+        await Shot("run-mixing-heatmap");
+
+        // a dense baseline through the API, then Compare
+        using var http = dashboard.Client();
+        var created = await http.PostAsJsonAsync("/api/runs", new { preset = "tiny-dense", steps = 300 });
+        int denseId = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt32();
+        foreach (var id in new[] { motId, denseId })
+            for (var t = DateTime.UtcNow; ; await Task.Delay(500))
+            {
+                var status = (await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}")).GetProperty("run").GetProperty("status").GetString();
+                if (status == "completed") break;
+                Assert.True(status is "queued" or "running", $"run {id} ended {status}");
+                Assert.True(DateTime.UtcNow - t < TimeSpan.FromMinutes(3), $"run {id} did not finish");
+            }
+
+        await page.GotoAsync($"/compare?ids={motId},{denseId}");
+        await page.WaitForFunctionAsync("() => { const g = document.getElementById('compare-plot'); return g && g.data && g.data.length === 2 && g.data[1].x.length > 0; }");
+        var reach = page.Locator(".reach-line");
+        await reach.First.WaitForAsync();
+        var lines = await reach.AllInnerTextsAsync();
+        Assert.Contains(lines, l => l.StartsWith("Target:"));
+        Assert.Contains(lines, l => l.Contains($"#{motId}") && (l.Contains("of the steps") || l.Contains("has not reached")));
+        Assert.True(await page.Locator("#config-diff tr.diff-row", new() { HasText = "model.ffn.kind" }).CountAsync() == 1);
+        await Shot("compare");
+
+        // Runs page lists both, completed
+        await page.GotoAsync("/");
+        await page.Locator("#runs-table .status-chip", new() { HasText = "Completed" }).Nth(1).WaitForAsync();
+        await Shot("runs");
+    }
+}
