@@ -6,14 +6,15 @@ FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 ARG TORCH_BACKEND
 WORKDIR /src
 COPY . .
-RUN dotnet publish WebApp -c Release -o /app/web -p:TorchBackend=${TORCH_BACKEND} \
- && dotnet publish Training -c Release -o /app/training -p:TorchBackend=${TORCH_BACKEND}
+# the training worker (MoTLab.Training.dll) is published beside the dashboard, which launches it per run
+RUN dotnet publish WebApp -c Release -o /app/web -p:TorchBackend=${TORCH_BACKEND}
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0
 # the SDK's reference-pack XML docs are the built-in English prose corpus (dotnet-docs)
 COPY --from=build /usr/share/dotnet/packs /usr/share/dotnet/packs
 COPY --from=build /app /app
 ENV MOTLAB_CACHE=/data/cache \
+    MoTLab__DataFolder=/data \
     Urls=http://0.0.0.0:5080
 VOLUME /data
 EXPOSE 5080

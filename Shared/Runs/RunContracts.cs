@@ -7,9 +7,13 @@ public enum RunStatus { Queued, Running, Completed, Failed, Cancelled, Interrupt
 /// <summary>What a worker reports about its run's lifecycle.</summary>
 public sealed record WorkerStatus(RunStatus Status, string? Error = null, long? Step = null, long? Parameters = null, string? Device = null);
 
+/// <summary>A checkpoint a worker wrote: its step and folder (on the worker's machine).</summary>
+public sealed record CheckpointInfo(long Step, string Path, double? TrainLoss, double? EvalLoss);
+
 /// <summary>Everything the hub pushes to a watcher of run-{id}, in order.</summary>
 public sealed record RunEvent(int RunId, string Kind, IReadOnlyList<StepMetrics>? Metrics = null,
-    IReadOnlyList<RoutingSnapshot>? Routing = null, WorkerStatus? Status = null, IReadOnlyList<string>? Log = null);
+    IReadOnlyList<RoutingSnapshot>? Routing = null, WorkerStatus? Status = null, IReadOnlyList<string>? Log = null,
+    CheckpointInfo? Checkpoint = null);
 
 /// <summary>The SignalR hub's contract (/hubs/runs). Workers authenticate every call with their per-run token;
 /// watchers (browsers, scripts) join a run's group and receive <see cref="IRunsClient"/> calls.</summary>
@@ -22,6 +26,7 @@ public static class RunsHubContract
     public const string ReportRouting = "ReportRouting";  // (runId, token, RoutingSnapshot[])
     public const string ReportStatus = "ReportStatus";    // (runId, token, WorkerStatus)
     public const string ReportLog = "ReportLog";          // (runId, token, string[])
+    public const string ReportCheckpoint = "ReportCheckpoint"; // (runId, token, CheckpointInfo)
     // watcher → server
     public const string Subscribe = "Subscribe";          // (runId)
     public const string Unsubscribe = "Unsubscribe";      // (runId)

@@ -15,6 +15,7 @@ public sealed class HubStream : ITelemetrySink, IAsyncDisposable
     private sealed record RoutingItem(IReadOnlyList<RoutingSnapshot> S) : Item;
     private sealed record LogItem(string Line) : Item;
     private sealed record StatusItem(WorkerStatus S) : Item;
+    private sealed record CheckpointItem(CheckpointInfo C) : Item;
 
     private readonly HubConnection connection;
     private readonly int runId;
@@ -32,6 +33,8 @@ public sealed class HubStream : ITelemetrySink, IAsyncDisposable
     public void OnRouting(IReadOnlyList<RoutingSnapshot> s) => queue.Writer.TryWrite(new RoutingItem(s));
     public void OnLog(string line) => queue.Writer.TryWrite(new LogItem(line));
     public void Status(WorkerStatus s) => queue.Writer.TryWrite(new StatusItem(s));
+    public void OnCheckpoint(long step, string path, double? trainLoss, double? evalLoss) =>
+        queue.Writer.TryWrite(new CheckpointItem(new CheckpointInfo(step, path, trainLoss, evalLoss)));
 
     async Task PumpAsync()
     {
@@ -40,7 +43,7 @@ public sealed class HubStream : ITelemetrySink, IAsyncDisposable
         {
             await Task.Delay(250);                           // gather a batch: 2–4 updates per second at most
             var metrics = new List<StepMetrics>(); var routing = new List<RoutingSnapshot>(); var log = new List<string>();
-            var statuses = new List<WorkerStatus>();
+            var statuses = new List<WorkerStatus>(); var checkpoints = new List<CheckpointInfo>();
             while (reader.TryRead(out var item))
                 switch (item)
                 {
@@ -48,12 +51,14 @@ public sealed class HubStream : ITelemetrySink, IAsyncDisposable
                     case RoutingItem r: routing.AddRange(r.S); break;
                     case LogItem l: log.Add(l.Line); break;
                     case StatusItem s: statuses.Add(s.S); break;
+                    case CheckpointItem c: checkpoints.Add(c.C); break;
                 }
             // a status that ends the run goes after the data it summarises
             foreach (var s in statuses.Where(s => s.Status == RunStatus.Running)) await Send(RunsHubContract.ReportStatus, s);
             if (log.Count > 0) await Send(RunsHubContract.ReportLog, log);
             if (metrics.Count > 0) await Send(RunsHubContract.ReportMetrics, metrics);
             if (routing.Count > 0) await Send(RunsHubContract.ReportRouting, routing);
+            foreach (var c in checkpoints) await Send(RunsHubContract.ReportCheckpoint, c);
             foreach (var s in statuses.Where(s => s.Status != RunStatus.Running)) await Send(RunsHubContract.ReportStatus, s);
         }
     }

@@ -10,6 +10,7 @@ public interface ITelemetrySink
     void OnStep(StepMetrics metrics) { }
     void OnRouting(IReadOnlyList<RoutingSnapshot> snapshots) { }
     void OnLog(string line) { }
+    void OnCheckpoint(long step, string path, double? trainLoss, double? evalLoss) { }
 }
 
 /// <summary>metrics.jsonl and routing.jsonl in the run folder, one JSON object per line, flushed per write.</summary>

@@ -159,6 +159,7 @@ public sealed class Trainer : IDisposable
     {
         var path = Checkpoint.Save(runDir, Config, Model, optimizer, State);
         Log($"checkpoint {path}");
+        foreach (var s in sinks) s.OnCheckpoint(State.Step, path, State.LastTrainLoss, State.LastEvalLoss);
         return path;
     }
 

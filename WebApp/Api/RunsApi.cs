@@ -74,6 +74,9 @@ public static class RunsApi
             return Results.Ok(rows.Select(r => JsonSerializer.Deserialize<RoutingSnapshot>(r.Json, Json.Options)));
         });
 
+        api.MapGet("/runs/{id:int}/checkpoints", async (int id, RunService runs, CancellationToken ct) =>
+            await runs.GetAsync(id, ct) is null ? Results.NotFound() : Results.Ok(await runs.CheckpointsAsync(id, ct)));
+
         api.MapGet("/presets", () => Presets.All.Select(p => new
         {
             p.Name, p.Description, Parameters = ModelSize.Parameters(p.Config.Model),

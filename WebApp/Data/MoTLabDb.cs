@@ -7,6 +7,7 @@ public sealed class MoTLabDb(DbContextOptions<MoTLabDb> options) : DbContext(opt
     public DbSet<RunRow> Runs => Set<RunRow>();
     public DbSet<MetricRow> Metrics => Set<MetricRow>();
     public DbSet<RoutingRow> Routing => Set<RoutingRow>();
+    public DbSet<CheckpointRow> Checkpoints => Set<CheckpointRow>();
 
     protected override void OnModelCreating(ModelBuilder b)
     {
@@ -20,6 +21,11 @@ public sealed class MoTLabDb(DbContextOptions<MoTLabDb> options) : DbContext(opt
         {
             e.HasKey(m => new { m.RunId, m.Step });
             e.HasOne<RunRow>().WithMany().HasForeignKey(m => m.RunId).OnDelete(DeleteBehavior.Cascade);
+        });
+        b.Entity<CheckpointRow>(e =>
+        {
+            e.HasKey(c => new { c.RunId, c.Step });
+            e.HasOne<RunRow>().WithMany().HasForeignKey(c => c.RunId).OnDelete(DeleteBehavior.Cascade);
         });
         b.Entity<RoutingRow>(e =>
         {

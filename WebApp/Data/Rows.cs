@@ -62,6 +62,17 @@ public sealed class MetricRow
     };
 }
 
+/// <summary>A checkpoint of a run. Key (RunId, Step).</summary>
+public sealed class CheckpointRow
+{
+    public int RunId { get; set; }
+    public long Step { get; set; }
+    public string Path { get; set; } = "";
+    public DateTime CreatedAt { get; set; }
+    public double? TrainLoss { get; set; }
+    public double? EvalLoss { get; set; }
+}
+
 /// <summary>One routing snapshot of one sparse layer, stored as its JSON. Key (RunId, Layer, Step).</summary>
 public sealed class RoutingRow
 {

@@ -50,6 +50,12 @@ public sealed class RunsHub(WorkerTokens tokens, RunService runs, TelemetryWrite
         return Task.CompletedTask;
     }
 
+    public async Task ReportCheckpoint(int runId, string token, CheckpointInfo checkpoint)
+    {
+        Authorize(runId, token);
+        await runs.RecordCheckpointAsync(runId, checkpoint);
+    }
+
     public Task Subscribe(int runId) => Groups.AddToGroupAsync(Context.ConnectionId, RunGroup(runId));
     public Task Unsubscribe(int runId) => Groups.RemoveFromGroupAsync(Context.ConnectionId, RunGroup(runId));
 

@@ -112,6 +112,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, CorpusCatalog co
         tokens.Revoke(id);
         await db.Routing.Where(r => r.RunId == id).ExecuteDeleteAsync(ct);
         await db.Metrics.Where(m => m.RunId == id).ExecuteDeleteAsync(ct);
+        await db.Checkpoints.Where(c => c.RunId == id).ExecuteDeleteAsync(ct);
         db.Runs.Remove(run);
         await db.SaveChangesAsync(ct);
         if (run.RunDir.Length > 0 && Directory.Exists(run.RunDir) && run.RunDir.StartsWith(options.Value.RunsPath, StringComparison.Ordinal))
@@ -137,6 +138,26 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, CorpusCatalog co
         await db.SaveChangesAsync(ct);
         Publish(new RunEvent(id, "status", Status: s));
         if (run.EndedAt is not null) signal.Wake();
+    }
+
+    /// <summary>Keeps the run's checkpoint list current (the worker prunes old folders; rows follow them).</summary>
+    public async Task RecordCheckpointAsync(int id, CheckpointInfo c, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        if (await db.Runs.FindAsync([id], ct) is null) return;
+        await db.Checkpoints.Where(x => x.RunId == id && x.Step >= c.Step).ExecuteDeleteAsync(ct);
+        db.Checkpoints.Add(new CheckpointRow { RunId = id, Step = c.Step, Path = c.Path, CreatedAt = DateTime.UtcNow, TrainLoss = c.TrainLoss, EvalLoss = c.EvalLoss });
+        await db.SaveChangesAsync(ct);
+        foreach (var gone in await db.Checkpoints.Where(x => x.RunId == id).ToListAsync(ct))
+            if (!Directory.Exists(gone.Path)) db.Checkpoints.Remove(gone);
+        await db.SaveChangesAsync(ct);
+        Publish(new RunEvent(id, "checkpoint", Checkpoint: c));
+    }
+
+    public async Task<List<CheckpointRow>> CheckpointsAsync(int id, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        return await db.Checkpoints.AsNoTracking().Where(c => c.RunId == id).OrderBy(c => c.Step).ToListAsync(ct);
     }
 
     public void Publish(RunEvent e)

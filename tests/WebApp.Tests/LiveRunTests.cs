@@ -55,6 +55,9 @@ public class LiveRunTests(DashboardFactory dashboard) : IClassFixture<DashboardF
         var routing = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}/routing?layer=1");
         Assert.Equal("mot", routing[0].GetProperty("kind").GetString());
 
+        var checkpoints = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}/checkpoints");
+        Assert.Equal(60, checkpoints[checkpoints.GetArrayLength() - 1].GetProperty("step").GetInt64());
+
         var runDir = Directory.GetDirectories(Path.Combine(dashboard.DataFolder, "runs")).Single(d => d.EndsWith($"run-{id:D6}"));
         Assert.True(Directory.Exists(Path.Combine(runDir, "checkpoints")));
         Assert.Equal(HttpStatusCode.NoContent, (await http.DeleteAsync($"/api/runs/{id}")).StatusCode);
