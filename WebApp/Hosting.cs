@@ -24,7 +24,8 @@ public static class Hosting
          .AddSingleton<ILauncher, LocalProcessLauncher>();
         s.AddSingleton<TelemetryWriter>().AddHostedService(sp => sp.GetRequiredService<TelemetryWriter>());
         s.AddSingleton<RunScheduler>().AddHostedService(sp => sp.GetRequiredService<RunScheduler>());
-        s.AddSignalR().AddJsonProtocol(o => o.PayloadSerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals);
+        // routing snapshots of wide MoT layers (g × E weights) run to ~100 KB each; the default limit is 32 KB
+        s.AddSignalR(o => o.MaximumReceiveMessageSize = 4 * 1024 * 1024).AddJsonProtocol(o => o.PayloadSerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals);
         // the API speaks the same JSON as config.json and metrics.jsonl: snake_case, enums as strings, unknown fields refused
         s.ConfigureHttpJsonOptions(o =>
         {

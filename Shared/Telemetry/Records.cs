@@ -6,6 +6,8 @@ public sealed record StepMetrics
     public long Step { get; init; }
     public long Tokens { get; init; }
     public double ElapsedS { get; init; }
+    /// <summary>Wall clock when the step was logged, Unix seconds (for latency and cross-run time alignment).</summary>
+    public double Time { get; init; }
     public double TrainLoss { get; init; }
     public double Lr { get; init; }
     public double GradNorm { get; init; }

@@ -7,7 +7,8 @@ using MoTLab.Training.Train;
 namespace MoTLab.Training.Cli;
 
 /// <summary>Telemetry sink that never blocks training: events go into a queue that a background loop
-/// sends to the hub in batches every 250 ms (and at the end). Order is kept per kind.</summary>
+/// sends to the hub as soon as it is idle, at most 10 batches a second (so a fast run sends batches, a
+/// slow one sends each step at once), and everything left at the end. Order is kept per kind.</summary>
 public sealed class HubStream : ITelemetrySink, IAsyncDisposable
 {
     private abstract record Item;
@@ -41,7 +42,6 @@ public sealed class HubStream : ITelemetrySink, IAsyncDisposable
         var reader = queue.Reader;
         while (await reader.WaitToReadAsync())
         {
-            await Task.Delay(250);                           // gather a batch: 2–4 updates per second at most
             var metrics = new List<StepMetrics>(); var routing = new List<RoutingSnapshot>(); var log = new List<string>();
             var statuses = new List<WorkerStatus>(); var checkpoints = new List<CheckpointInfo>();
             while (reader.TryRead(out var item))
@@ -56,10 +56,11 @@ public sealed class HubStream : ITelemetrySink, IAsyncDisposable
             // a status that ends the run goes after the data it summarises
             foreach (var s in statuses.Where(s => s.Status == RunStatus.Running)) await Send(RunsHubContract.ReportStatus, s);
             if (log.Count > 0) await Send(RunsHubContract.ReportLog, log);
-            if (metrics.Count > 0) await Send(RunsHubContract.ReportMetrics, metrics);
-            if (routing.Count > 0) await Send(RunsHubContract.ReportRouting, routing);
+            foreach (var chunk in metrics.Chunk(500)) await Send(RunsHubContract.ReportMetrics, chunk);   // messages stay well under the hub's limit
+            foreach (var snapshot in routing) await Send(RunsHubContract.ReportRouting, new[] { snapshot });
             foreach (var c in checkpoints) await Send(RunsHubContract.ReportCheckpoint, c);
             foreach (var s in statuses.Where(s => s.Status != RunStatus.Running)) await Send(RunsHubContract.ReportStatus, s);
+            await Task.Delay(100);                           // what arrives meanwhile goes in the next batch
         }
     }
 

@@ -110,6 +110,7 @@ public sealed class Trainer : IDisposable
                     metrics = metrics with
                     {
                         Step = done, Tokens = State.Tokens, ElapsedS = startElapsed + now, TokensPerS = tps,
+                        Time = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0,
                         Mfu = Model.EstimateMfu(batch, tps, peak),
                     };
                     if (done % t.EvalEvery == 0 || done == t.Steps)

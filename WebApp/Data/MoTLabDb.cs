@@ -20,6 +20,8 @@ public sealed class MoTLabDb(DbContextOptions<MoTLabDb> options) : DbContext(opt
         b.Entity<MetricRow>(e =>
         {
             e.HasKey(m => new { m.RunId, m.Step });
+            // covers the chart's first pass (step, loss, has-eval), so long histories are scanned from the index alone
+            e.HasIndex(m => new { m.RunId, m.Step, m.TrainLoss, m.EvalLoss }).HasDatabaseName("IX_Metrics_ChartScan");
             e.HasOne<RunRow>().WithMany().HasForeignKey(m => m.RunId).OnDelete(DeleteBehavior.Cascade);
         });
         b.Entity<CheckpointRow>(e =>

@@ -1,26 +1,63 @@
+using System.Data.Common;
+using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using MoTLab.WebApp.Data;
 
 namespace MoTLab.WebApp.Runs;
 
-/// <summary>Reads a run's metric history for charts: at most ~maxPoints rows, chosen per x-bucket so each
+/// <summary>Reads a run's metric history for charts: at most ~maxPoints rows, chosen per step-bucket so each
 /// bucket keeps its lowest-loss, highest-loss and last row (spikes and the trend survive), plus every row
-/// with an eval loss. A step range re-reads a zoomed window at full resolution.</summary>
+/// with an eval loss. A step range re-reads a zoomed window at full resolution. Long histories are read in
+/// two passes: a lean scan of (step, loss) picks the rows, then only those rows are read whole.</summary>
 public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
 {
+    public readonly record struct Key(long Step, double Loss, bool HasEval);
+
     public async Task<List<MetricRow>> ReadAsync(int runId, int maxPoints = 2000, long? fromStep = null, long? toStep = null, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
-        var q = db.Metrics.AsNoTracking().Where(m => m.RunId == runId);
-        if (fromStep is { } f) q = q.Where(m => m.Step >= f);
-        if (toStep is { } t) q = q.Where(m => m.Step <= t);
-        var rows = await q.OrderBy(m => m.Step).ToListAsync(ct);
-        return Downsample(rows, maxPoints);
+        var connection = db.Database.GetDbConnection();
+        await connection.OpenAsync(ct);
+        long from = fromStep ?? long.MinValue, to = toStep ?? long.MaxValue;
+
+        var keys = new List<Key>();
+        await using (var scan = Command(connection, "SELECT Step, TrainLoss, EvalLoss IS NOT NULL FROM Metrics WHERE RunId = $run AND Step BETWEEN $from AND $to ORDER BY Step",
+                         ("$run", runId), ("$from", from), ("$to", to)))
+        await using (var r = await scan.ExecuteReaderAsync(ct))
+            while (await r.ReadAsync(ct)) keys.Add(new Key(r.GetInt64(0), r.GetDouble(1), r.GetBoolean(2)));
+
+        var keep = Downsample(keys, maxPoints);
+        var steps = JsonSerializer.Serialize(keep.Select(i => keys[i].Step));
+        var rows = new List<MetricRow>(keep.Count);
+        await using var cmd = Command(connection, """
+            SELECT Step, Tokens, ElapsedS, TrainLoss, EvalLoss, Lr, GradNorm, TokensPerS, Mfu, AuxLoss, DroppedRatio, RouterEntropy, EvalExtraJson
+            FROM Metrics WHERE RunId = $run AND Step IN (SELECT value FROM json_each($steps)) ORDER BY Step
+            """, ("$run", runId), ("$steps", steps));
+        await using var row = await cmd.ExecuteReaderAsync(ct);
+        while (await row.ReadAsync(ct))
+            rows.Add(new MetricRow
+            {
+                RunId = runId, Step = row.GetInt64(0), Tokens = row.GetInt64(1), ElapsedS = row.GetDouble(2), TrainLoss = row.GetDouble(3),
+                EvalLoss = row.IsDBNull(4) ? null : row.GetDouble(4), Lr = row.GetDouble(5), GradNorm = row.GetDouble(6), TokensPerS = row.GetDouble(7),
+                Mfu = row.GetDouble(8), AuxLoss = row.GetDouble(9), DroppedRatio = row.IsDBNull(10) ? null : row.GetDouble(10),
+                RouterEntropy = row.IsDBNull(11) ? null : row.GetDouble(11), EvalExtraJson = row.IsDBNull(12) ? null : row.GetString(12),
+            });
+        return rows;
     }
 
-    public static List<MetricRow> Downsample(List<MetricRow> rows, int maxPoints)
+    static DbCommand Command(DbConnection connection, string sql, params (string Name, object Value)[] parameters)
     {
-        if (rows.Count <= maxPoints || maxPoints < 3) return rows;
+        var cmd = connection.CreateCommand();
+        cmd.CommandText = sql;
+        foreach (var (name, value) in parameters) { var p = cmd.CreateParameter(); p.ParameterName = name; p.Value = value; cmd.Parameters.Add(p); }
+        return cmd;
+    }
+
+    /// <summary>Indices of the rows to keep (ascending): all of them when they fit, else per bucket the
+    /// min-loss, max-loss and last row, and every eval row.</summary>
+    public static List<int> Downsample(IReadOnlyList<Key> rows, int maxPoints)
+    {
+        if (rows.Count <= maxPoints || maxPoints < 3) return Enumerable.Range(0, rows.Count).ToList();
         int buckets = Math.Max(1, maxPoints / 3);
         long first = rows[0].Step, span = Math.Max(1, rows[^1].Step - first + 1);
         var keep = new SortedSet<int>();
@@ -34,13 +71,13 @@ public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
             int min = start, max = start;
             for (int i = start; i < end; i++)
             {
-                if (rows[i].TrainLoss < rows[min].TrainLoss) min = i;
-                if (rows[i].TrainLoss > rows[max].TrainLoss) max = i;
-                if (rows[i].EvalLoss is not null) keep.Add(i);
+                if (rows[i].Loss < rows[min].Loss) min = i;
+                if (rows[i].Loss > rows[max].Loss) max = i;
+                if (rows[i].HasEval) keep.Add(i);
             }
             keep.Add(min); keep.Add(max); keep.Add(end - 1);
             start = end;
         }
-        return keep.Select(i => rows[i]).ToList();
+        return [.. keep];
     }
 }

@@ -89,6 +89,9 @@ namespace MoTLab.WebApp.Data.Migrations
 
                     b.HasKey("RunId", "Step");
 
+                    b.HasIndex("RunId", "Step", "TrainLoss", "EvalLoss")
+                        .HasDatabaseName("IX_Metrics_ChartScan");
+
                     b.ToTable("Metrics");
                 });
 
