@@ -69,7 +69,7 @@ public sealed class DashboardInChromium : IAsyncLifetime
 
         // Routing tab: the MoT mixing heatmap shows the group (4 tokens) × 8 experts
         await page.GetByRole(AriaRole.Tab, new() { Name = "Routing" }).ClickAsync();
-        await page.WaitForFunctionAsync("() => { const g = document.getElementById('mixing-heatmap'); return g && g.data && g.data[0] && g.data[0].z.length === 4 && g.data[0].z[0].length === 8; }");
+        await page.WaitForFunctionAsync("() => { const g = document.getElementById('mixing-heatmap-1'); return g && g.data && g.data[0] && g.data[0].z.length === 4 && g.data[0].z[0].length === 8; }");
         await Shot("run-mixing-heatmap");
 
         // a dense baseline through the API, then Compare

@@ -76,7 +76,7 @@ public sealed class ComponentTests : BunitContext, IAsyncLifetime
         cut.WaitForAssertion(() =>
         {
             // the last call that drew the mixing heatmap: its trace is the snapshot's 4 × 8 weights, its title names the step
-            var call = JSInterop.Invocations.Last(i => i.Arguments.Count > 1 && TrySerialize(i.Arguments[0]) == "\"mixing-heatmap\"" && TrySerialize(i.Arguments[1]).Contains("heatmap"));
+            var call = JSInterop.Invocations.Last(i => i.Arguments.Count > 1 && TrySerialize(i.Arguments[0]) == "\"mixing-heatmap-1\"" && TrySerialize(i.Arguments[1]).Contains("heatmap"));
             var z = JsonDocument.Parse(TrySerialize(call.Arguments[1])).RootElement[0].GetProperty("z");
             Assert.Equal(4, z.GetArrayLength());
             Assert.Equal(8, z[0].GetArrayLength());
