@@ -85,6 +85,17 @@ public sealed class DashboardInChromium : IAsyncLifetime
                 Assert.True(DateTime.UtcNow - t < TimeSpan.FromMinutes(3), $"run {id} did not finish");
             }
 
+        // Sample tab: text from the finished run's newest checkpoint
+        await page.GotoAsync($"/runs/{motId}");
+        await page.GetByRole(AriaRole.Tab, new() { Name = "Sample" }).ClickAsync();
+        await page.GetByLabel("Prompt").FillAsync("12+3");
+        await page.Locator("#sample-button").ClickAsync();
+        var sample = page.Locator("#sample-output");
+        await sample.WaitForAsync();
+        Assert.StartsWith("12+3", await sample.InnerTextAsync());
+        Assert.Contains("discrete routing", await page.Locator(".mud-alert").First.InnerTextAsync());
+        await Shot("run-sample");
+
         await page.GotoAsync($"/compare?ids={motId},{denseId}");
         await page.WaitForFunctionAsync("() => { const g = document.getElementById('compare-plot'); return g && g.data && g.data.length === 2 && g.data[1].x.length > 0; }");
         var reach = page.Locator(".reach-line");
