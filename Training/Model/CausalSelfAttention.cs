@@ -30,9 +30,11 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         long B = x.shape[0], T = x.shape[1], d = x.shape[2], hd = d / heads;
-        var parts = functional.linear(x.To(compute), qkv.To(compute))     // (B, T, 3d)
-            .view(B, T, 3, heads, hd).permute(2, 0, 3, 1, 4);              // (3, B, H, T, hd)
-        var y = functional.scaled_dot_product_attention(parts[0], parts[1], parts[2],
+        // unbind, not three selects: its backward stacks the three grads in one write, where each select's
+        // backward would zero-fill a buffer the size of all three and autograd would then add them up
+        var qkvParts = functional.linear(x.To(compute), qkv.To(compute))  // (B, T, 3d)
+            .view(B, T, 3, heads, hd).permute(2, 0, 3, 1, 4).unbind(0);    // 3 × (B, H, T, hd)
+        var y = functional.scaled_dot_product_attention(qkvParts[0], qkvParts[1], qkvParts[2],
             p: training ? dropout : 0, is_casual: true);                   // (B, H, T, hd)
         y = y.transpose(1, 2).reshape(B, T, d);                            // (B, T, d)
         var o = functional.linear(y, proj.To(compute));                   // (B, T, d)
