@@ -52,7 +52,7 @@ public static class CliErrors
     public static int Run(Action action)
     {
         try { action(); return 0; }
-        catch (Exception e) when (e is UsageException or ConfigException or CorpusException or InvalidOperationException or ArgumentException or FileNotFoundException)
+        catch (Exception e) when (e is UsageException or ConfigException or CorpusException or TrainingDivergedException or InvalidOperationException or ArgumentException or FileNotFoundException)
         {
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;

@@ -61,7 +61,7 @@ public static class WorkerCommand
         }
         catch (Exception e)
         {
-            final = new WorkerStatus(RunStatus.Failed, Error: e is ConfigException or Data.CorpusException ? e.Message : $"{e.GetType().Name}: {e.Message}");
+            final = new WorkerStatus(RunStatus.Failed, Error: e is ConfigException or Data.CorpusException or TrainingDivergedException ? e.Message : $"{e.GetType().Name}: {e.Message}");
             console.OnLog($"error: {final.Error}");
         }
         stream.Status(final);

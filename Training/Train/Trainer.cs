@@ -104,6 +104,8 @@ public sealed class Trainer : IDisposable
                 {
                     double now = clock.Elapsed.TotalSeconds; // reading the loss below syncs the device
                     var metrics = LightMetrics(ce, aux, gradNorm, lr);
+                    if (t.StopOnNonFinite && (!double.IsFinite(metrics.TrainLoss) || !double.IsFinite(metrics.GradNorm)))
+                        throw new TrainingDivergedException(done, metrics.TrainLoss, metrics.GradNorm);
                     now = clock.Elapsed.TotalSeconds;
                     double tps = (done - lastLogStep) * (double)batch * seq / Math.Max(now - lastLogTime, 1e-9);
                     lastLogTime = now; lastLogStep = done;
@@ -225,6 +227,13 @@ public sealed class Trainer : IDisposable
     void Log(string line) { foreach (var s in sinks) s.OnLog(line); }
 
     public void Dispose() { optimizer.Dispose(); Model.Dispose(); }
+}
+
+/// <summary>The loss or gradient norm stopped being finite; the message names the step.</summary>
+public sealed class TrainingDivergedException(long step, double loss, double gradNorm)
+    : Exception($"training diverged at step {step}: loss {loss}, gradient norm {gradNorm} (train.stop_on_non_finite)")
+{
+    public long Step { get; } = step;
 }
 
 [Flags]

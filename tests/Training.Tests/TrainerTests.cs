@@ -76,6 +76,19 @@ public class TrainerTests
         .Select(l => JsonSerializer.Deserialize<StepMetrics>(l, Json.Options)!).Select(m => (m.Step, m.TrainLoss)).ToList();
 
     [Fact]
+    public void A_diverging_run_stops_with_the_step_named()
+    {
+        using var dir = new TestUtil.TempDir();
+        var cfg = Tiny("tiny-dense", 50) with { Train = Tiny("tiny-dense", 50).Train with { LogEvery = 5 } };
+        using var trainer = new Trainer(cfg, dir.Path, "cpu", []);
+        for (int i = 0; i < 7; i++) trainer.Step();
+        using (TorchSharp.torch.no_grad()) trainer.Model.parameters().First().fill_(double.NaN);   // a blow-up in step 8
+        var e = Assert.Throws<TrainingDivergedException>(() => trainer.Run());
+        Assert.Equal(10, e.Step);                                 // the first logged step after it
+        Assert.Contains($"training diverged at step {e.Step}", e.Message);
+    }
+
+    [Fact]
     public void No_tensor_leaks_over_50_steps()
     {
         using var dir = new TestUtil.TempDir();
