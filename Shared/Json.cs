@@ -16,6 +16,7 @@ public static class Json
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
         WriteIndented = indented,
+        RespectNullableAnnotations = true,   // "model": null is an error naming the field, not a crash later
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 }

@@ -32,6 +32,7 @@ public static class Hosting
             var j = o.SerializerOptions; var m = MoTLab.Shared.Json.Options;
             j.PropertyNamingPolicy = m.PropertyNamingPolicy; j.DefaultIgnoreCondition = m.DefaultIgnoreCondition;
             j.UnmappedMemberHandling = m.UnmappedMemberHandling; j.NumberHandling = m.NumberHandling;
+            j.RespectNullableAnnotations = m.RespectNullableAnnotations;
             foreach (var c in m.Converters) j.Converters.Add(c);
         });
         s.AddOpenApi();

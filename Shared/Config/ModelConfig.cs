@@ -16,7 +16,7 @@ public sealed record ModelConfig
     public int DenseMultiplier { get; init; } = 4; // dense FFN hidden = 4·d
     public FfnConfig Ffn { get; init; } = new();
 
-    public int HeadDim => DModel / Heads;
+    [System.Text.Json.Serialization.JsonIgnore] public int HeadDim => DModel / Heads;
 
     /// <summary>Indices (0-based) of blocks that use the sparse FFN.</summary>
     public IReadOnlyList<int> SparseBlockIndices()
@@ -56,7 +56,7 @@ public sealed record FfnConfig
     // Expert-choice MoE
     public double Capacity { get; init; } = 1.0;           // C = round(capacity·N/E) tokens per expert
 
-    public int EffectiveExperts => Experts * Math.Max(1, Granularity);
+    [System.Text.Json.Serialization.JsonIgnore] public int EffectiveExperts => Experts * Math.Max(1, Granularity);
 
     /// <summary>Hidden width of one expert after sizing and granularity.</summary>
     public int ExpertHidden(int dModel, int denseMultiplier)
