@@ -48,6 +48,11 @@ public static class RunsApi
         api.MapPost("/runs/{id:int}/cancel", async (int id, RunService runs, CancellationToken ct) =>
             await runs.CancelAsync(id, ct) ? Results.Accepted($"/api/runs/{id}") : Results.NotFound());
 
+        api.MapPost("/runs/{id:int}/resume", async (int id, RunService runs, CancellationToken ct) =>
+            await runs.GetAsync(id, ct) is null ? Results.NotFound()
+            : await runs.ResumeAsync(id, ct) is { } problem ? Results.Problem(problem, statusCode: StatusCodes.Status409Conflict)
+            : Results.Accepted($"/api/runs/{id}"));
+
         api.MapGet("/runs/{id:int}/metrics", async (int id, MetricsQuery metrics, RunService runs, string? format, int? maxPoints,
             long? from, long? to, CancellationToken ct) =>
         {

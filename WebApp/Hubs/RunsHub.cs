@@ -14,7 +14,7 @@ public sealed class RunsHub(WorkerTokens tokens, RunService runs, TelemetryWrite
 
     public async Task<string> WorkerHello(int runId, string token)
     {
-        Authorize(runId, token);
+        await Authorize(runId, token);
         await Groups.AddToGroupAsync(Context.ConnectionId, WorkerGroup(runId));
         var run = await runs.GetAsync(runId) ?? throw new HubException($"run {runId} does not exist");
         return run.ConfigJson;
@@ -22,7 +22,7 @@ public sealed class RunsHub(WorkerTokens tokens, RunService runs, TelemetryWrite
 
     public async Task ReportMetrics(int runId, string token, StepMetrics[] metrics)
     {
-        Authorize(runId, token);
+        await Authorize(runId, token);
         if (metrics.Length == 0) return;
         await writer.EnqueueAsync(runId, metrics);
         runs.Publish(new RunEvent(runId, "metrics", Metrics: metrics));
@@ -30,7 +30,7 @@ public sealed class RunsHub(WorkerTokens tokens, RunService runs, TelemetryWrite
 
     public async Task ReportRouting(int runId, string token, RoutingSnapshot[] snapshots)
     {
-        Authorize(runId, token);
+        await Authorize(runId, token);
         if (snapshots.Length == 0) return;
         await writer.EnqueueAsync(runId, snapshots);
         runs.Publish(new RunEvent(runId, "routing", Routing: snapshots));
@@ -38,29 +38,30 @@ public sealed class RunsHub(WorkerTokens tokens, RunService runs, TelemetryWrite
 
     public async Task ReportStatus(int runId, string token, WorkerStatus status)
     {
-        Authorize(runId, token);
+        await Authorize(runId, token);
         if (status.Status != RunStatus.Running) await writer.FlushAsync(runId); // the summary covers every step first
         await runs.ApplyWorkerStatusAsync(runId, status);
     }
 
-    public Task ReportLog(int runId, string token, string[] lines)
+    public async Task ReportLog(int runId, string token, string[] lines)
     {
-        Authorize(runId, token);
+        await Authorize(runId, token);
         runs.Publish(new RunEvent(runId, "log", Log: lines));
-        return Task.CompletedTask;
     }
 
     public async Task ReportCheckpoint(int runId, string token, CheckpointInfo checkpoint)
     {
-        Authorize(runId, token);
+        await Authorize(runId, token);
         await runs.RecordCheckpointAsync(runId, checkpoint);
     }
 
     public Task Subscribe(int runId) => Groups.AddToGroupAsync(Context.ConnectionId, RunGroup(runId));
     public Task Unsubscribe(int runId) => Groups.RemoveFromGroupAsync(Context.ConnectionId, RunGroup(runId));
 
-    void Authorize(int runId, string token)
+    async Task Authorize(int runId, string token)
     {
-        if (!tokens.IsValid(runId, token)) throw new HubException($"invalid or expired worker token for run {runId}");
+        if (tokens.IsValid(runId, token)) return;
+        if (!tokens.IsKnown(runId) && await runs.AdoptWorkerAsync(runId, token)) return;   // the dashboard restarted under it
+        throw new HubException($"invalid or expired worker token for run {runId}");
     }
 }

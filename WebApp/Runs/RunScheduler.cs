@@ -18,7 +18,7 @@ public sealed class SchedulerSignal
 /// <summary>Starts queued runs, oldest first, one worker per device slot (CPU: MoTLab:CpuSlots; CUDA: one per
 /// GPU, the index passed to the worker), and notices workers that exit without reporting an end.</summary>
 public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher launcher, WorkerTokens tokens, SchedulerSignal signal,
-    RunService runs, IOptions<MoTLabOptions> options, IServer server, ILogger<RunScheduler> log) : BackgroundService
+    RunService runs, IOptions<MoTLabOptions> options, IServer server, ILogger<RunScheduler> log) : BackgroundService, IHostedLifecycleService
 {
     private sealed record Active(int RunId, string Slot, IWorkerHandle Worker, string RunDir);
     private readonly Dictionary<int, Active> active = new();
@@ -111,7 +111,10 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
         for (int i = 0; i < 50 && !a.Worker.HasExited; i++) await Task.Delay(100);
     }
 
-    public bool IsActive(int runId) { lock (gate) return active.ContainsKey(runId); }
+
+    public Task StartingAsync(CancellationToken ct) => Task.CompletedTask;
+    public Task StartedAsync(CancellationToken ct) => Task.CompletedTask;
+    public Task StoppedAsync(CancellationToken ct) => Task.CompletedTask;
 
     static string LogTail(string runDir)
     {
@@ -131,11 +134,31 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
         return uri.Uri.ToString();
     }
 
+    /// <summary>Graceful shutdown (Ctrl+C, SIGTERM), first half, while the server still answers the workers:
+    /// every worker is asked to checkpoint and stop and given up to 20 s to report and exit.</summary>
+    public async Task StoppingAsync(CancellationToken ct)
+    {
+        List<Active> left;
+        lock (gate) left = [.. active.Values];
+        foreach (var a in left) await runs.CancelAsync(a.RunId, CancellationToken.None);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (left.Any(a => !a.Worker.HasExited) && DateTime.UtcNow < deadline && !ct.IsCancellationRequested) await Task.Delay(100, CancellationToken.None);
+    }
+
+    /// <summary>Second half: workers still alive are stopped; runs that were training become Interrupted, to be
+    /// resumed from their last checkpoint.</summary>
     public override async Task StopAsync(CancellationToken ct)
     {
         await base.StopAsync(ct);
         List<Active> left;
         lock (gate) left = [.. active.Values];
-        foreach (var a in left) { a.Worker.Kill(); a.Worker.Dispose(); }
+        foreach (var a in left)
+        {
+            if (!a.Worker.HasExited) a.Worker.Kill();
+            if (await runs.GetAsync(a.RunId, CancellationToken.None) is { Status: RunStatus.Running or RunStatus.Cancelled })
+                await runs.ApplyWorkerStatusAsync(a.RunId, new WorkerStatus(RunStatus.Interrupted,
+                    Error: "the dashboard shut down while this run was training; Resume continues from its last checkpoint"), CancellationToken.None);
+            a.Worker.Dispose();
+        }
     }
 }

@@ -140,6 +140,37 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, CorpusCatalog co
         if (run.EndedAt is not null) signal.Wake();
     }
 
+    /// <summary>A worker reports for a run this dashboard did not start (it restarted meanwhile): accepted when the
+    /// token matches the stored hash and the run was left Running or Interrupted; the run is Running again.</summary>
+    public async Task<bool> AdoptWorkerAsync(int id, string token, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var run = await db.Runs.FindAsync([id], ct);
+        if (run is not { Status: RunStatus.Running or RunStatus.Interrupted } || !tokens.Adopt(id, token, run.WorkerTokenHash)) return false;
+        if (run.Status == RunStatus.Interrupted)
+        {
+            run.Status = RunStatus.Running; run.EndedAt = null; run.Error = null;
+            await db.SaveChangesAsync(ct);
+            Publish(new RunEvent(id, "status", Status: new WorkerStatus(RunStatus.Running)));
+        }
+        return true;
+    }
+
+    /// <summary>Queues an ended run again to continue from its newest checkpoint (same folder, same curve).</summary>
+    public async Task<string?> ResumeAsync(int id, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var run = await db.Runs.FindAsync([id], ct);
+        if (run is null) return "no such run";
+        if (run.Status is not (RunStatus.Interrupted or RunStatus.Cancelled or RunStatus.Failed)) return $"a {run.Status} run cannot be resumed";
+        if (!Training.Train.Checkpoint.List(run.RunDir).Any()) return "the run has no checkpoint to resume from";
+        run.Status = RunStatus.Queued; run.EndedAt = null; run.Error = null;
+        await db.SaveChangesAsync(ct);
+        Publish(new RunEvent(id, "status", Status: new WorkerStatus(RunStatus.Queued)));
+        signal.Wake();
+        return null;
+    }
+
     /// <summary>Keeps the run's checkpoint list current (the worker prunes old folders; rows follow them).</summary>
     public async Task RecordCheckpointAsync(int id, CheckpointInfo c, CancellationToken ct = default)
     {

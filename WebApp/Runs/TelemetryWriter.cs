@@ -32,14 +32,21 @@ public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, ILogger<Tel
         await done.Task;
     }
 
+    /// <summary>On shutdown the queue is closed and drained before the loop ends: nothing received is dropped.</summary>
+    public override Task StopAsync(CancellationToken ct)
+    {
+        queue.Writer.TryComplete();
+        return base.StopAsync(ct);
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stop)
     {
         var batch = new List<Work>();
-        while (await queue.Reader.WaitToReadAsync(stop))
+        while (await queue.Reader.WaitToReadAsync(CancellationToken.None))
         {
             batch.Clear();
             while (batch.Count < 500 && queue.Reader.TryRead(out var w)) batch.Add(w);
-            try { await WriteAsync(batch, stop); }
+            try { await WriteAsync(batch, CancellationToken.None); }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 log.LogError(e, "storing telemetry failed");   // the run page shows what was stored; the worker keeps its files

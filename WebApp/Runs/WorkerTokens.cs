@@ -24,5 +24,18 @@ public sealed class WorkerTokens
 
     public void Revoke(int runId) => active.TryRemove(runId, out _);
 
+    public bool IsKnown(int runId) => active.ContainsKey(runId);
+
+    /// <summary>A worker that outlived a dashboard restart: its token is checked against the hash stored on the
+    /// run row, and remembered again when it matches.</summary>
+    public bool Adopt(int runId, string? token, string? storedHash)
+    {
+        if (token is null || storedHash is null) return false;
+        var h = Hash(token);
+        if (!CryptographicOperations.FixedTimeEquals(h, Convert.FromHexString(storedHash))) return false;
+        active[runId] = h;
+        return true;
+    }
+
     static byte[] Hash(string token) => SHA256.HashData(Encoding.UTF8.GetBytes(token));
 }

@@ -10,11 +10,17 @@ namespace MoTLab.WebApp.Tests;
 /// workers are real processes that dial back to it.</summary>
 public sealed class DashboardFactory : WebApplicationFactory<Program>
 {
-    public string DataFolder { get; } = Directory.CreateTempSubdirectory("motlab-web").FullName;
+    public string DataFolder { get; }
     public string CorpusRoot { get; }
+    private readonly bool ownsData;
 
-    public DashboardFactory()
+    public DashboardFactory() : this(null) { }
+
+    /// <param name="dataFolder">An existing data folder (a dashboard restart); it is then kept at dispose.</param>
+    internal DashboardFactory(string? dataFolder)   // one public constructor: xunit's fixture rule
     {
+        ownsData = dataFolder is null;
+        DataFolder = dataFolder ?? Directory.CreateTempSubdirectory("motlab-web").FullName;
         CorpusRoot = Directory.CreateDirectory(Path.Combine(DataFolder, "corpora")).FullName;
         UseKestrel(0);
         StartServer();
@@ -36,6 +42,6 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);
-        try { Directory.Delete(DataFolder, true); } catch (IOException) { }
+        if (ownsData) try { Directory.Delete(DataFolder, true); } catch (IOException) { }
     }
 }

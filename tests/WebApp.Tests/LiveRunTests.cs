@@ -88,3 +88,45 @@ public class LiveRunTests(DashboardFactory dashboard) : IClassFixture<DashboardF
         Assert.Contains("invalid or expired worker token", e.Message);
     }
 }
+
+/// <summary>Stopping the dashboard gracefully checkpoints running workers; after a restart Resume continues the
+/// same curve from that checkpoint, with no step twice.</summary>
+public class RestartTests
+{
+    [Fact]
+    public async Task A_run_interrupted_by_a_dashboard_shutdown_resumes_on_the_same_curve()
+    {
+        var folder = Directory.CreateTempSubdirectory("motlab-restart").FullName;
+        try
+        {
+            int id;
+            using (var first = new DashboardFactory(folder))
+            using (var http = first.Client())
+            {
+                var created = await http.PostAsJsonAsync("/api/runs", new { preset = "tiny-dense", steps = 1500 });
+                id = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt32();
+                for (var t = DateTime.UtcNow; (await Run(http, id)).GetProperty("last_step").GetInt64() < 30; await Task.Delay(200))
+                    Assert.True(DateTime.UtcNow - t < TimeSpan.FromMinutes(2), "no progress");
+            }                                                        // graceful stop: Cancel → checkpoint → Interrupted
+
+            using var second = new DashboardFactory(folder);
+            using var http2 = second.Client();
+            var run = await Run(http2, id);
+            Assert.Equal("interrupted", run.GetProperty("status").GetString());
+            Assert.Contains("Resume", run.GetProperty("error").GetString());
+            long stoppedAt = run.GetProperty("last_step").GetInt64();
+            Assert.Equal(HttpStatusCode.Accepted, (await http2.PostAsync($"/api/runs/{id}/resume", null)).StatusCode);
+            for (var t = DateTime.UtcNow; (await Run(http2, id)).GetProperty("status").GetString() != "completed"; await Task.Delay(250))
+                Assert.True(DateTime.UtcNow - t < TimeSpan.FromMinutes(3), $"not completed: {await Run(http2, id)}");
+
+            var steps = (await http2.GetFromJsonAsync<JsonElement>($"/api/runs/{id}/metrics?maxPoints=100000")).EnumerateArray()
+                .Select(m => m.GetProperty("step").GetInt64()).ToList();
+            Assert.Equal(Enumerable.Range(1, 150).Select(i => i * 10L), steps);  // every logged step once, 10 … 1500
+            Assert.True(stoppedAt >= 30);
+            Assert.Equal(HttpStatusCode.Conflict, (await http2.PostAsync($"/api/runs/{id}/resume", null)).StatusCode);
+        }
+        finally { try { Directory.Delete(folder, true); } catch (IOException) { } }
+    }
+
+    static async Task<JsonElement> Run(HttpClient http, int id) => (await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}")).GetProperty("run");
+}
