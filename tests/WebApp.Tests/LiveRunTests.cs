@@ -4,6 +4,9 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.AspNetCore.SignalR;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using MoTLab.WebApp.Data;
 using MoTLab.Shared.Runs;
 
 namespace MoTLab.WebApp.Tests;
@@ -77,6 +80,24 @@ public class LiveRunTests(DashboardFactory dashboard) : IClassFixture<DashboardF
         Assert.Equal("cancelled", Status(run));
         var runDir = Path.Combine(dashboard.DataFolder, "runs", $"run-{id:D6}");
         Assert.NotEmpty(Directory.GetDirectories(Path.Combine(runDir, "checkpoints"), "step-*"));
+    }
+
+    [Fact]
+    public async Task A_killed_worker_fails_its_run_with_the_reason_and_the_next_run_still_starts()
+    {
+        var first = await http.PostAsJsonAsync("/api/runs", new { preset = "tiny-dense", steps = 100000 });
+        int a = (await first.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt32();
+        await WaitFor(a, r => r.GetProperty("last_step").GetInt64() >= 10);
+        var second = await http.PostAsJsonAsync("/api/runs", new { preset = "tiny-dense", steps = 20 });   // waits for the one CPU slot
+        int b = (await second.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt32();
+
+        await using (var db = await dashboard.Services.GetRequiredService<IDbContextFactory<MoTLabDb>>().CreateDbContextAsync())
+            System.Diagnostics.Process.GetProcessById((await db.Runs.FindAsync(a))!.WorkerPid!.Value).Kill();   // SIGKILL, as a native crash would end it
+
+        var failed = await WaitFor(a, r => Status(r) != "running", 60);
+        Assert.Equal("failed", Status(failed));
+        Assert.Contains("worker exited with code", failed.GetProperty("error").GetString());
+        Assert.Equal("completed", Status(await WaitFor(b, r => Status(r) is "completed" or "failed", 120)));
     }
 
     [Fact]
