@@ -36,10 +36,10 @@ public sealed class Corpus
             }
             case LinuxDocs:
             {
-                var root = Directory.GetDirectories("/usr/share/doc", "linux-doc*").OrderDescending().FirstOrDefault();
+                var root = Directory.Exists("/usr/share/doc") ? Directory.GetDirectories("/usr/share/doc", "linux-doc*").OrderDescending().FirstOrDefault() : null;
                 if (root is null) throw new CorpusException($"corpus '{spec}': Debian's linux-doc package is not installed (apt-get install linux-doc-6.1)");
-                var files = Directory.GetFiles(root, "*.rst", SearchOption.AllDirectories).Order().ToList();
-                if (files.Count == 0) throw new CorpusException($"corpus '{spec}': no .rst files under {root}");
+                var files = RstFiles(root);
+                if (files.Count == 0) throw new CorpusException($"corpus '{spec}': no .rst or .rst.gz files under {root}");
                 return new Corpus(spec, Fingerprint("linux-docs-v1", files), () => files.Select(ReadUtf8));
             }
         }
@@ -56,20 +56,34 @@ public sealed class Corpus
         throw new CorpusException($"corpus '{spec}' is neither a built-in corpus ({string.Join(", ", BuiltIn)}) nor an existing file or folder");
     }
 
+    /// <summary>reStructuredText files under a folder, plain or gzipped (Debian ships them as .rst.gz).</summary>
+    public static List<string> RstFiles(string root) =>
+        Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
+            .Where(f => f.EndsWith(".rst", StringComparison.Ordinal) || f.EndsWith(".rst.gz", StringComparison.Ordinal))
+            .Order(StringComparer.Ordinal).ToList();
+
     static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>Reads a file as UTF-8 text; binary (NUL bytes), invalid UTF-8, empty or unreadable files are errors.</summary>
     public static string ReadUtf8(string path)
     {
         byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        try { bytes = path.EndsWith(".gz", StringComparison.Ordinal) ? Gunzip(path) : File.ReadAllBytes(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
         { throw new CorpusException($"corpus file '{path}' cannot be read: {e.Message}"); }
         if (bytes.Length == 0) throw new CorpusException($"corpus file '{path}' is empty");
         if (Array.IndexOf(bytes, (byte)0) >= 0) throw new CorpusException($"corpus file '{path}' looks binary (contains NUL bytes); MoTLab trains on UTF-8 text");
         try { return StrictUtf8.GetString(bytes).TrimStart('\uFEFF'); }
         catch (DecoderFallbackException e)
         { throw new CorpusException($"corpus file '{path}' is not valid UTF-8 (bad byte at offset {e.Index})"); }
+    }
+
+    static byte[] Gunzip(string path)
+    {
+        using var input = new System.IO.Compression.GZipStream(File.OpenRead(path), System.IO.Compression.CompressionMode.Decompress);
+        using var output = new MemoryStream();
+        input.CopyTo(output);
+        return output.ToArray();
     }
 
     static string Fingerprint(string kind, IEnumerable<string> files)

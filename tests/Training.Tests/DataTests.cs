@@ -93,3 +93,20 @@ public class DataTests
         Assert.False(x1.eq(x3).all().item<bool>());
     }
 }
+
+public class RstCorpusTests
+{
+    [Fact]
+    public void Gzipped_and_plain_rst_files_are_read_as_text()
+    {
+        using var dir = new TestUtil.TempDir();
+        var sub = Directory.CreateDirectory(Path.Combine(dir.Path, "Documentation", "PCI")).FullName;
+        File.WriteAllText(Path.Combine(sub, "plain.rst"), "Plain text\n==========\n");
+        using (var gz = new System.IO.Compression.GZipStream(File.Create(Path.Combine(sub, "packed.rst.gz")), System.IO.Compression.CompressionLevel.Fastest))
+            gz.Write("Packed text about the PCI bus.\n"u8);
+        File.WriteAllText(Path.Combine(sub, "notes.txt"), "not rst");
+        var files = Corpus.RstFiles(dir.Path);
+        Assert.Equal(2, files.Count);
+        Assert.Equal("Packed text about the PCI bus.\n", Corpus.ReadUtf8(files.Single(f => f.EndsWith(".gz"))));
+    }
+}
