@@ -11,7 +11,7 @@ using MoTLab.WebApp.Data;
 namespace MoTLab.WebApp.Data.Migrations
 {
     [DbContext(typeof(MoTLabDb))]
-    [Migration("20261128135935_InitialCreate")]
+    [Migration("20261128150308_InitialCreate")]
     partial class InitialCreate
     {
         /// <inheritdoc />
@@ -19,6 +19,32 @@ namespace MoTLab.WebApp.Data.Migrations
         {
 #pragma warning disable 612, 618
             modelBuilder.HasAnnotation("ProductVersion", "10.0.15");
+
+            modelBuilder.Entity("MoTLab.WebApp.Data.CheckpointRow", b =>
+                {
+                    b.Property<int>("RunId")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long>("Step")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<double?>("EvalLoss")
+                        .HasColumnType("REAL");
+
+                    b.Property<string>("Path")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<double?>("TrainLoss")
+                        .HasColumnType("REAL");
+
+                    b.HasKey("RunId", "Step");
+
+                    b.ToTable("Checkpoints");
+                });
 
             modelBuilder.Entity("MoTLab.WebApp.Data.MetricRow", b =>
                 {
@@ -65,6 +91,9 @@ namespace MoTLab.WebApp.Data.Migrations
                         .HasColumnType("REAL");
 
                     b.HasKey("RunId", "Step");
+
+                    b.HasIndex("RunId", "Step", "TrainLoss", "EvalLoss")
+                        .HasDatabaseName("IX_Metrics_ChartScan");
 
                     b.ToTable("Metrics");
                 });
@@ -188,6 +217,15 @@ namespace MoTLab.WebApp.Data.Migrations
                     b.HasIndex("Status");
 
                     b.ToTable("Runs");
+                });
+
+            modelBuilder.Entity("MoTLab.WebApp.Data.CheckpointRow", b =>
+                {
+                    b.HasOne("MoTLab.WebApp.Data.RunRow", null)
+                        .WithMany()
+                        .HasForeignKey("RunId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
                 });
 
             modelBuilder.Entity("MoTLab.WebApp.Data.MetricRow", b =>

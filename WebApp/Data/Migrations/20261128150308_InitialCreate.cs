@@ -50,6 +50,28 @@ namespace MoTLab.WebApp.Data.Migrations
                 });
 
             migrationBuilder.CreateTable(
+                name: "Checkpoints",
+                columns: table => new
+                {
+                    RunId = table.Column<int>(type: "INTEGER", nullable: false),
+                    Step = table.Column<long>(type: "INTEGER", nullable: false),
+                    Path = table.Column<string>(type: "TEXT", nullable: false),
+                    CreatedAt = table.Column<DateTime>(type: "TEXT", nullable: false),
+                    TrainLoss = table.Column<double>(type: "REAL", nullable: true),
+                    EvalLoss = table.Column<double>(type: "REAL", nullable: true)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_Checkpoints", x => new { x.RunId, x.Step });
+                    table.ForeignKey(
+                        name: "FK_Checkpoints_Runs_RunId",
+                        column: x => x.RunId,
+                        principalTable: "Runs",
+                        principalColumn: "Id",
+                        onDelete: ReferentialAction.Cascade);
+                });
+
+            migrationBuilder.CreateTable(
                 name: "Metrics",
                 columns: table => new
                 {
@@ -100,6 +122,11 @@ namespace MoTLab.WebApp.Data.Migrations
                 });
 
             migrationBuilder.CreateIndex(
+                name: "IX_Metrics_ChartScan",
+                table: "Metrics",
+                columns: new[] { "RunId", "Step", "TrainLoss", "EvalLoss" });
+
+            migrationBuilder.CreateIndex(
                 name: "IX_Runs_CreatedAt",
                 table: "Runs",
                 column: "CreatedAt");
@@ -113,6 +140,9 @@ namespace MoTLab.WebApp.Data.Migrations
         /// <inheritdoc />
         protected override void Down(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.DropTable(
+                name: "Checkpoints");
+
             migrationBuilder.DropTable(
                 name: "Metrics");
 
