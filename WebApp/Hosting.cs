@@ -20,7 +20,7 @@ public static class Hosting
             o.UseSqlite($"Data Source={sp.GetRequiredService<IOptions<MoTLabOptions>>().Value.DatabasePath};Default Timeout=30"));
         s.AddSingleton<WorkerTokens>().AddSingleton<SchedulerSignal>().AddSingleton<RunEvents>()
          .AddSingleton<CorpusCatalog>().AddSingleton<RunService>().AddSingleton<MetricsQuery>()
-         .AddSingleton<SampleRunner>().AddSingleton<UploadStore>()
+         .AddSingleton<SampleRunner>().AddSingleton<UploadStore>().AddSingleton<AccessGate>()
          .AddSingleton<ILauncher, LocalProcessLauncher>();
         s.AddSingleton<TelemetryWriter>().AddHostedService(sp => sp.GetRequiredService<TelemetryWriter>());
         s.AddSingleton<RunScheduler>().AddHostedService(sp => sp.GetRequiredService<RunScheduler>());

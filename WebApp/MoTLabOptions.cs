@@ -24,6 +24,9 @@ public sealed class MoTLabOptions
     public string? TrainingDll { get; set; }
     /// <summary>Hub URL the workers dial; default: the dashboard's own first address.</summary>
     public string? HubUrl { get; set; }
+    /// <summary>Required from browsers, scripts and the API when the dashboard listens on anything but loopback;
+    /// generated and printed once at start when not set.</summary>
+    public string? AccessToken { get; set; }
 
     public string DataPath => Path.GetFullPath(DataFolder);
     public string DatabasePath => Path.GetFullPath(Database ?? Path.Combine(DataFolder, "motlab.db"));

@@ -10,10 +10,14 @@ builder.AddMoTLab();
 
 var app = builder.Build();
 await app.PrepareDatabaseAsync();
+var gate = app.Services.GetRequiredService<AccessGate>();
+app.Lifetime.ApplicationStarted.Register(gate.OnStarted);
+app.Use(gate.InvokeAsync);
 app.UseStaticFiles();
 app.UseAntiforgery();
 app.MapStaticAssets();
 app.MapOpenApi();
+AccessGate.MapLogin(app);
 app.MapRunsApi();
 app.MapHub<RunsHub>(RunsHubContract.Path);
 app.MapRazorComponents<App>().AddInteractiveServerRenderMode();

@@ -34,7 +34,9 @@ public static class WorkerCommand
 
     static async Task<int> RunAsync(int runId, string hubUrl, string token, string runDir, string device, CancellationToken ct)
     {
-        await using var connection = new HubConnectionBuilder().WithUrl(hubUrl).WithAutomaticReconnect().Build();
+        // the per-run token also opens the connection on a dashboard that requires an access token
+        await using var connection = new HubConnectionBuilder()
+            .WithUrl(hubUrl, o => o.AccessTokenProvider = () => Task.FromResult<string?>(token)).WithAutomaticReconnect().Build();
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct);
         connection.On<int>(nameof(IRunsClient.Cancel), id => { if (id == runId) cancel.Cancel(); });
         await connection.StartAsync(ct);

@@ -14,20 +14,26 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
     public string CorpusRoot { get; }
     private readonly bool ownsData;
 
+    private readonly string? accessToken;
+
     public DashboardFactory() : this(null) { }
 
     /// <param name="dataFolder">An existing data folder (a dashboard restart); it is then kept at dispose.</param>
-    internal DashboardFactory(string? dataFolder)   // one public constructor: xunit's fixture rule
+    /// <param name="exposedWithToken">Listen on all interfaces (not only loopback), with this access token.</param>
+    internal DashboardFactory(string? dataFolder, string? exposedWithToken = null)   // one public constructor: xunit's fixture rule
     {
         ownsData = dataFolder is null;
+        accessToken = exposedWithToken;
         DataFolder = dataFolder ?? Directory.CreateTempSubdirectory("motlab-web").FullName;
         CorpusRoot = Directory.CreateDirectory(Path.Combine(DataFolder, "corpora")).FullName;
-        UseKestrel(0);
+        if (exposedWithToken is null) UseKestrel(0);
+        else UseKestrel(o => o.Listen(System.Net.IPAddress.Any, 0));
         StartServer();
     }
 
     /// <summary>http://127.0.0.1:PORT</summary>
-    public Uri BaseAddress => new(Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+    public Uri BaseAddress => new(Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()
+        .Replace("0.0.0.0", "127.0.0.1").Replace("[::]", "127.0.0.1"));
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {
@@ -35,6 +41,7 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
         builder.UseSetting("MoTLab:DataRoots:0", CorpusRoot);
         builder.UseSetting("MoTLab:CpuSlots", "1");
         builder.UseSetting("Urls", "http://127.0.0.1:0");
+        if (accessToken is not null) builder.UseSetting("MoTLab:AccessToken", accessToken);
     }
 
     public HttpClient Client() => new() { BaseAddress = BaseAddress, Timeout = TimeSpan.FromMinutes(2) };
