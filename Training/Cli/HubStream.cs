@@ -64,13 +64,20 @@ public sealed class HubStream : ITelemetrySink, IAsyncDisposable
         }
     }
 
+    /// <summary>Delivers one call, waiting out reconnections (the batch is kept and re-sent; the dashboard
+    /// stores steps idempotently). Gives up only when the connection has closed for good.</summary>
     async Task Send(string method, object payload)
     {
-        for (int attempt = 0; ; attempt++)
+        while (true)
         {
-            try { await connection.InvokeAsync(method, runId, token, payload); return; }
-            catch (Exception) when (attempt < 20 && connection.State != HubConnectionState.Disconnected)
-            { await Task.Delay(500); }                      // reconnecting: keep the batch and retry
+            if (connection.State == HubConnectionState.Connected)
+            {
+                try { await connection.InvokeAsync(method, runId, token, payload); return; }
+                catch (Exception) when (connection.State != HubConnectionState.Connected) { }   // dropped mid-call: resend after reconnecting
+            }
+            else if (connection.State == HubConnectionState.Disconnected)
+                throw new InvalidOperationException("the dashboard connection closed");
+            await Task.Delay(200);
         }
     }
 

@@ -21,24 +21,31 @@ public static class WorkerCommand
         var output = new Option<string>("--out") { Description = "Run folder", Required = true };
         var device = new Option<string>("--device") { DefaultValueFactory = _ => "cpu" };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch" };
-        var command = new Command("worker", "Train one dashboard run, streaming to its hub") { run, hub, token, output, device, threads };
+        var grace = new Option<int>("--reconnect-grace") { Description = "Seconds to keep training without the dashboard before checkpointing and exiting", DefaultValueFactory = _ => 300 };
+        var command = new Command("worker", "Train one dashboard run, streaming to its hub") { run, hub, token, output, device, threads, grace };
         command.SetAction(async (parse, ct) =>
         {
             var t = parse.GetValue(token) ?? Environment.GetEnvironmentVariable("MOTLAB_WORKER_TOKEN")
                 ?? throw new UsageException("give --token or set MOTLAB_WORKER_TOKEN");
             if (parse.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
-            return await RunAsync(parse.GetValue(run), parse.GetValue(hub)!, t, parse.GetValue(output)!, parse.GetValue(device)!, ct);
+            return await RunAsync(parse.GetValue(run), parse.GetValue(hub)!, t, parse.GetValue(output)!, parse.GetValue(device)!,
+                TimeSpan.FromSeconds(parse.GetValue(grace)), ct);
         });
         return command;
     }
 
-    static async Task<int> RunAsync(int runId, string hubUrl, string token, string runDir, string device, CancellationToken ct)
+    static async Task<int> RunAsync(int runId, string hubUrl, string token, string runDir, string device, TimeSpan grace, CancellationToken ct)
     {
-        // the per-run token also opens the connection on a dashboard that requires an access token
+        // the per-run token also opens the connection on a dashboard that requires an access token; if the
+        // dashboard goes away, training goes on (telemetry queues up) while the connection retries for `grace`
         await using var connection = new HubConnectionBuilder()
-            .WithUrl(hubUrl, o => o.AccessTokenProvider = () => Task.FromResult<string?>(token)).WithAutomaticReconnect().Build();
+            .WithUrl(hubUrl, o => o.AccessTokenProvider = () => Task.FromResult<string?>(token))
+            .WithAutomaticReconnect(new RetryFor(grace)).Build();
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        bool lost = false;
         connection.On<int>(nameof(IRunsClient.Cancel), id => { if (id == runId) cancel.Cancel(); });
+        connection.Reconnected += async _ => await connection.InvokeAsync<string>(RunsHubContract.Hello, runId, token);  // rejoin (a restarted dashboard adopts the run)
+        connection.Closed += _ => { lost = true; cancel.Cancel(); return Task.CompletedTask; };                        // grace spent: checkpoint and stop
         await connection.StartAsync(ct);
         var configJson = await connection.InvokeAsync<string>(RunsHubContract.Hello, runId, token, ct);
         var config = JsonSerializer.Deserialize<RunConfig>(configJson, Json.Options)!;
@@ -66,9 +73,20 @@ public static class WorkerCommand
             final = new WorkerStatus(RunStatus.Failed, Error: e is ConfigException or Data.CorpusException or TrainingDivergedException ? e.Message : $"{e.GetType().Name}: {e.Message}");
             console.OnLog($"error: {final.Error}");
         }
+        if (lost)
+        {
+            console.OnLog($"lost the dashboard for {grace.TotalSeconds:N0} s; stopped at step {final.Step} with a checkpoint (Resume continues from it)");
+            return 3;
+        }
         stream.Status(final);
         await stream.FlushAsync();
         return final.Status == RunStatus.Failed ? 1 : 0;
+    }
+
+    /// <summary>Reconnect every second until <paramref name="grace"/> has passed.</summary>
+    sealed class RetryFor(TimeSpan grace) : IRetryPolicy
+    {
+        public TimeSpan? NextRetryDelay(RetryContext context) => context.ElapsedTime < grace ? TimeSpan.FromSeconds(1) : null;
     }
 
     static Task<T> RunOnDedicatedThread<T>(Func<T> work)

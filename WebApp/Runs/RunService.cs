@@ -164,11 +164,22 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, CorpusCatalog co
         if (run is null) return "no such run";
         if (run.Status is not (RunStatus.Interrupted or RunStatus.Cancelled or RunStatus.Failed)) return $"a {run.Status} run cannot be resumed";
         if (!Training.Train.Checkpoint.List(run.RunDir).Any()) return "the run has no checkpoint to resume from";
+        if (run.Status == RunStatus.Interrupted && WorkerStillAlive(run.WorkerPid))
+            return $"its worker (pid {run.WorkerPid}) is still running and will re-attach; wait for it, or cancel the run";
         run.Status = RunStatus.Queued; run.EndedAt = null; run.Error = null;
         await db.SaveChangesAsync(ct);
         Publish(new RunEvent(id, "status", Status: new WorkerStatus(RunStatus.Queued)));
         signal.Wake();
         return null;
+    }
+
+    /// <summary>A worker outlives a dashboard restart for its reconnect grace; resuming beside it would put two
+    /// writers in one run folder. (A reused pid can only make this refuse wrongly, never allow wrongly.)</summary>
+    static bool WorkerStillAlive(int? pid)
+    {
+        if (pid is not { } p) return false;
+        try { using var process = System.Diagnostics.Process.GetProcessById(p); return !process.HasExited; }
+        catch (ArgumentException) { return false; }
     }
 
     /// <summary>Keeps the run's checkpoint list current (the worker prunes old folders; rows follow them).</summary>
