@@ -56,8 +56,9 @@ public sealed class DashboardInChromium : IAsyncLifetime
         var steps = page.GetByLabel("Steps", new() { Exact = true });
         await steps.FillAsync("300");
         await steps.BlurAsync();
-        await page.Locator("#launch-button:not([disabled])").WaitForAsync();
-        await page.Locator("#launch-button").ClickAsync();
+        // the server has taken both edits when the estimate shows 300 steps × 16 × 64 tokens
+        await page.Locator("#estimate", new() { HasText = "307,200 tokens in all" }).WaitForAsync();
+        await page.Locator("#launch-button:not([disabled])").ClickAsync();
         await page.WaitForURLAsync("**/runs/*");
         int motId = int.Parse(page.Url.Split('/')[^1]);
 
