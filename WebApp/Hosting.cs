@@ -23,7 +23,8 @@ public static class Hosting
          .AddSingleton<SampleRunner>().AddSingleton<UploadStore>().AddSingleton<AccessGate>()
          .AddSingleton<ILauncher, LocalProcessLauncher>();
         s.AddSingleton<TelemetryWriter>().AddHostedService(sp => sp.GetRequiredService<TelemetryWriter>());
-        s.AddSingleton<RunScheduler>().AddHostedService(sp => sp.GetRequiredService<RunScheduler>());
+        s.AddSingleton<RunScheduler>().AddHostedService(sp => sp.GetRequiredService<RunScheduler>())
+         .AddSingleton<IWorkerControl>(sp => sp.GetRequiredService<RunScheduler>());
         // routing snapshots of wide MoT layers (g × E weights) run to ~100 KB each; the default limit is 32 KB
         s.AddSignalR(o => o.MaximumReceiveMessageSize = 4 * 1024 * 1024).AddJsonProtocol(o => o.PayloadSerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals);
         // the API speaks the same JSON as config.json and metrics.jsonl: snake_case, enums as strings, unknown fields refused

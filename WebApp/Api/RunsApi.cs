@@ -42,8 +42,8 @@ public static class RunsApi
                 ? Results.Ok(new RunDetail(Summary(r), JsonDocument.Parse(r.ConfigJson).RootElement, r.Notes))
                 : Results.NotFound());
 
-        api.MapDelete("/runs/{id:int}", async (int id, RunService runs, RunScheduler scheduler, CancellationToken ct) =>
-            await runs.DeleteAsync(id, scheduler.KillAsync, ct) ? Results.NoContent() : Results.NotFound());
+        api.MapDelete("/runs/{id:int}", async (int id, RunService runs, IWorkerControl workers, CancellationToken ct) =>
+            await runs.DeleteAsync(id, workers.KillAsync, ct) ? Results.NoContent() : Results.NotFound());
 
         api.MapPost("/runs/{id:int}/cancel", async (int id, RunService runs, CancellationToken ct) =>
             await runs.CancelAsync(id, ct) ? Results.Accepted($"/api/runs/{id}") : Results.NotFound());
@@ -89,6 +89,26 @@ public static class RunsApi
         }));
 
         api.MapGet("/corpora", (CorpusCatalog corpora) => corpora.List());
+
+        // multipart upload of one UTF-8 text file; stored under the data folder's uploads/ with a generated name
+        api.MapPost("/corpora/upload", async (HttpRequest request, UploadStore uploads, CancellationToken ct) =>
+        {
+            if (!request.HasFormContentType) return Results.ValidationProblem(new Dictionary<string, string[]> { ["file"] = ["send multipart/form-data with one file"] });
+            var form = await request.ReadFormAsync(ct);
+            if (form.Files is not [var file]) return Results.ValidationProblem(new Dictionary<string, string[]> { ["file"] = ["send exactly one file"] });
+            if (file.Length > uploads.MaxBytes)
+                return Results.Problem($"the upload is larger than the {uploads.MaxBytes / 1024 / 1024} MB limit (MoTLab:MaxUploadMB)", statusCode: StatusCodes.Status413PayloadTooLarge);
+            try
+            {
+                await using var stream = file.OpenReadStream();
+                var path = await uploads.SaveAsync(stream, file.FileName, ct);
+                return Results.Created($"/api/corpora", new { corpus = path });
+            }
+            catch (Exception e) when (e is InvalidDataException or Training.Data.CorpusException)
+            {
+                return Results.ValidationProblem(new Dictionary<string, string[]> { ["file"] = [e.Message] });
+            }
+        }).DisableAntiforgery();   // an API for scripts (bearer token when exposed), not a browser form
         return app;
     }
 

@@ -14,6 +14,12 @@ public interface IWorkerHandle : IDisposable
     void Kill();
 }
 
+/// <summary>Stops a run's worker for good (delete); pages and the API use this rather than the scheduler itself.</summary>
+public interface IWorkerControl
+{
+    Task KillAsync(int runId);
+}
+
 /// <summary>Starts workers: a local process (default); a cluster launcher later implements the same.</summary>
 public interface ILauncher
 {

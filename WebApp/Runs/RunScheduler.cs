@@ -18,7 +18,7 @@ public sealed class SchedulerSignal
 /// <summary>Starts queued runs, oldest first, one worker per device slot (CPU: MoTLab:CpuSlots; CUDA: one per
 /// GPU, the index passed to the worker), and notices workers that exit without reporting an end.</summary>
 public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher launcher, WorkerTokens tokens, SchedulerSignal signal,
-    RunService runs, IOptions<MoTLabOptions> options, IServer server, ILogger<RunScheduler> log) : BackgroundService, IHostedLifecycleService
+    RunService runs, IOptions<MoTLabOptions> options, IServer server, ILogger<RunScheduler> log) : BackgroundService, IHostedLifecycleService, IWorkerControl
 {
     private sealed record Active(int RunId, string Slot, IWorkerHandle Worker, string RunDir);
     private readonly Dictionary<int, Active> active = new();

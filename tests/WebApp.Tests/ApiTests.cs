@@ -63,3 +63,44 @@ public class ApiTests(DashboardFactory dashboard) : IClassFixture<DashboardFacto
         Assert.Equal(HttpStatusCode.BadRequest, escaped.StatusCode);
     }
 }
+
+public class UploadAndMarkupTests(DashboardFactory dashboard) : IClassFixture<DashboardFactory>
+{
+    readonly HttpClient http = dashboard.Client();
+
+    static MultipartFormDataContent File(byte[] bytes, string name)
+    {
+        var form = new MultipartFormDataContent();
+        form.Add(new ByteArrayContent(bytes), "file", name);
+        return form;
+    }
+
+    [Fact]
+    public async Task Uploads_land_under_the_data_folder_with_generated_names_and_bad_ones_are_refused()
+    {
+        var ok = await http.PostAsync("/api/corpora/upload", File(System.Text.Encoding.UTF8.GetBytes(string.Concat(Enumerable.Repeat("plain text. ", 500))), "../../../etc/evil name.txt"));
+        Assert.Equal(HttpStatusCode.Created, ok.StatusCode);
+        var path = (await ok.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("corpus").GetString()!;
+        Assert.StartsWith(Path.Combine(dashboard.DataFolder, "uploads") + "/", path);
+        Assert.DoesNotContain("..", path);
+        Assert.True(System.IO.File.Exists(path));
+        var run = await http.PostAsJsonAsync("/api/runs", new { preset = "tiny-dense", corpus = path, steps = 1 });
+        Assert.Equal(HttpStatusCode.Created, run.StatusCode);                  // the uploads folder is a data root
+
+        var binary = await http.PostAsync("/api/corpora/upload", File([0, 1, 2, 0, 5], "blob.bin"));
+        Assert.Equal(HttpStatusCode.BadRequest, binary.StatusCode);
+        Assert.Contains("looks binary", await binary.Content.ReadAsStringAsync());
+        var empty = await http.PostAsync("/api/corpora/upload", File([], "empty.txt"));
+        Assert.Equal(HttpStatusCode.BadRequest, empty.StatusCode);
+        Assert.Single(Directory.GetFiles(Path.Combine(dashboard.DataFolder, "uploads")));   // nothing half-written stays
+    }
+
+    [Fact]
+    public async Task Run_names_and_notes_are_stored_verbatim_and_rendered_as_text()
+    {
+        const string name = "<img src=x onerror=alert(1)><script>alert(2)</script>";
+        var created = await http.PostAsJsonAsync("/api/runs", new { preset = "tiny-dense", steps = 1, name, notes = "<b>bold?</b>" });
+        var run = (await created.Content.ReadFromJsonAsync<JsonElement>());
+        Assert.Equal(name, run.GetProperty("name").GetString());   // how the pages render it: ComponentTests
+    }
+}

@@ -29,7 +29,8 @@ public sealed class ComponentTests : BunitContext, IAsyncLifetime
         Services.AddSingleton(options);
         Services.AddDbContextFactory<MoTLabDb>(o => o.UseSqlite($"Data Source={options.Value.DatabasePath}"));
         Services.AddSingleton<WorkerTokens>().AddSingleton<SchedulerSignal>().AddSingleton<RunEvents>().AddSingleton<CorpusCatalog>()
-            .AddSingleton<RunService>().AddSingleton<UploadStore>().AddSingleton<MetricsQuery>();
+            .AddSingleton<RunService>().AddSingleton<UploadStore>().AddSingleton<MetricsQuery>()
+            .AddSingleton<IWorkerControl, NoWorkers>();
         using var db = Services.GetRequiredService<IDbContextFactory<MoTLabDb>>().CreateDbContext();
         db.Database.Migrate();
     }
@@ -54,6 +55,21 @@ public sealed class ComponentTests : BunitContext, IAsyncLifetime
         batch.Find("input").Change("8");
         cut.WaitForAssertion(() => Assert.DoesNotContain("multiple of the MoT group size", cut.Markup));
         Assert.False(cut.Find("#launch-button").HasAttribute("disabled"));
+    }
+
+    [Fact]
+    public async Task The_runs_page_renders_names_and_tags_as_text_not_markup()
+    {
+        await using (var db = await Services.GetRequiredService<IDbContextFactory<MoTLabDb>>().CreateDbContextAsync())
+        {
+            db.Runs.Add(new RunRow { Name = "<img src=x onerror=alert(1)><script>alert(2)</script>", Tags = "<b>x</b>", Kind = "Dense", ConfigJson = "{}", RunDir = folder, CreatedAt = DateTime.UtcNow });
+            await db.SaveChangesAsync();
+        }
+        var cut = RenderWithProviders(b => { b.OpenComponent<MoTLab.WebApp.Components.Pages.Runs>(0); b.CloseComponent(); });
+        cut.WaitForAssertion(() => Assert.Contains("&lt;script&gt;alert(2)&lt;/script&gt;", cut.Markup));
+        Assert.DoesNotContain("<script>alert", cut.Markup);
+        Assert.DoesNotContain("<img src=x", cut.Markup);
+        Assert.Contains("&lt;b&gt;x&lt;/b&gt;", cut.Markup);
     }
 
     [Fact]
@@ -84,6 +100,9 @@ public sealed class ComponentTests : BunitContext, IAsyncLifetime
             Assert.Contains(call.Arguments.Skip(2), a => TrySerialize(a).Contains("MoT mixing weights, block 2, step 25"));
         });
     }
+
+    /// <summary>No worker processes in component tests: there is nothing to kill.</summary>
+    sealed class NoWorkers : IWorkerControl { public Task KillAsync(int runId) => Task.CompletedTask; }
 
     static string TrySerialize(object? argument)
     {
