@@ -102,13 +102,12 @@ public sealed class Trainer : IDisposable
 
                 if (log)
                 {
-                    double now = clock.Elapsed.TotalSeconds; // reading the loss below syncs the device
-                    var metrics = LightMetrics(ce, aux, gradNorm, lr);
+                    var metrics = LightMetrics(ce, aux, gradNorm, lr);   // reads the loss: the device syncs here
                     if (t.StopOnNonFinite && (!double.IsFinite(metrics.TrainLoss) || !double.IsFinite(metrics.GradNorm)))
                         throw new TrainingDivergedException(done, metrics.TrainLoss, metrics.GradNorm);
-                    now = clock.Elapsed.TotalSeconds;
+                    double now = clock.Elapsed.TotalSeconds;
                     double tps = (done - lastLogStep) * (double)batch * seq / Math.Max(now - lastLogTime, 1e-9);
-                    lastLogTime = now; lastLogStep = done;
+                    lastLogStep = done;
                     metrics = metrics with
                     {
                         Step = done, Tokens = State.Tokens, ElapsedS = startElapsed + now, TokensPerS = tps,
@@ -123,6 +122,7 @@ public sealed class Trainer : IDisposable
                     }
                     State = State with { LastTrainLoss = metrics.TrainLoss, ElapsedS = startElapsed + clock.Elapsed.TotalSeconds };
                     foreach (var s in sinks) s.OnStep(metrics);
+                    lastLogTime = clock.Elapsed.TotalSeconds;        // throughput counts training steps, not evaluation
                 }
             }
             State = State with { ElapsedS = startElapsed + clock.Elapsed.TotalSeconds };
