@@ -20,6 +20,9 @@ public sealed class MoTLabOptions
     [Range(1, 100_000)] public int MaxUploadMB { get; set; } = 200;
     /// <summary>Worker threads for CPU runs (0 = libtorch's default).</summary>
     [Range(0, 256)] public int WorkerThreads { get; set; } = 0;
+    /// <summary>A worker that outlived a dashboard restart and then says nothing (not even its 15 s heartbeat) for
+    /// this long is taken for gone: its run becomes Interrupted.</summary>
+    [Range(2, 86_400)] public int WorkerSilenceSeconds { get; set; } = 120;
     /// <summary>MoTLab.Training.dll; default: beside the dashboard.</summary>
     public string? TrainingDll { get; set; }
     /// <summary>Hub URL the workers dial; default: the dashboard's own first address.</summary>

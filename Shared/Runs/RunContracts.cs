@@ -27,6 +27,7 @@ public static class RunsHubContract
     public const string ReportStatus = "ReportStatus";    // (runId, token, WorkerStatus)
     public const string ReportLog = "ReportLog";          // (runId, token, string[])
     public const string ReportCheckpoint = "ReportCheckpoint"; // (runId, token, CheckpointInfo)
+    public const string Heartbeat = "Heartbeat";          // (runId, token) every 15 s of silence
     // watcher → server
     public const string Subscribe = "Subscribe";          // (runId)
     public const string Unsubscribe = "Unsubscribe";      // (runId)

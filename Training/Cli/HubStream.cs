@@ -40,8 +40,15 @@ public sealed class HubStream : ITelemetrySink, IAsyncDisposable
     async Task PumpAsync()
     {
         var reader = queue.Reader;
-        while (await reader.WaitToReadAsync())
+        var next = reader.WaitToReadAsync().AsTask();
+        while (true)
         {
+            if (await Task.WhenAny(next, Task.Delay(TimeSpan.FromSeconds(15))) != next)
+            {
+                await Send(RunsHubContract.Heartbeat, null);     // nothing to say for 15 s: say so
+                continue;
+            }
+            if (!await next) break;
             var metrics = new List<StepMetrics>(); var routing = new List<RoutingSnapshot>(); var log = new List<string>();
             var statuses = new List<WorkerStatus>(); var checkpoints = new List<CheckpointInfo>();
             while (reader.TryRead(out var item))
@@ -61,18 +68,23 @@ public sealed class HubStream : ITelemetrySink, IAsyncDisposable
             foreach (var c in checkpoints) await Send(RunsHubContract.ReportCheckpoint, c);
             foreach (var s in statuses.Where(s => s.Status != RunStatus.Running)) await Send(RunsHubContract.ReportStatus, s);
             await Task.Delay(100);                           // what arrives meanwhile goes in the next batch
+            next = reader.WaitToReadAsync().AsTask();
         }
     }
 
     /// <summary>Delivers one call, waiting out reconnections (the batch is kept and re-sent; the dashboard
     /// stores steps idempotently). Gives up only when the connection has closed for good.</summary>
-    async Task Send(string method, object payload)
+    async Task Send(string method, object? payload)
     {
         while (true)
         {
             if (connection.State == HubConnectionState.Connected)
             {
-                try { await connection.InvokeAsync(method, runId, token, payload); return; }
+                try
+                {
+                    await (payload is null ? connection.InvokeAsync(method, runId, token) : connection.InvokeAsync(method, runId, token, payload));
+                    return;
+                }
                 catch (Exception) when (connection.State != HubConnectionState.Connected) { }   // dropped mid-call: resend after reconnecting
             }
             else if (connection.State == HubConnectionState.Disconnected)

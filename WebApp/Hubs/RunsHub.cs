@@ -58,10 +58,13 @@ public sealed class RunsHub(WorkerTokens tokens, RunService runs, TelemetryWrite
     public Task Subscribe(int runId) => Groups.AddToGroupAsync(Context.ConnectionId, RunGroup(runId));
     public Task Unsubscribe(int runId) => Groups.RemoveFromGroupAsync(Context.ConnectionId, RunGroup(runId));
 
+    /// <summary>A worker's sign of life between telemetry (every 15 s when it has nothing else to send).</summary>
+    public Task Heartbeat(int runId, string token) => Authorize(runId, token);
+
     async Task Authorize(int runId, string token)
     {
-        if (tokens.IsValid(runId, token)) return;
-        if (!tokens.IsKnown(runId) && await runs.AdoptWorkerAsync(runId, token)) return;   // the dashboard restarted under it
-        throw new HubException($"invalid or expired worker token for run {runId}");
+        if (!tokens.IsValid(runId, token) && (tokens.IsKnown(runId) || !await runs.AdoptWorkerAsync(runId, token)))   // adopt: the dashboard restarted under it
+            throw new HubException($"invalid or expired worker token for run {runId}");
+        tokens.Touch(runId);
     }
 }

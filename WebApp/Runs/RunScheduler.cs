@@ -55,10 +55,14 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var queued = await db.Runs.Where(r => r.Status == RunStatus.Queued).OrderBy(r => r.Id).ToListAsync(ct);
+        if (queued.Count == 0) return;
+        // every Running run holds its slot, also one whose worker outlived a restart and was adopted
+        var used = await db.Runs.Where(r => r.Status == RunStatus.Running).Select(r => r.Device).ToListAsync(ct);
         foreach (var run in queued)
         {
-            var slot = FreeSlot(run.Device);
+            var slot = FreeSlot(run.Device, used);
             if (slot is null) continue;
+            used.Add(slot);
             var token = tokens.Issue(run.Id, out var hash);
             var o = options.Value;
             var worker = launcher.Launch(new WorkerLaunch(run.Id, HubUrl(), token, run.RunDir, slot == "cpu" ? "cpu" : slot,
@@ -72,16 +76,12 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
         }
     }
 
-    string? FreeSlot(string device)
+    string? FreeSlot(string device, List<string> used)
     {
-        lock (gate)
-        {
-            var used = active.Values.Select(a => a.Slot).ToList();
-            if (device == "cpu") return used.Count(s => s == "cpu") < options.Value.CpuSlots ? "cpu" : null;
-            var gpus = Enumerable.Range(0, options.Value.Gpus).Select(i => $"cuda:{i}");
-            if (device != "cuda") gpus = gpus.Where(g => g == device);
-            return gpus.FirstOrDefault(g => !used.Contains(g));
-        }
+        if (device == "cpu") return used.Count(s => s == "cpu") < options.Value.CpuSlots ? "cpu" : null;
+        var gpus = Enumerable.Range(0, options.Value.Gpus).Select(i => $"cuda:{i}");
+        if (device != "cuda") gpus = gpus.Where(g => g == device);
+        return gpus.FirstOrDefault(g => !used.Contains(g));
     }
 
     /// <summary>Workers that exited: if the run still says Running, the worker died without a word → Failed.</summary>
@@ -98,6 +98,17 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
                     Error: $"worker exited with code {a.Worker.ExitCode} without finishing. {LogTail(a.RunDir)}"), ct);
             lock (gate) active.Remove(a.RunId);
             a.Worker.Dispose();
+        }
+
+        // adopted workers (not our children): silence past the limit means they are gone
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var limit = TimeSpan.FromSeconds(options.Value.WorkerSilenceSeconds);
+        foreach (var id in await db.Runs.Where(r => r.Status == RunStatus.Running).Select(r => r.Id).ToListAsync(ct))
+        {
+            bool ours; lock (gate) ours = active.ContainsKey(id);
+            if (!ours && tokens.SilentFor(id) is { } silent && silent > limit)
+                await runs.ApplyWorkerStatusAsync(id, new WorkerStatus(RunStatus.Interrupted,
+                    Error: $"its worker stopped reporting ({silent.TotalSeconds:N0} s without a word); Resume continues from the last checkpoint"), ct);
         }
     }
 

@@ -9,6 +9,13 @@ namespace MoTLab.WebApp.Runs;
 public sealed class WorkerTokens
 {
     private readonly ConcurrentDictionary<int, byte[]> active = new();
+    private readonly ConcurrentDictionary<int, DateTime> lastContact = new();
+
+    /// <summary>Records that the run's worker just made a valid call.</summary>
+    public void Touch(int runId) => lastContact[runId] = DateTime.UtcNow;
+
+    /// <summary>How long the run's worker has been silent, or null if it has not called since this dashboard started.</summary>
+    public TimeSpan? SilentFor(int runId) => lastContact.TryGetValue(runId, out var t) ? DateTime.UtcNow - t : null;
 
     public string Issue(int runId, out string hash)
     {
@@ -22,7 +29,7 @@ public sealed class WorkerTokens
     public bool IsValid(int runId, string? token) =>
         token is not null && active.TryGetValue(runId, out var h) && CryptographicOperations.FixedTimeEquals(h, Hash(token));
 
-    public void Revoke(int runId) => active.TryRemove(runId, out _);
+    public void Revoke(int runId) { active.TryRemove(runId, out _); lastContact.TryRemove(runId, out _); }
 
     public bool IsKnown(int runId) => active.ContainsKey(runId);
 

@@ -15,13 +15,16 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
     private readonly bool ownsData;
 
     private readonly string? accessToken;
+    private readonly IReadOnlyDictionary<string, string> settings;
 
     public DashboardFactory() : this(null) { }
 
     /// <param name="dataFolder">An existing data folder (a dashboard restart); it is then kept at dispose.</param>
     /// <param name="exposedWithToken">Listen on all interfaces (not only loopback), with this access token.</param>
-    internal DashboardFactory(string? dataFolder, string? exposedWithToken = null)   // one public constructor: xunit's fixture rule
+    /// <param name="settings">Extra configuration, e.g. "MoTLab:WorkerSilenceSeconds".</param>
+    internal DashboardFactory(string? dataFolder, string? exposedWithToken = null, IReadOnlyDictionary<string, string>? settings = null)   // one public constructor: xunit's fixture rule
     {
+        this.settings = settings ?? new Dictionary<string, string>();
         ownsData = dataFolder is null;
         accessToken = exposedWithToken;
         DataFolder = dataFolder ?? Directory.CreateTempSubdirectory("motlab-web").FullName;
@@ -42,6 +45,7 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
         builder.UseSetting("MoTLab:CpuSlots", "1");
         builder.UseSetting("Urls", "http://127.0.0.1:0");
         if (accessToken is not null) builder.UseSetting("MoTLab:AccessToken", accessToken);
+        foreach (var (key, value) in settings) builder.UseSetting(key, value);
     }
 
     public HttpClient Client() => new() { BaseAddress = BaseAddress, Timeout = TimeSpan.FromMinutes(2) };

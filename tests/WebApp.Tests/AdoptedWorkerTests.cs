@@ -1,0 +1,56 @@
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using MoTLab.Shared.Runs;
+using MoTLab.WebApp.Data;
+
+namespace MoTLab.WebApp.Tests;
+
+/// <summary>A worker that outlived a dashboard restart holds its slot while it reports, and gives it back
+/// (its run Interrupted) once it falls silent.</summary>
+public sealed class AdoptedWorkerTests : IDisposable
+{
+    readonly DashboardFactory dashboard = new(null, settings: new Dictionary<string, string> { ["MoTLab:WorkerSilenceSeconds"] = "3" });
+
+    [Fact]
+    public async Task A_silent_adopted_worker_frees_its_slot_and_its_run_becomes_interrupted()
+    {
+        var token = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
+        int orphan;
+        await using (var db = await dashboard.Services.GetRequiredService<IDbContextFactory<MoTLabDb>>().CreateDbContextAsync())
+        {
+            var row = new RunRow { Name = "left running by an earlier dashboard", Status = RunStatus.Running, Device = "cpu", Kind = "Dense", ConfigJson = "{}",
+                RunDir = dashboard.DataFolder, CreatedAt = DateTime.UtcNow, WorkerTokenHash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(token))) };
+            db.Runs.Add(row);
+            await db.SaveChangesAsync();
+            orphan = row.Id;
+        }
+        await using (var worker = new HubConnectionBuilder().WithUrl(new Uri(dashboard.BaseAddress, RunsHubContract.Path)).Build())
+        {
+            await worker.StartAsync();
+            await worker.InvokeAsync(RunsHubContract.Heartbeat, orphan, token);    // adopted by its token hash; then silence
+        }
+
+        using var http = dashboard.Client();
+        var created = await http.PostAsJsonAsync("/api/runs", new { preset = "tiny-dense", steps = 20 });
+        int next = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt32();
+        await Task.Delay(1500);
+        Assert.Equal("queued", await Status(http, next));                     // the one CPU slot is the adopted worker's
+
+        for (var t = DateTime.UtcNow; await Status(http, orphan) != "interrupted"; await Task.Delay(250))
+            Assert.True(DateTime.UtcNow - t < TimeSpan.FromSeconds(30), "the silent worker was never given up");
+        var run = (await http.GetFromJsonAsync<JsonElement>($"/api/runs/{orphan}")).GetProperty("run");
+        Assert.Contains("stopped reporting", run.GetProperty("error").GetString());
+        for (var t = DateTime.UtcNow; await Status(http, next) != "completed"; await Task.Delay(250))
+            Assert.True(DateTime.UtcNow - t < TimeSpan.FromMinutes(2), $"the queued run did not run: {await Status(http, next)}");
+    }
+
+    static async Task<string> Status(HttpClient http, int id) =>
+        (await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}")).GetProperty("run").GetProperty("status").GetString()!;
+
+    public void Dispose() => dashboard.Dispose();
+}
