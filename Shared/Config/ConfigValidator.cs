@@ -45,6 +45,8 @@ public static class ConfigValidator
                     $"must be a multiple of the MoT group size ({f.GroupSize}): MoT mixes tokens of {f.GroupSize} different examples");
                 Check(f.Temperature > 0, "model.ffn.temperature", "must be positive");
                 Check(f.EvalGroupSize is null or >= 1, "model.ffn.eval_group_size", "must be at least 1");
+                Check(f.EvalGroupSize is not { } eg || eg < 1 || t.BatchSize % eg == 0, "model.ffn.eval_group_size",
+                    $"must divide the batch size ({t.BatchSize}): evaluation batches are grouped the same way");
                 break;
             case FfnKind.TokenChoice:
                 Check(f.TopK >= 1, "model.ffn.top_k", "must be at least 1");

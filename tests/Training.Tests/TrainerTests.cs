@@ -76,6 +76,21 @@ public class TrainerTests
         .Select(l => JsonSerializer.Deserialize<StepMetrics>(l, Json.Options)!).Select(m => (m.Step, m.TrainLoss)).ToList();
 
     [Fact]
+    public void Mot_extra_evaluations_are_logged_beside_the_eval_loss()
+    {
+        using var dir = new TestUtil.TempDir();
+        var baseCfg = Tiny("tiny-mot", 20);
+        var cfg = baseCfg with { Model = baseCfg.Model with { Ffn = baseCfg.Model.Ffn with { DiscreteEval = true, EvalGroupSize = 8 } } };
+        var sink = new Collect();
+        using (var trainer = new Trainer(cfg, dir.Path, "cpu", [sink])) trainer.Run();
+        var last = sink.Steps[^1];
+        Assert.NotNull(last.EvalLoss);
+        Assert.Equal(new[] { "discrete", "group_8" }, last.EvalExtra!.Keys.Order());
+        Assert.All(last.EvalExtra.Values, v => Assert.InRange(v, 0.5, 10));
+        Assert.NotEqual(last.EvalLoss!.Value, last.EvalExtra["discrete"]);   // a different function, not a copy
+    }
+
+    [Fact]
     public void A_diverging_run_stops_with_the_step_named()
     {
         using var dir = new TestUtil.TempDir();
