@@ -36,7 +36,7 @@ public sealed class Corpus
             }
             case LinuxDocs:
             {
-                var root = Directory.Exists("/usr/share/doc") ? Directory.GetDirectories("/usr/share/doc", "linux-doc*").OrderDescending().FirstOrDefault() : null;
+                var root = LinuxDocsRoot();
                 if (root is null) throw new CorpusException($"corpus '{spec}': Debian's linux-doc package is not installed (apt-get install linux-doc-6.1)");
                 var files = RstFiles(root);
                 if (files.Count == 0) throw new CorpusException($"corpus '{spec}': no .rst or .rst.gz files under {root}");
@@ -55,6 +55,18 @@ public sealed class Corpus
         }
         throw new CorpusException($"corpus '{spec}' is neither a built-in corpus ({string.Join(", ", BuiltIn)}) nor an existing file or folder");
     }
+
+    /// <summary>Whether a built-in corpus can be read on this machine (its source files are installed).</summary>
+    public static bool IsAvailable(string builtIn) => builtIn switch
+    {
+        DotnetDocs => DotnetDocsCorpus.Files().Count > 0,
+        LinuxDocs => LinuxDocsRoot() is not null,
+        _ => builtIn == Synthetic,
+    };
+
+    /// <summary>Debian's linux-doc folder (the newest, when several are installed), or null.</summary>
+    static string? LinuxDocsRoot() =>
+        Directory.Exists("/usr/share/doc") ? Directory.GetDirectories("/usr/share/doc", "linux-doc*").OrderDescending().FirstOrDefault() : null;
 
     /// <summary>reStructuredText files under a folder, plain or gzipped (Debian ships them as .rst.gz).</summary>
     public static List<string> RstFiles(string root) =>

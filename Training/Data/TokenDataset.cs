@@ -35,7 +35,7 @@ public sealed class TokenDataset
     {
         int t = seqLen;
         var x = new long[batch * t]; var y = new long[batch * t];
-        long span = source.Length - t - 1 + 1;
+        long span = source.Length - t;                   // start + t (the last target) must be a valid index
         for (int b = 0; b < batch; b++)
         {
             long start = (long)(Mix((ulong)seed, (ulong)step, (ulong)b) % (ulong)span);

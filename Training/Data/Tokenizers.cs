@@ -33,6 +33,9 @@ public sealed class Gpt2Tokenizer : ITextTokenizer
 
 public static class Tokenizers
 {
+    /// <summary>Vocabulary size of a named tokenizer, without loading its data.</summary>
+    public static int VocabSize(string name) => name == "gpt2" ? 50257 : 256;
+
     public static ITextTokenizer Create(string name) => name switch
     {
         "byte" => new ByteTokenizer(),

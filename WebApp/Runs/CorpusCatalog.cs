@@ -16,10 +16,9 @@ public sealed class CorpusCatalog(IOptions<MoTLabOptions> options)
     {
         var list = new List<CorpusInfo>
         {
-            new(Corpus.Synthetic, "builtin", "Synthetic multi-task text: arithmetic, brackets, reversal, lookup, sorting, prose", true),
-            new(Corpus.DotnetDocs, "builtin", "English prose from the .NET SDK's reference-pack XML docs", DotnetDocsCorpus.Files().Count > 0),
-            new(Corpus.LinuxDocs, "builtin", "Linux kernel documentation (.rst) from Debian's linux-doc package",
-                Directory.Exists("/usr/share/doc") && Directory.GetDirectories("/usr/share/doc", "linux-doc*").Length > 0),
+            new(Corpus.Synthetic, "builtin", "Synthetic multi-task text: arithmetic, brackets, reversal, lookup, sorting, prose", Corpus.IsAvailable(Corpus.Synthetic)),
+            new(Corpus.DotnetDocs, "builtin", "English prose from the .NET SDK's reference-pack XML docs", Corpus.IsAvailable(Corpus.DotnetDocs)),
+            new(Corpus.LinuxDocs, "builtin", "Linux kernel documentation (.rst) from Debian's linux-doc package", Corpus.IsAvailable(Corpus.LinuxDocs)),
         };
         foreach (var root in Roots.Where(Directory.Exists))
             foreach (var entry in Directory.EnumerateFileSystemEntries(root).Order().Take(200))

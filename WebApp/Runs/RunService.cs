@@ -33,7 +33,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, CorpusCatalog co
         if (!string.IsNullOrWhiteSpace(r.Name)) cfg = cfg with { Name = r.Name.Trim() };
         if (r.Steps is { } s) cfg = cfg with { Train = cfg.Train with { Steps = s } };
         if (!string.IsNullOrWhiteSpace(r.Corpus)) cfg = cfg with { Data = cfg.Data with { Corpus = r.Corpus } };
-        cfg = cfg with { Model = cfg.Model with { VocabSize = cfg.Data.Tokenizer == "gpt2" ? 50257 : 256 } };
+        cfg = cfg with { Model = cfg.Model with { VocabSize = Training.Data.Tokenizers.VocabSize(cfg.Data.Tokenizer) } };
         foreach (var e in ConfigValidator.Validate(cfg)) Add(e.Field, e.Message);
         if (corpora.Check(cfg.Data.Corpus) is { } problem) Add("data.corpus", problem);
         var device = r.Device ?? "cpu";
