@@ -39,18 +39,12 @@ public sealed class AdoptedWorkerTests : IDisposable
         var created = await http.PostAsJsonAsync("/api/runs", new { preset = "tiny-dense", steps = 20 });
         int next = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt32();
         await Task.Delay(1500);
-        Assert.Equal("queued", await Status(http, next));                     // the one CPU slot is the adopted worker's
+        Assert.Equal("queued", (await http.GetRunAsync(next)).Status());                     // the one CPU slot is the adopted worker's
 
-        for (var t = DateTime.UtcNow; await Status(http, orphan) != "interrupted"; await Task.Delay(250))
-            Assert.True(DateTime.UtcNow - t < TimeSpan.FromSeconds(30), "the silent worker was never given up");
-        var run = (await http.GetFromJsonAsync<JsonElement>($"/api/runs/{orphan}")).GetProperty("run");
+        var run = await http.WaitForRunAsync(orphan, r => r.Status() == "interrupted", 30);   // the silent worker is given up
         Assert.Contains("stopped reporting", run.GetProperty("error").GetString());
-        for (var t = DateTime.UtcNow; await Status(http, next) != "completed"; await Task.Delay(250))
-            Assert.True(DateTime.UtcNow - t < TimeSpan.FromMinutes(2), $"the queued run did not run: {await Status(http, next)}");
+        await http.WaitForRunAsync(next, r => r.Status() == "completed");   // then the queued run gets the slot
     }
-
-    static async Task<string> Status(HttpClient http, int id) =>
-        (await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}")).GetProperty("run").GetProperty("status").GetString()!;
 
     public void Dispose() => dashboard.Dispose();
 }

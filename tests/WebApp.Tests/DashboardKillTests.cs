@@ -41,26 +41,20 @@ public sealed class DashboardKillTests : IDisposable
         }
     }
 
-    static async Task<JsonElement> Run(HttpClient http, int id) => (await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}")).GetProperty("run");
-
     [Fact]
     public async Task A_run_survives_a_sigkill_of_the_dashboard()
     {
         var http = await StartAsync();
         var created = await http.PostAsJsonAsync("/api/runs", new { preset = "tiny-dense", steps = 1500 });
         int id = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt32();
-        for (var t = DateTime.UtcNow; (await Run(http, id)).GetProperty("last_step").GetInt64() < 100; await Task.Delay(200))
-            Assert.True(DateTime.UtcNow - t < TimeSpan.FromMinutes(2), "no progress");
-        long before = (await Run(http, id)).GetProperty("last_step").GetInt64();
+        long before = (await http.WaitForRunAsync(id, r => r.GetProperty("last_step").GetInt64() >= 100)).GetProperty("last_step").GetInt64();
 
         dashboard!.Kill();                                     // SIGKILL, the dashboard only: its worker lives on
         await dashboard.WaitForExitAsync();
         await Task.Delay(2000);                                // the worker keeps training, its telemetry queued
         http = await StartAsync();
 
-        JsonElement run;
-        for (var t = DateTime.UtcNow; (run = await Run(http, id)).GetProperty("status").GetString() != "completed"; await Task.Delay(300))
-            Assert.True(DateTime.UtcNow - t < TimeSpan.FromMinutes(3), $"not completed: {run}");
+        await http.WaitForRunAsync(id, r => r.Status() == "completed", 180);
         var steps = (await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}/metrics?maxPoints=100000")).EnumerateArray()
             .Select(m => m.GetProperty("step").GetInt64()).ToList();
         Assert.Equal(1500, steps[^1]);

@@ -16,16 +16,7 @@ public class LiveRunTests(DashboardFactory dashboard) : IClassFixture<DashboardF
 {
     readonly HttpClient http = dashboard.Client();
 
-    async Task<JsonElement> Run(int id) => (await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}")).GetProperty("run");
-
-    async Task<JsonElement> WaitFor(int id, Func<JsonElement, bool> done, int seconds = 120)
-    {
-        for (var t = DateTime.UtcNow; DateTime.UtcNow - t < TimeSpan.FromSeconds(seconds); await Task.Delay(250))
-            if (await Run(id) is var r && done(r)) return r;
-        throw new TimeoutException($"run {id}: {await Run(id)}");
-    }
-
-    static string Status(JsonElement r) => r.GetProperty("status").GetString()!;
+    Task<JsonElement> WaitFor(int id, Func<JsonElement, bool> done, int seconds = 120) => http.WaitForRunAsync(id, done, seconds);
 
     [Fact]
     public async Task A_tiny_run_streams_its_metrics_to_a_signalr_client_and_is_stored()
@@ -40,8 +31,8 @@ public class LiveRunTests(DashboardFactory dashboard) : IClassFixture<DashboardF
         int id = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt32();
         await hub.InvokeAsync(RunsHubContract.Subscribe, id);
 
-        var run = await WaitFor(id, r => Status(r) is "completed" or "failed");
-        Assert.Equal("completed", Status(run));
+        var run = await WaitFor(id, r => r.Status() is "completed" or "failed");
+        Assert.Equal("completed", run.Status());
         Assert.Equal(60, run.GetProperty("last_step").GetInt64());
         Assert.True(run.GetProperty("last_eval_loss").GetDouble() < 4.0);
 
@@ -76,8 +67,8 @@ public class LiveRunTests(DashboardFactory dashboard) : IClassFixture<DashboardF
         int id = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt32();
         await WaitFor(id, r => r.GetProperty("last_step").GetInt64() >= 20);
         Assert.Equal(HttpStatusCode.Accepted, (await http.PostAsync($"/api/runs/{id}/cancel", null)).StatusCode);
-        var run = await WaitFor(id, r => Status(r) is not "running" and not "queued", 60);
-        Assert.Equal("cancelled", Status(run));
+        var run = await WaitFor(id, r => r.Status() is not "running" and not "queued", 60);
+        Assert.Equal("cancelled", run.Status());
         var runDir = Path.Combine(dashboard.DataFolder, "runs", $"run-{id:D6}");
         Assert.NotEmpty(Directory.GetDirectories(Path.Combine(runDir, "checkpoints"), "step-*"));
     }
@@ -94,10 +85,10 @@ public class LiveRunTests(DashboardFactory dashboard) : IClassFixture<DashboardF
         await using (var db = await dashboard.Services.GetRequiredService<IDbContextFactory<MoTLabDb>>().CreateDbContextAsync())
             System.Diagnostics.Process.GetProcessById((await db.Runs.FindAsync(a))!.WorkerPid!.Value).Kill();   // SIGKILL, as a native crash would end it
 
-        var failed = await WaitFor(a, r => Status(r) != "running", 60);
-        Assert.Equal("failed", Status(failed));
+        var failed = await WaitFor(a, r => r.Status() != "running", 60);
+        Assert.Equal("failed", failed.Status());
         Assert.Contains("worker exited with code", failed.GetProperty("error").GetString());
-        Assert.Equal("completed", Status(await WaitFor(b, r => Status(r) is "completed" or "failed", 120)));
+        Assert.Equal("completed", (await WaitFor(b, r => r.Status() is "completed" or "failed", 120)).Status());
     }
 
     [Fact]
@@ -126,19 +117,17 @@ public class RestartTests
             {
                 var created = await http.PostAsJsonAsync("/api/runs", new { preset = "tiny-dense", steps = 1500 });
                 id = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt32();
-                for (var t = DateTime.UtcNow; (await Run(http, id)).GetProperty("last_step").GetInt64() < 30; await Task.Delay(200))
-                    Assert.True(DateTime.UtcNow - t < TimeSpan.FromMinutes(2), "no progress");
+                await http.WaitForRunAsync(id, r => r.GetProperty("last_step").GetInt64() >= 30);
             }                                                        // graceful stop: Cancel → checkpoint → Interrupted
 
             using var second = new DashboardFactory(folder);
             using var http2 = second.Client();
-            var run = await Run(http2, id);
+            var run = await http2.GetRunAsync(id);
             Assert.Equal("interrupted", run.GetProperty("status").GetString());
             Assert.Contains("Resume", run.GetProperty("error").GetString());
             long stoppedAt = run.GetProperty("last_step").GetInt64();
             Assert.Equal(HttpStatusCode.Accepted, (await http2.PostAsync($"/api/runs/{id}/resume", null)).StatusCode);
-            for (var t = DateTime.UtcNow; (await Run(http2, id)).GetProperty("status").GetString() != "completed"; await Task.Delay(250))
-                Assert.True(DateTime.UtcNow - t < TimeSpan.FromMinutes(3), $"not completed: {await Run(http2, id)}");
+            await http2.WaitForRunAsync(id, r => r.Status() == "completed", 180);
 
             var steps = (await http2.GetFromJsonAsync<JsonElement>($"/api/runs/{id}/metrics?maxPoints=100000")).EnumerateArray()
                 .Select(m => m.GetProperty("step").GetInt64()).ToList();
@@ -148,6 +137,4 @@ public class RestartTests
         }
         finally { try { Directory.Delete(folder, true); } catch (IOException) { } }
     }
-
-    static async Task<JsonElement> Run(HttpClient http, int id) => (await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}")).GetProperty("run");
 }
