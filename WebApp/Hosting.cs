@@ -17,7 +17,11 @@ public static class Hosting
             .Validate(o => o.CpuSlots + o.Gpus > 0, "MoTLab: CpuSlots and Gpus are both 0, so no run could ever start")
             .ValidateOnStart();
         s.AddDbContextFactory<MoTLabDb>((sp, o) =>
-            o.UseSqlite($"Data Source={sp.GetRequiredService<IOptions<MoTLabOptions>>().Value.DatabasePath};Default Timeout=30"));
+        {
+            var options = sp.GetRequiredService<IOptions<MoTLabOptions>>().Value;
+            o.UseSqlite($"Data Source={options.DatabasePath};Default Timeout=30");
+            if (options.MaxDatabaseMB > 0) o.AddInterceptors(new DatabaseSizeCap(options.MaxDatabaseMB));
+        });
         s.AddSingleton<WorkerTokens>().AddSingleton<SchedulerSignal>().AddSingleton<RunEvents>()
          .AddSingleton<CorpusCatalog>().AddSingleton<RunService>().AddSingleton<MetricsQuery>()
          .AddSingleton<SampleRunner>().AddSingleton<UploadStore>().AddSingleton<AccessGate>()

@@ -20,9 +20,12 @@ public sealed class MoTLabOptions
     [Range(1, 100_000)] public int MaxUploadMB { get; set; } = 200;
     /// <summary>Worker threads for CPU runs (0 = libtorch's default).</summary>
     [Range(0, 256)] public int WorkerThreads { get; set; } = 0;
-    /// <summary>A worker that outlived a dashboard restart and then says nothing (not even its 15 s heartbeat) for
-    /// this long is taken for gone: its run becomes Interrupted.</summary>
+    /// <summary>A worker that says nothing (not even its 15 s heartbeat) for this long is taken for hung or gone:
+    /// the dashboard's own worker is stopped and its run Failed; one that outlived a restart leaves its run Interrupted.</summary>
     [Range(2, 86_400)] public int WorkerSilenceSeconds { get; set; } = 120;
+    /// <summary>Cap on the SQLite file (0 = none): past it, telemetry is refused as "database or disk is full"
+    /// and the run shows a warning, as when the disk itself fills up.</summary>
+    [Range(0, 1_000_000)] public double MaxDatabaseMB { get; set; }
     /// <summary>MoTLab.Training.dll; default: beside the dashboard.</summary>
     public string? TrainingDll { get; set; }
     /// <summary>Hub URL the workers dial; default: the dashboard's own first address.</summary>

@@ -28,6 +28,8 @@ public static class RunsHubContract
     public const string ReportLog = "ReportLog";          // (runId, token, string[])
     public const string ReportCheckpoint = "ReportCheckpoint"; // (runId, token, CheckpointInfo)
     public const string Heartbeat = "Heartbeat";          // (runId, token) every 15 s of silence
+    /// <summary>Start of the hub's answer to a call whose token is wrong or expired (the run was deleted or ended).</summary>
+    public const string TokenRefused = "invalid or expired worker token";
     // watcher → server
     public const string Subscribe = "Subscribe";          // (runId)
     public const string Unsubscribe = "Unsubscribe";      // (runId)

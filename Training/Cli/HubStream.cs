@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
 using MoTLab.Shared.Runs;
 using MoTLab.Shared.Telemetry;
@@ -24,9 +25,13 @@ public sealed class HubStream : ITelemetrySink, IAsyncDisposable
     private readonly Channel<Item> queue = Channel.CreateUnbounded<Item>(new() { SingleReader = true });
     private readonly Task pump;
 
-    public HubStream(HubConnection connection, int runId, string token)
+    private readonly Action<string> refused;
+
+    /// <param name="refused">Told when the dashboard answers a call with an error (the run was deleted, its token
+    /// expired, the database failed): that message is dropped, the stream goes on.</param>
+    public HubStream(HubConnection connection, int runId, string token, Action<string> refused)
     {
-        this.connection = connection; this.runId = runId; this.token = token;
+        this.connection = connection; this.runId = runId; this.token = token; this.refused = refused;
         pump = Task.Run(PumpAsync);
     }
 
@@ -86,6 +91,11 @@ public sealed class HubStream : ITelemetrySink, IAsyncDisposable
                     return;
                 }
                 catch (Exception) when (connection.State != HubConnectionState.Connected) { }   // dropped mid-call: resend after reconnecting
+                catch (HubException e)
+                {
+                    refused($"{method}: {e.Message}");
+                    return;
+                }
             }
             else if (connection.State == HubConnectionState.Disconnected)
                 throw new InvalidOperationException("the dashboard connection closed");

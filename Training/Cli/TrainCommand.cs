@@ -46,15 +46,15 @@ public static class TrainCommand
     }
 }
 
-/// <summary>Turns expected failures (bad config, bad corpus, bad usage) into one clear line and exit code 2.</summary>
+/// <summary>Turns expected failures (bad config, bad corpus, bad usage, out of memory, disk full) into one clear line and exit code 2.</summary>
 public static class CliErrors
 {
     public static int Run(Action action)
     {
         try { action(); return 0; }
-        catch (Exception e) when (e is UsageException or ConfigException or CorpusException or TrainingDivergedException or InvalidOperationException or ArgumentException or FileNotFoundException)
+        catch (Exception e) when (FailureReason.IsExpected(e))
         {
-            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine($"error: {FailureReason.Describe(e)}");
             return 2;
         }
     }

@@ -50,11 +50,15 @@ public static class WorkerCommand
         var configJson = await connection.InvokeAsync<string>(RunsHubContract.Hello, runId, token, ct);
         var config = JsonSerializer.Deserialize<RunConfig>(configJson, Json.Options)!;
 
-        await using var stream = new HubStream(connection, runId, token);
+        var console = new ConsoleSink(config.Train.Steps);
+        await using var stream = new HubStream(connection, runId, token, reason =>
+        {
+            console.OnLog($"the dashboard refused {reason}");
+            if (reason.Contains(RunsHubContract.TokenRefused)) cancel.Cancel();     // deleted or ended there: stop here too
+        });
         Directory.CreateDirectory(runDir);
         string? resumeFrom = Checkpoint.List(runDir).Count > 0 ? runDir : null;
         long resumedStep = resumeFrom is null ? -1 : Checkpoint.ReadState(Checkpoint.Resolve(runDir)).Step;
-        var console = new ConsoleSink(config.Train.Steps);
         WorkerStatus final;
         try
         {
@@ -70,7 +74,7 @@ public static class WorkerCommand
         }
         catch (Exception e)
         {
-            final = new WorkerStatus(RunStatus.Failed, Error: e is ConfigException or Data.CorpusException or TrainingDivergedException ? e.Message : $"{e.GetType().Name}: {e.Message}");
+            final = new WorkerStatus(RunStatus.Failed, Error: FailureReason.Describe(e, config));
             console.OnLog($"error: {final.Error}");
         }
         if (lost)

@@ -19,6 +19,8 @@ public sealed class RunRow
     public DateTime? StartedAt { get; set; }
     public DateTime? EndedAt { get; set; }
     public string? Error { get; set; }
+    /// <summary>A problem the run survived, e.g. telemetry the dashboard could not store (database full or locked).</summary>
+    public string? Warning { get; set; }
     public long? Parameters { get; set; }
     public double FlopsPerToken { get; set; }
     public long TotalSteps { get; set; }

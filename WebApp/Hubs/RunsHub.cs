@@ -64,7 +64,7 @@ public sealed class RunsHub(WorkerTokens tokens, RunService runs, TelemetryWrite
     async Task Authorize(int runId, string token)
     {
         if (!tokens.IsValid(runId, token) && (tokens.IsKnown(runId) || !await runs.AdoptWorkerAsync(runId, token)))   // adopt: the dashboard restarted under it
-            throw new HubException($"invalid or expired worker token for run {runId}");
+            throw new HubException($"{RunsHubContract.TokenRefused} for run {runId}");
         tokens.Touch(runId);
     }
 }

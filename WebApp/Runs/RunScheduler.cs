@@ -54,7 +54,7 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
     async Task LaunchAsync(CancellationToken ct)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
-        var queued = await db.Runs.Where(r => r.Status == RunStatus.Queued).OrderBy(r => r.Id).ToListAsync(ct);
+        var queued = await db.Runs.AsNoTracking().Where(r => r.Status == RunStatus.Queued).OrderBy(r => r.Id).ToListAsync(ct);
         if (queued.Count == 0) return;
         // every Running run holds its slot, also one whose worker outlived a restart and was adopted
         var used = await db.Runs.Where(r => r.Status == RunStatus.Running).Select(r => r.Device).ToListAsync(ct);
@@ -62,15 +62,33 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
         {
             var slot = FreeSlot(run.Device, used);
             if (slot is null) continue;
+            // claim it: a run deleted or cancelled since the query above is not started
+            var started = DateTime.UtcNow;
+            if (await db.Runs.Where(r => r.Id == run.Id && r.Status == RunStatus.Queued).ExecuteUpdateAsync(u => u
+                    .SetProperty(r => r.Status, RunStatus.Running).SetProperty(r => r.StartedAt, started).SetProperty(r => r.Device, slot), ct) == 0)
+                continue;
             used.Add(slot);
             var token = tokens.Issue(run.Id, out var hash);
             var o = options.Value;
-            var worker = launcher.Launch(new WorkerLaunch(run.Id, HubUrl(), token, run.RunDir, slot == "cpu" ? "cpu" : slot,
-                slot == "cpu" ? o.WorkerThreads : 0, o.CachePath));
+            IWorkerHandle worker;
+            try
+            {
+                worker = launcher.Launch(new WorkerLaunch(run.Id, HubUrl(), token, run.RunDir, slot == "cpu" ? "cpu" : slot,
+                    slot == "cpu" ? o.WorkerThreads : 0, o.CachePath));
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                log.LogError(e, "run {Id}: the worker could not be started", run.Id);
+                await runs.ApplyWorkerStatusAsync(run.Id, new WorkerStatus(RunStatus.Failed, Error: $"the worker could not be started: {e.Message}"), ct);
+                continue;
+            }
             lock (gate) active[run.Id] = new Active(run.Id, slot, worker, run.RunDir);
-            run.Status = RunStatus.Running; run.StartedAt = DateTime.UtcNow; run.WorkerTokenHash = hash; run.WorkerPid = worker.Pid;
-            run.Device = slot;
-            await db.SaveChangesAsync(ct);
+            if (await db.Runs.Where(r => r.Id == run.Id && r.Status == RunStatus.Running).ExecuteUpdateAsync(u => u
+                    .SetProperty(r => r.WorkerTokenHash, hash).SetProperty(r => r.WorkerPid, worker.Pid), ct) == 0)
+            {
+                await KillAsync(run.Id);                   // deleted or stopped while it was being started
+                continue;
+            }
             runs.Publish(new(run.Id, "status", Status: new WorkerStatus(RunStatus.Running, Device: slot)));
             log.LogInformation("run {Id} started on {Slot} (pid {Pid})", run.Id, slot, worker.Pid);
         }
@@ -100,15 +118,25 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
             a.Worker.Dispose();
         }
 
-        // adopted workers (not our children): silence past the limit means they are gone
+        // a worker that says nothing past the limit (heartbeats come every 15 s) is hung, frozen or gone: ours are
+        // stopped and Failed; adopted ones (not our children) become Interrupted
         await using var db = await dbs.CreateDbContextAsync(ct);
         var limit = TimeSpan.FromSeconds(options.Value.WorkerSilenceSeconds);
-        foreach (var id in await db.Runs.Where(r => r.Status == RunStatus.Running).Select(r => r.Id).ToListAsync(ct))
+        foreach (var (id, startedAt) in (await db.Runs.Where(r => r.Status == RunStatus.Running).Select(r => new { r.Id, r.StartedAt }).ToListAsync(ct))
+                     .Select(r => (r.Id, r.StartedAt)))
         {
-            bool ours; lock (gate) ours = active.ContainsKey(id);
-            if (!ours && tokens.SilentFor(id) is { } silent && silent > limit)
+            Active? own; lock (gate) active.TryGetValue(id, out own);
+            var silent = tokens.SilentFor(id) ?? (own is not null && startedAt is { } t ? DateTime.UtcNow - t : null);
+            if (silent is not { } s || s <= limit) continue;
+            if (own is null)
                 await runs.ApplyWorkerStatusAsync(id, new WorkerStatus(RunStatus.Interrupted,
-                    Error: $"its worker stopped reporting ({silent.TotalSeconds:N0} s without a word); Resume continues from the last checkpoint"), ct);
+                    Error: $"its worker stopped reporting ({s.TotalSeconds:N0} s without a word); Resume continues from the last checkpoint"), ct);
+            else if (!own.Worker.HasExited)
+            {
+                own.Worker.Kill();
+                await runs.ApplyWorkerStatusAsync(id, new WorkerStatus(RunStatus.Failed,
+                    Error: $"its worker (pid {own.Worker.Pid}) stopped reporting for {s.TotalSeconds:N0} s (hung or frozen) and was stopped; Resume continues from the last checkpoint"), ct);
+            }
         }
     }
 
@@ -145,9 +173,18 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
         return uri.Uri.ToString();
     }
 
+    // Each half runs once; a second caller (the host is stopped both by its owner and by Program's own
+    // Run() when hosted in a test factory) waits for the same work instead of repeating it.
+    private Task? askedToStop, stopped;
+
     /// <summary>Graceful shutdown (Ctrl+C, SIGTERM), first half, while the server still answers the workers:
     /// every worker is asked to checkpoint and stop and given up to 20 s to report and exit.</summary>
-    public async Task StoppingAsync(CancellationToken ct)
+    public Task StoppingAsync(CancellationToken ct)
+    {
+        lock (gate) return askedToStop ??= AskWorkersToStopAsync(ct);
+    }
+
+    async Task AskWorkersToStopAsync(CancellationToken ct)
     {
         List<Active> left;
         lock (gate) left = [.. active.Values];
@@ -161,6 +198,13 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
     public override async Task StopAsync(CancellationToken ct)
     {
         await base.StopAsync(ct);
+        Task work;
+        lock (gate) work = stopped ??= StopWorkersAsync();
+        await work;
+    }
+
+    async Task StopWorkersAsync()
+    {
         List<Active> left;
         lock (gate) left = [.. active.Values];
         foreach (var a in left)

@@ -13,7 +13,7 @@ namespace MoTLab.WebApp.Runs;
 /// <summary>Creating, cancelling and deleting runs, and applying what workers report. Nothing is stored
 /// for a request that fails validation.</summary>
 public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, CorpusCatalog corpora, IOptions<MoTLabOptions> options,
-    IHubContext<RunsHub, IRunsClient> hub, RunEvents events, SchedulerSignal signal, WorkerTokens tokens)
+    IHubContext<RunsHub, IRunsClient> hub, RunEvents events, SchedulerSignal signal, WorkerTokens tokens, ILogger<RunService> log)
 {
     /// <summary>The run to create, or the field errors (JSON paths) that prevent it.</summary>
     public (RunConfig? Config, Dictionary<string, string[]> Errors) Resolve(CreateRunRequest r)
@@ -138,6 +138,23 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, CorpusCatalog co
         await db.SaveChangesAsync(ct);
         Publish(new RunEvent(id, "status", Status: s));
         if (run.EndedAt is not null) signal.Wake();
+    }
+
+    /// <summary>Records a problem the run survives (shown on its page and in the API) and tells its watchers.
+    /// Storing the warning can fail for the same reason as what it reports: then it is only logged and sent live.</summary>
+    public async Task WarnAsync(int id, string warning)
+    {
+        Publish(new RunEvent(id, "log", Log: [$"dashboard: {warning}"]));
+        try
+        {
+            await using var db = await dbs.CreateDbContextAsync();
+            await db.Runs.Where(r => r.Id == id).ExecuteUpdateAsync(u => u.SetProperty(r => r.Warning, warning));
+            Publish(new RunEvent(id, "warning"));
+        }
+        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or DbUpdateException or InvalidOperationException)
+        {
+            log.LogError(e, "run {Id}: the warning could not be stored either: {Warning}", id, warning);
+        }
     }
 
     /// <summary>A worker reports for a run this dashboard did not start (it restarted meanwhile): accepted when the

@@ -11,8 +11,10 @@ namespace MoTLab.WebApp.Runs;
 /// <summary>Persists telemetry in batches on one background loop (SQLite in WAL mode likes few, larger
 /// transactions). Steps already stored are replaced, so a resumed worker that re-sends steps after its
 /// checkpoint leaves no duplicates. The queue is bounded: a writer that falls far behind slows the hub
-/// calls (back-pressure to the workers) instead of growing without limit.</summary>
-public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, ILogger<TelemetryWriter> log) : BackgroundService
+/// calls (back-pressure to the workers) instead of growing without limit. A batch that cannot be stored (database
+/// locked past its 30 s busy timeout, database or disk full) is retried, then dropped whole (one transaction: no
+/// partial rows) and named in the run's warning; the worker's metrics.jsonl still has every step.</summary>
+public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, RunService runs, ILogger<TelemetryWriter> log) : BackgroundService
 {
     private abstract record Work(int RunId);
     private sealed record Metrics(int RunId, IReadOnlyList<StepMetrics> Rows) : Work(RunId);
@@ -46,12 +48,34 @@ public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, ILogger<Tel
         {
             batch.Clear();
             while (batch.Count < 500 && queue.Reader.TryRead(out var w)) batch.Add(w);
-            try { await WriteAsync(batch, CancellationToken.None); }
+            await WriteWithRetriesAsync(batch);
+            foreach (var f in batch.OfType<Flush>()) f.Done.TrySetResult();
+        }
+    }
+
+    static readonly TimeSpan[] RetryDelays = [TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(4)];
+
+    async Task WriteWithRetriesAsync(List<Work> batch)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            try { await WriteAsync(batch, CancellationToken.None); return; }
+            catch (Exception e) when (e is not OperationCanceledException && attempt < RetryDelays.Length)
+            {
+                log.LogWarning("storing telemetry failed ({Message}); retrying in {Delay} s", e.Message, RetryDelays[attempt].TotalSeconds);
+                await Task.Delay(RetryDelays[attempt]);
+            }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                log.LogError(e, "storing telemetry failed");   // the run page shows what was stored; the worker keeps its files
+                log.LogError(e, "storing telemetry failed; the batch is dropped");
+                foreach (var group in batch.Where(w => w is not Flush).GroupBy(w => w.RunId))
+                {
+                    var steps = group.SelectMany(w => w switch { Metrics m => m.Rows.Select(r => r.Step), Routing r => r.Rows.Select(x => x.Step), _ => [] }).ToList();
+                    await runs.WarnAsync(group.Key, $"telemetry for steps {steps.Min()}–{steps.Max()} could not be stored: {e.GetBaseException().Message}. " +
+                        "The worker's metrics.jsonl in the run folder has every step.");
+                }
+                return;
             }
-            foreach (var f in batch.OfType<Flush>()) f.Done.TrySetResult();
         }
     }
 

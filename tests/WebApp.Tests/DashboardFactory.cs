@@ -44,6 +44,7 @@ public sealed class DashboardFactory : WebApplicationFactory<Program>
         builder.UseSetting("MoTLab:DataRoots:0", CorpusRoot);
         builder.UseSetting("MoTLab:CpuSlots", "1");
         builder.UseSetting("Urls", "http://127.0.0.1:0");
+        builder.UseSetting("Logging:LogLevel:Default", "Warning");        // test output shows problems, not every request
         if (accessToken is not null) builder.UseSetting("MoTLab:AccessToken", accessToken);
         foreach (var (key, value) in settings) builder.UseSetting(key, value);
     }

@@ -11,6 +11,9 @@ static class RunApi
 
     public static string Status(this JsonElement run) => run.GetProperty("status").GetString()!;
 
+    /// <summary>An optional string field (the API leaves out nulls).</summary>
+    public static string? Text(this JsonElement run, string field) => run.TryGetProperty(field, out var v) ? v.GetString() : null;
+
     /// <summary>Polls the run until <paramref name="done"/> holds; a timeout fails with the run's last state.</summary>
     public static async Task<JsonElement> WaitForRunAsync(this HttpClient http, int id, Func<JsonElement, bool> done, int seconds = 120)
     {

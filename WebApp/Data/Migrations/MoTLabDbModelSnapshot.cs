@@ -201,6 +201,9 @@ namespace MoTLab.WebApp.Data.Migrations
                     b.Property<long>("TotalSteps")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("Warning")
+                        .HasColumnType("TEXT");
+
                     b.Property<int?>("WorkerPid")
                         .HasColumnType("INTEGER");
 

@@ -65,7 +65,7 @@ void Report(object figure) => Console.WriteLine(JsonSerializer.Serialize(figure,
     await watcher.InvokeAsync(RunsHubContract.Subscribe, id);
     await using var connection = new HubConnectionBuilder().WithUrl(hubUrl).Build();
     await connection.StartAsync();
-    await using (var stream = new HubStream(connection, id, token))
+    await using (var stream = new HubStream(connection, id, token, reason => Console.Error.WriteLine($"refused: {reason}")))
     {
         for (int s = 1; s <= 400; s++) { stream.OnStep(Metric(s)); await Task.Delay(50); }
         await stream.FlushAsync();
