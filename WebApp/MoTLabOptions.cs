@@ -15,6 +15,8 @@ public sealed class MoTLabOptions
     [Range(0, 64)] public int CpuSlots { get; set; } = 1;
     /// <summary>GPUs on this host: one run per GPU, index passed to the worker.</summary>
     [Range(0, 64)] public int Gpus { get; set; } = 0;
+    /// <summary>Memory of each GPU, for refusing runs that cannot fit (0 = not checked; an H200 has 141).</summary>
+    [Range(0, 10_000)] public double GpuMemoryGB { get; set; }
     /// <summary>Folders users may train on (corpus paths must resolve inside one). The uploads folder is always allowed.</summary>
     public List<string> DataRoots { get; set; } = [];
     [Range(1, 100_000)] public int MaxUploadMB { get; set; } = 200;

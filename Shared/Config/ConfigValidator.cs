@@ -88,4 +88,16 @@ public static class ConfigValidator
         }
         return e;
     }
+
+    /// <summary>Refuses a config whose training step would not fit in <paramref name="availableBytes"/> of
+    /// <paramref name="memory"/> (e.g. "RAM", "GPU memory"), by <see cref="ModelSize.TrainingBytes"/>.</summary>
+    public static ConfigError? CheckMemory(RunConfig c, bool bf16, double availableBytes, string memory)
+    {
+        double need = ModelSize.TrainingBytes(c.Model, c.Train.BatchSize, bf16);
+        if (need <= availableBytes) return null;
+        const double GiB = 1024.0 * 1024 * 1024;
+        return new ConfigError("train.batch_size", $"training needs about {need / GiB:N1} GiB (weights, gradients, AdamW state, activations " +
+            $"and logits at batch {c.Train.BatchSize} × sequence {c.Model.SeqLen}), more than the {availableBytes / GiB:N1} GiB of {memory}: " +
+            "lower the batch size, the sequence length or the model size");
+    }
 }

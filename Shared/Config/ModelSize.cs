@@ -50,6 +50,19 @@ public static class ModelSize
         };
     }
 
+    /// <summary>Rough peak memory of a training step, to refuse what cannot fit before anything is allocated:
+    /// fp32 weights, gradients and AdamW moments (16 B per parameter, +2 for the bf16 working copy); activations
+    /// kept for backward, about (18 + 4·dense_multiplier)·d_model values per token and layer (SDPA keeps no
+    /// seq×seq matrix); and the logits with their softmax and gradient (3 fp32 copies, +1 bf16).</summary>
+    public static double TrainingBytes(ModelConfig m, int batch, bool bf16)
+    {
+        double tokens = (double)batch * m.SeqLen, valueBytes = bf16 ? 2 : 4;
+        double state = Parameters(m) * (16.0 + (bf16 ? 2 : 0));
+        double activations = m.Layers * tokens * m.DModel * (18 + 4 * m.DenseMultiplier) * valueBytes;
+        double logits = tokens * m.VocabSize * (12 + (bf16 ? 2 : 0));
+        return state + activations + logits;
+    }
+
     public static int TokenChoiceCapacity(FfnConfig f, double tokens) =>
         (int)Math.Max(1, Math.Min(Math.Floor(f.CapacityFactor * tokens * f.TopK / f.EffectiveExperts), tokens));
 

@@ -43,6 +43,9 @@ public sealed class Trainer : IDisposable
             "fp32" => ScalarType.Float32,
             _ => Device.type == DeviceType.CUDA ? ScalarType.BFloat16 : ScalarType.Float32,
         };
+        if (Device.type == DeviceType.CPU && ConfigValidator.CheckMemory(config, Compute == ScalarType.BFloat16,
+                GC.GetGCMemoryInfo().TotalAvailableMemoryBytes, "this machine's memory") is { } memory)
+            throw new ConfigException([memory]);
         this.runDir = runDir; this.sinks = sinks;
 
         var tokenizer = Tokenizers.Create(config.Data.Tokenizer);

@@ -41,9 +41,19 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, CorpusCatalog co
             Add("device", $"must be cpu, cuda or cuda:N with N < {options.Value.Gpus} (GPUs configured)");
         else if (device.StartsWith("cuda") && options.Value.Gpus == 0)
             Add("device", "this dashboard has no GPUs configured (MoTLab:Gpus in appsettings.json)");
+        if (errors.Count == 0 && MemoryProblem(cfg, device) is { } memory) Add(memory.Field, memory.Message);
         if (r.Tags is { } tags && tags.Any(t => t.Length > 50 || t.Contains(','))) Add("tags", "each tag: at most 50 characters, no commas");
         if (r.Notes is { Length: > 10_000 }) Add("notes", "at most 10,000 characters");
         return errors.Count > 0 ? (null, Flatten(errors)) : (cfg, []);
+    }
+
+    /// <summary>CPU runs are checked against this machine's memory, GPU runs against MoTLab:GpuMemoryGB when set.</summary>
+    ConfigError? MemoryProblem(RunConfig cfg, string device)
+    {
+        bool gpu = device.StartsWith("cuda");
+        bool bf16 = cfg.Train.Precision == "bf16" || (cfg.Train.Precision == "auto" && gpu);
+        if (gpu) return options.Value.GpuMemoryGB > 0 ? ConfigValidator.CheckMemory(cfg, bf16, options.Value.GpuMemoryGB * 1024.0 * 1024 * 1024, "GPU memory (MoTLab:GpuMemoryGB)") : null;
+        return ConfigValidator.CheckMemory(cfg, bf16, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes, "this machine's memory");
     }
 
     static Dictionary<string, string[]> Flatten(Dictionary<string, List<string>> e) => e.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray());

@@ -76,8 +76,12 @@ public class CliTests
         var binary = Path.Combine(dir.Path, "blob.bin");
         File.WriteAllBytes(binary, [0, 1, 2, 3, 0]);
 
+        var full = Directory.CreateDirectory(Path.Combine(dir.Path, "full")).FullName;
+        File.CreateSymbolicLink(Path.Combine(full, "metrics.jsonl"), "/dev/full");   // every write: ENOSPC, as on a full disk
+
         var cases = new (string[] Args, string Message)[]
         {
+            (["train", "--preset", "tiny-dense", "--steps", "20", "--out", full], "disk full: No space left on device"),
             (["train", "--preset", "nope"], "unknown preset 'nope'"),
             (["train", "--config", malformed], "is not a valid run config"),
             (["train", "--config", invalid, "--out", Path.Combine(dir.Path, "r1")], "model.heads: must divide d_model (64)"),

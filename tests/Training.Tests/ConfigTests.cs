@@ -38,6 +38,22 @@ public class ConfigTests
     }
 
     [Fact]
+    public void The_memory_estimate_lets_the_paper_shapes_fit_an_H200_and_refuses_absurd_batches()
+    {
+        const double GiB = 1024.0 * 1024 * 1024;
+        var medium = Presets.Find("medium-mot")!.Config;
+        double need = ModelSize.TrainingBytes(medium.Model, medium.Train.BatchSize, bf16: true);
+        Assert.InRange(need / GiB, 20, 141);                                     // it trains on one H200 (docs/benchmarks.md)
+        Assert.True(ModelSize.TrainingBytes(medium.Model, medium.Train.BatchSize, bf16: false) > need);
+        Assert.Null(ConfigValidator.CheckMemory(medium, true, 141 * GiB, "GPU memory"));
+
+        var huge = medium with { Train = medium.Train with { BatchSize = 16_384 } };
+        var error = ConfigValidator.CheckMemory(huge, true, 141 * GiB, "GPU memory");
+        Assert.Equal("train.batch_size", error!.Field);
+        Assert.Contains("more than the 141.0 GiB of GPU memory", error.Message);
+    }
+
+    [Fact]
     public void Unknown_json_fields_are_rejected()
     {
         Assert.Throws<JsonException>(() => JsonSerializer.Deserialize<RunConfig>("{\"modle\":{}}", Json.Options));
