@@ -2,7 +2,7 @@ using System.CommandLine;
 
 namespace MoTLab.Training.Cli;
 
-/// <summary>MoTLab.Training: train, benchmark, sample and serve dashboard runs for GPT models with dense,
+/// <summary>MoTLab.Training: train, benchmark, sample, export and serve dashboard runs for GPT models with dense,
 /// Mixture-of-Tokens or Mixture-of-Experts feed-forwards.</summary>
 public static class TrainingProgram
 {
@@ -15,6 +15,7 @@ public static class TrainingProgram
             BenchCommand.Create(),
             SampleCommand.Create(),
             WorkerCommand.Create(),
+            ExportCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

@@ -10,8 +10,9 @@ namespace MoTLab.Training.Train;
 /// (batches are a function of seed and step), so this plus the tensors is everything a resume needs.</summary>
 public sealed record TrainerState(long Step, long Tokens, double ElapsedS, double? LastTrainLoss, double? LastEvalLoss);
 
-/// <summary>A checkpoint folder: model.bin, optimizer.bin, rng.bin (torch CPU generator), state.json,
-/// config.json. Written to a temporary folder and renamed, so a crash never leaves half a checkpoint.</summary>
+/// <summary>A checkpoint folder: model.safetensors (the weights, readable by PyTorch's safetensors loader),
+/// optimizer.bin, rng.bin (torch CPU generator), state.json, config.json. Written to a temporary folder and
+/// renamed, so a crash never leaves half a checkpoint. Folders from before safetensors have model.bin.</summary>
 public static class Checkpoint
 {
     public static string Save(string runDir, RunConfig config, Gpt model, AdamW optimizer, TrainerState state, int keep = 2)
@@ -21,7 +22,7 @@ public static class Checkpoint
         var tmp = final + ".tmp";
         if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
         Directory.CreateDirectory(tmp);
-        model.save(Path.Combine(tmp, "model.bin"));
+        SaveWeights(Path.Combine(tmp, WeightsFile), config, model);
         optimizer.Save(Path.Combine(tmp, "optimizer.bin"));
         using (var rng = get_rng_state()) File.WriteAllBytes(Path.Combine(tmp, "rng.bin"), rng.data<byte>().ToArray());
         File.WriteAllText(Path.Combine(tmp, "config.json"), JsonSerializer.Serialize(config, Json.Indented));
@@ -57,7 +58,39 @@ public static class Checkpoint
         ?? throw new InvalidDataException($"{checkpointDir}/state.json is empty");
 
     /// <summary>Loads the model weights; a checkpoint of another architecture is a clear error.</summary>
+    public const string WeightsFile = "model.safetensors";
+
+    /// <summary>The model's weights as safetensors, its config (JSON) in the metadata so the file stands alone.</summary>
+    public static void SaveWeights(string path, RunConfig config, Gpt model) =>
+        SafeTensors.Save(path, model.state_dict(), new Dictionary<string, string>
+        {
+            ["format"] = "pt", ["motlab_config"] = JsonSerializer.Serialize(config, Json.Options),
+        });
+
+    /// <summary>Loads the model weights; a checkpoint of another architecture is a clear error naming the differences.</summary>
     public static void LoadModel(string checkpointDir, Gpt model)
+    {
+        var path = Path.Combine(checkpointDir, WeightsFile);
+        if (!File.Exists(path)) { LoadLegacy(checkpointDir, model); return; }
+        var (tensors, _) = SafeTensors.Load(path);
+        try
+        {
+            var expected = model.state_dict();
+            var problems = expected.Keys.Except(tensors.Keys).Select(k => $"missing {k}")
+                .Concat(tensors.Keys.Except(expected.Keys).Select(k => $"unexpected {k}"))
+                .Concat(expected.Keys.Intersect(tensors.Keys).Where(k => !expected[k].shape.SequenceEqual(tensors[k].shape))
+                    .Select(k => $"{k} is [{string.Join(", ", tensors[k].shape)}], the model has [{string.Join(", ", expected[k].shape)}]"))
+                .ToList();
+            if (problems.Count > 0)
+                throw new InvalidOperationException($"checkpoint '{checkpointDir}' does not match the model: {string.Join("; ", problems.Take(5))}" +
+                    (problems.Count > 5 ? $" and {problems.Count - 5} more" : ""));
+            using (no_grad()) foreach (var (name, t) in expected) t.copy_(tensors[name]);
+        }
+        finally { foreach (var t in tensors.Values) t.Dispose(); }
+    }
+
+    /// <summary>model.bin (TorchSharp's own format), written before checkpoints used safetensors.</summary>
+    static void LoadLegacy(string checkpointDir, Gpt model)
     {
         try { model.load(Path.Combine(checkpointDir, "model.bin"), strict: true); }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or IndexOutOfRangeException or EndOfStreamException)

@@ -89,6 +89,18 @@ public static class RunsApi
         }));
 
         api.MapGet("/corpora", (CorpusCatalog corpora) => corpora.List());
+        // the dashboard's own vital signs: queues that must drain, memory that must stay flat under load
+        api.MapGet("/health", (TelemetryWriter writer, RunEvents events) =>
+        {
+            using var self = System.Diagnostics.Process.GetCurrentProcess();
+            return new
+            {
+                status = "ok", telemetry_queue = writer.QueueLength, hub_sends_in_flight = events.HubSendsInFlight,
+                hub_events_dropped = events.HubEventsDropped, page_subscribers = events.Subscribers,
+                gc_heap_mb = GC.GetTotalMemory(false) / 1048576.0, working_set_mb = self.WorkingSet64 / 1048576.0,
+                uptime_s = (DateTime.Now - self.StartTime).TotalSeconds,
+            };
+        });
 
         // multipart upload of one UTF-8 text file; stored under the data folder's uploads/ with a generated name
         api.MapPost("/corpora/upload", async (HttpRequest request, UploadStore uploads, CancellationToken ct) =>

@@ -1,15 +1,25 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
+using Microsoft.AspNetCore.SignalR;
 using MoTLab.Shared.Runs;
+using MoTLab.WebApp.Hubs;
 
 namespace MoTLab.WebApp.Runs;
 
-/// <summary>In-process fan-out of run events to Blazor components (browser circuits live in this process;
-/// external clients get the same events through the hub's run-{id} groups). Each subscriber has a bounded
-/// queue; when a slow subscriber's queue is full its oldest event is dropped and it re-reads history.</summary>
-public sealed class RunEvents
+/// <summary>Fan-out of run events: to Blazor components in this process (each subscriber has a queue of 1,024;
+/// when a slow one's queue is full its oldest event is dropped and it re-reads history), and to hub watchers
+/// in the run-{id} groups (each event is one send; at most <see cref="MaxHubSendsInFlight"/> may be pending,
+/// beyond that, which only a watcher that stopped reading causes, events are dropped and counted; the API
+/// has the full history).</summary>
+public sealed class RunEvents(IHubContext<RunsHub, IRunsClient> hub, ILogger<RunEvents> log)
 {
+    public const int MaxHubSendsInFlight = 1_000;
     private readonly ConcurrentDictionary<Guid, (int? RunId, Channel<RunEvent> Channel)> subscribers = new();
+    private long hubInFlight, hubDropped;
+
+    public long HubSendsInFlight => Interlocked.Read(ref hubInFlight);
+    public long HubEventsDropped => Interlocked.Read(ref hubDropped);
+    public int Subscribers => subscribers.Count;
 
     /// <summary>Events of one run, or of every run when <paramref name="runId"/> is null.</summary>
     public Subscription Subscribe(int? runId)
@@ -24,6 +34,20 @@ public sealed class RunEvents
     {
         foreach (var (_, (runId, channel)) in subscribers)
             if (runId is null || runId == e.RunId) channel.Writer.TryWrite(e);
+        if (Interlocked.Increment(ref hubInFlight) > MaxHubSendsInFlight)
+        {
+            Interlocked.Decrement(ref hubInFlight);
+            Interlocked.Increment(ref hubDropped);
+            return;
+        }
+        _ = SendAsync(e);
+    }
+
+    async Task SendAsync(RunEvent e)
+    {
+        try { await hub.Clients.Group(RunsHub.RunGroup(e.RunId)).RunEvent(e); }
+        catch (Exception ex) { log.LogWarning("sending a run {Id} event to watchers failed: {Message}", e.RunId, ex.Message); }
+        finally { Interlocked.Decrement(ref hubInFlight); }
     }
 
     public sealed class Subscription(ChannelReader<RunEvent> reader, Action unsubscribe) : IDisposable

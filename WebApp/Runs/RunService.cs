@@ -229,9 +229,5 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, CorpusCatalog co
         return await db.Checkpoints.AsNoTracking().Where(c => c.RunId == id).OrderBy(c => c.Step).ToListAsync(ct);
     }
 
-    public void Publish(RunEvent e)
-    {
-        events.Publish(e);
-        _ = hub.Clients.Group(RunsHub.RunGroup(e.RunId)).RunEvent(e);
-    }
+    public void Publish(RunEvent e) => events.Publish(e);
 }

@@ -23,6 +23,9 @@ public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, RunService 
 
     private readonly Channel<Work> queue = Channel.CreateBounded<Work>(new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true });
 
+    /// <summary>Batches received and not yet stored.</summary>
+    public int QueueLength => queue.Reader.Count;
+
     public ValueTask EnqueueAsync(int runId, IReadOnlyList<StepMetrics> rows) => queue.Writer.WriteAsync(new Metrics(runId, rows));
     public ValueTask EnqueueAsync(int runId, IReadOnlyList<RoutingSnapshot> rows) => queue.Writer.WriteAsync(new Routing(runId, rows));
 

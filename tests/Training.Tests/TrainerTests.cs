@@ -65,7 +65,7 @@ public class TrainerTests
 
         var straightFinal = Checkpoint.Resolve(straight.Path);
         var splitFinal = Checkpoint.Resolve(split.Path);
-        Assert.Equal(File.ReadAllBytes(Path.Combine(straightFinal, "model.bin")), File.ReadAllBytes(Path.Combine(splitFinal, "model.bin")));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(straightFinal, "model.safetensors")), File.ReadAllBytes(Path.Combine(splitFinal, "model.safetensors")));
         Assert.Equal(File.ReadAllBytes(Path.Combine(straightFinal, "optimizer.bin")), File.ReadAllBytes(Path.Combine(splitFinal, "optimizer.bin")));
         var lossesA = Losses(straight.Path); var lossesB = Losses(split.Path);
         Assert.Equal(new long[] { 5, 10, 15, 20 }, lossesB.Select(l => l.Step));   // no step twice

@@ -16,7 +16,13 @@ using MoTLab.WebApp.Runs;
 using MoTLab.WebApp.Tests;
 
 // The dashboard's own figures: telemetry ingest, step→watcher latency, history load at scale, and what
-// telemetry costs the trainer. Prints one JSON line per figure.
+// telemetry costs the trainer. Prints one JSON line per figure. `load MINUTES`: the load test instead.
+if (args is ["load", var minutes])
+{
+    await MoTLab.DashboardBench.LoadBench.RunAsync(double.Parse(minutes, System.Globalization.CultureInfo.InvariantCulture),
+        figure => Console.WriteLine(JsonSerializer.Serialize(figure, MoTLab.Shared.Json.Options)));
+    return;
+}
 using var dashboard = new DashboardFactory();
 var services = dashboard.Services;
 var hubUrl = new Uri(dashboard.BaseAddress, RunsHubContract.Path);
