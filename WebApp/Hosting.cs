@@ -24,7 +24,7 @@ public static class Hosting
         });
         s.AddSingleton<WorkerTokens>().AddSingleton<SchedulerSignal>().AddSingleton<RunEvents>()
          .AddSingleton<CorpusCatalog>().AddSingleton<RunService>().AddSingleton<MetricsQuery>()
-         .AddSingleton<SampleRunner>().AddSingleton<UploadStore>().AddSingleton<AccessGate>()
+         .AddSingleton<SampleRunner>().AddSingleton<UploadStore>().AddSingleton<AccessGate>().AddSingleton<RemoteWorkers>()
          .AddSingleton<ILauncher, LocalProcessLauncher>();
         s.AddSingleton<TelemetryWriter>().AddHostedService(sp => sp.GetRequiredService<TelemetryWriter>());
         s.AddSingleton<RunScheduler>().AddHostedService(sp => sp.GetRequiredService<RunScheduler>())

@@ -24,6 +24,7 @@ public static class ExportCommand
         command.SetAction(parse => CliErrors.Run(() =>
         {
             if (parse.GetValue(format) != "safetensors") throw new UsageException("--format: only safetensors is supported");
+            TorchRuntime.Initialise();
             var dir = Checkpoint.Resolve(parse.GetValue(checkpoint)!);
             var cfg = Checkpoint.ReadConfig(dir);
             var compute = parse.GetValue(precision) switch

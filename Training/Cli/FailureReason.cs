@@ -16,8 +16,7 @@ public static class FailureReason
         if (IsOutOfMemory(e))
         {
             var shape = config is null ? "" : $" at batch {config.Train.BatchSize} × sequence {config.Model.SeqLen}";
-            return $"CUDA out of memory{shape}: lower train.batch_size or the model size, or train in bf16 " +
-                   $"(the dashboard's memory estimate was exceeded). {FirstLine(e.Message)}";
+            return $"CUDA out of memory{shape}: lower train.batch_size or the model size, or train in bf16. {FirstLine(e.Message)}";
         }
         if (IsDiskFull(e))
             return $"disk full: {FirstLine(e.Message)}. Free space in the run folder's file system, then Resume from the last checkpoint.";

@@ -20,6 +20,7 @@ public static class TrainCommand
         var resume = new Option<string?>("--resume") { Description = "Continue a run folder from its newest checkpoint" };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch (default: all cores)" };
         var command = new Command("train", "Train a model headless") { preset, config, steps, device, output, corpus, seed, resume, threads };
+        RunConfig? current = null;
         command.SetAction(parse => CliErrors.Run(() =>
         {
             string? resumeDir = parse.GetValue(resume);
@@ -29,6 +30,7 @@ public static class TrainCommand
             if (parse.GetValue(steps) is { } s) cfg = cfg with { Train = cfg.Train with { Steps = s } };
             if (parse.GetValue(seed) is { } sd) cfg = cfg with { Train = cfg.Train with { Seed = sd } };
             if (parse.GetValue(corpus) is { } c) cfg = cfg with { Data = cfg.Data with { Corpus = c } };
+            current = cfg;
             if (parse.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
             var dir = resumeDir ?? parse.GetValue(output) ?? Path.Combine("runs", $"{cfg.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
 
@@ -41,7 +43,7 @@ public static class TrainCommand
             Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); console.OnLog("stopping after this step (checkpoint follows)"); };
             var state = trainer.Run(cancel.Token);
             console.OnLog($"done: step {state.Step}, train loss {state.LastTrainLoss:F4}, eval loss {state.LastEvalLoss:F4}, run folder {Path.GetFullPath(dir)}");
-        }));
+        }, () => current));
         return command;
     }
 }
@@ -49,12 +51,13 @@ public static class TrainCommand
 /// <summary>Turns expected failures (bad config, bad corpus, bad usage, out of memory, disk full) into one clear line and exit code 2.</summary>
 public static class CliErrors
 {
-    public static int Run(Action action)
+    /// <param name="config">The run's config once known, so a failure can name its shapes.</param>
+    public static int Run(Action action, Func<RunConfig?>? config = null)
     {
         try { action(); return 0; }
         catch (Exception e) when (FailureReason.IsExpected(e))
         {
-            Console.Error.WriteLine($"error: {FailureReason.Describe(e)}");
+            Console.Error.WriteLine($"error: {FailureReason.Describe(e, config?.Invoke())}");
             return 2;
         }
     }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 using MoTLab.Shared;
 using MoTLab.Shared.Config;
 using MoTLab.Shared.Runs;
@@ -52,6 +53,15 @@ public static class RunsApi
             await runs.GetAsync(id, ct) is null ? Results.NotFound()
             : await runs.ResumeAsync(id, ct) is { } problem ? Results.Problem(problem, statusCode: StatusCodes.Status409Conflict)
             : Results.Accepted($"/api/runs/{id}"));
+
+        // a token for a worker the user starts on another machine (device "remote"); the token is shown only here
+        api.MapPost("/runs/{id:int}/worker-token", async (int id, RemoteWorkers remote, HttpRequest request, IOptions<MoTLabOptions> options, CancellationToken ct) =>
+        {
+            var (token, problem) = await remote.IssueTokenAsync(id, ct);
+            if (token is null) return problem == "no such run" ? Results.NotFound() : Results.Problem(problem, statusCode: StatusCodes.Status409Conflict);
+            var hub = options.Value.HubUrl is { Length: > 0 } configured ? configured : $"{request.Scheme}://{request.Host}{RunsHubContract.Path}";
+            return Results.Ok(new { token, hub, command = RemoteWorkers.Command(id, hub, token) });
+        });
 
         api.MapGet("/runs/{id:int}/metrics", async (int id, MetricsQuery metrics, RunService runs, string? format, int? maxPoints,
             long? from, long? to, CancellationToken ct) =>

@@ -7,7 +7,7 @@ namespace MoTLab.WebApp.Hubs;
 
 /// <summary>/hubs/runs: workers report telemetry with their per-run token; watchers join run-{id} and get
 /// every event. Telemetry is queued for the batched writer and fanned out at once.</summary>
-public sealed class RunsHub(WorkerTokens tokens, RunService runs, TelemetryWriter writer) : Hub<IRunsClient>
+public sealed class RunsHub(WorkerTokens tokens, RunService runs, RemoteWorkers remote, TelemetryWriter writer) : Hub<IRunsClient>
 {
     public static string RunGroup(int runId) => $"run-{runId}";
     public static string WorkerGroup(int runId) => $"worker-{runId}";
@@ -17,6 +17,7 @@ public sealed class RunsHub(WorkerTokens tokens, RunService runs, TelemetryWrite
         await Authorize(runId, token);
         await Groups.AddToGroupAsync(Context.ConnectionId, WorkerGroup(runId));
         var run = await runs.GetAsync(runId) ?? throw new HubException($"run {runId} does not exist");
+        await remote.OnHelloAsync(runId);
         return run.ConfigJson;
     }
 

@@ -96,6 +96,7 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
 
     string? FreeSlot(string device, List<string> used)
     {
+        if (RemoteWorkers.IsRemote(device)) return null;                   // started by the user, on another machine
         if (device == "cpu") return used.Count(s => s == "cpu") < options.Value.CpuSlots ? "cpu" : null;
         var gpus = Enumerable.Range(0, options.Value.Gpus).Select(i => $"cuda:{i}");
         if (device != "cuda") gpus = gpus.Where(g => g == device);

@@ -37,11 +37,11 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, CorpusCatalog co
         foreach (var e in ConfigValidator.Validate(cfg)) Add(e.Field, e.Message);
         if (corpora.Check(cfg.Data.Corpus) is { } problem) Add("data.corpus", problem);
         var device = r.Device ?? "cpu";
-        if (device != "cpu" && device != "cuda" && !(device.StartsWith("cuda:") && int.TryParse(device[5..], out var gpu) && gpu >= 0 && gpu < options.Value.Gpus))
-            Add("device", $"must be cpu, cuda or cuda:N with N < {options.Value.Gpus} (GPUs configured)");
+        if (device != "cpu" && device != "cuda" && device != RemoteWorkers.Pool && !(device.StartsWith("cuda:") && int.TryParse(device[5..], out var gpu) && gpu >= 0 && gpu < options.Value.Gpus))
+            Add("device", $"must be cpu, cuda, cuda:N with N < {options.Value.Gpus} (GPUs configured), or remote (a worker you start yourself)");
         else if (device.StartsWith("cuda") && options.Value.Gpus == 0)
             Add("device", "this dashboard has no GPUs configured (MoTLab:Gpus in appsettings.json)");
-        if (errors.Count == 0 && MemoryProblem(cfg, device) is { } memory) Add(memory.Field, memory.Message);
+        if (errors.Count == 0 && device != RemoteWorkers.Pool && MemoryProblem(cfg, device) is { } memory) Add(memory.Field, memory.Message);
         if (r.Tags is { } tags && tags.Any(t => t.Length > 50 || t.Contains(','))) Add("tags", "each tag: at most 50 characters, no commas");
         if (r.Notes is { Length: > 10_000 }) Add("notes", "at most 10,000 characters");
         return errors.Count > 0 ? (null, Flatten(errors)) : (cfg, []);
@@ -138,7 +138,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, CorpusCatalog co
         if (run is null) return;
         run.Status = s.Status;
         if (s.Parameters is { } p) run.Parameters = p;
-        if (s.Device is { } d) run.Device = d;
+        if (s.Device is { } d) run.Device = RemoteWorkers.IsRemote(run.Device) ? $"{RemoteWorkers.Pool}:{d}" : d;
         if (s.Error is { } err) run.Error = err;
         if (s.Status is RunStatus.Completed or RunStatus.Failed or RunStatus.Cancelled or RunStatus.Interrupted)
         {
@@ -173,7 +173,8 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, CorpusCatalog co
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var run = await db.Runs.FindAsync([id], ct);
-        if (run is not { Status: RunStatus.Running or RunStatus.Interrupted } || !tokens.Adopt(id, token, run.WorkerTokenHash)) return false;
+        bool waitingRemote = run is { Status: RunStatus.Queued } && RemoteWorkers.IsRemote(run.Device);   // token issued before a restart
+        if (run is null || !(run.Status is RunStatus.Running or RunStatus.Interrupted || waitingRemote) || !tokens.Adopt(id, token, run.WorkerTokenHash)) return false;
         if (run.Status == RunStatus.Interrupted)
         {
             run.Status = RunStatus.Running; run.EndedAt = null; run.Error = null;
@@ -190,7 +191,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, CorpusCatalog co
         var run = await db.Runs.FindAsync([id], ct);
         if (run is null) return "no such run";
         if (run.Status is not (RunStatus.Interrupted or RunStatus.Cancelled or RunStatus.Failed)) return $"a {run.Status} run cannot be resumed";
-        if (!Training.Train.Checkpoint.List(run.RunDir).Any()) return "the run has no checkpoint to resume from";
+        if (!RemoteWorkers.IsRemote(run.Device) && !Training.Train.Checkpoint.List(run.RunDir).Any()) return "the run has no checkpoint to resume from";
         if (run.Status == RunStatus.Interrupted && WorkerStillAlive(run.WorkerPid))
             return $"its worker (pid {run.WorkerPid}) is still running and will re-attach; wait for it, or cancel the run";
         run.Status = RunStatus.Queued; run.EndedAt = null; run.Error = null;
@@ -213,12 +214,14 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, CorpusCatalog co
     public async Task RecordCheckpointAsync(int id, CheckpointInfo c, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
-        if (await db.Runs.FindAsync([id], ct) is null) return;
+        var run = await db.Runs.FindAsync([id], ct);
+        if (run is null) return;
         await db.Checkpoints.Where(x => x.RunId == id && x.Step >= c.Step).ExecuteDeleteAsync(ct);
         db.Checkpoints.Add(new CheckpointRow { RunId = id, Step = c.Step, Path = c.Path, CreatedAt = DateTime.UtcNow, TrainLoss = c.TrainLoss, EvalLoss = c.EvalLoss });
         await db.SaveChangesAsync(ct);
-        foreach (var gone in await db.Checkpoints.Where(x => x.RunId == id).ToListAsync(ct))
-            if (!Directory.Exists(gone.Path)) db.Checkpoints.Remove(gone);
+        if (!RemoteWorkers.IsRemote(run.Device))                            // a remote worker's folders are on its machine
+            foreach (var gone in await db.Checkpoints.Where(x => x.RunId == id).ToListAsync(ct))
+                if (!Directory.Exists(gone.Path)) db.Checkpoints.Remove(gone);
         await db.SaveChangesAsync(ct);
         Publish(new RunEvent(id, "checkpoint", Checkpoint: c));
     }

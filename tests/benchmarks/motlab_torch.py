@@ -23,7 +23,28 @@ import sys
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from safetensors.torch import load_file
+
+try:
+    from safetensors.torch import load_file
+    LOADER = "safetensors"
+except ImportError:                       # a machine without the package: read the (simple) format directly
+    LOADER = "motlab_torch"
+    _DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16, "F64": torch.float64,
+               "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
+
+    def load_file(path):
+        with open(path, "rb") as f:
+            data = f.read()
+        n = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + n])
+        header.pop("__metadata__", None)
+        out = {}
+        for name, h in header.items():
+            begin, end = h["data_offsets"]
+            raw = bytearray(data[8 + n + begin: 8 + n + end])
+            out[name] = torch.frombuffer(raw, dtype=_DTYPES[h["dtype"]]).reshape(h["shape"]) if raw else \
+                torch.empty(h["shape"], dtype=_DTYPES[h["dtype"]])
+        return out
 
 
 class Attention(nn.Module):
@@ -215,7 +236,7 @@ def check(args):
     mean_loss = ref["token_loss"].mean().item()
     tolerance = {"fp32": (1e-3, 1e-3), "bf16": (0.25, 0.05)}[args.dtype]
     ok = d_logits <= tolerance[0] and d_loss <= tolerance[1]
-    print(json.dumps({"checkpoint": args.checkpoint, "device": args.device, "dtype": args.dtype,
+    print(json.dumps({"checkpoint": args.checkpoint, "loader": LOADER, "device": args.device, "dtype": args.dtype,
                       "batch": list(ids.shape), "mean_token_loss": mean_loss,
                       "max_abs_diff_logits_last": d_logits, "max_abs_diff_token_loss": d_loss,
                       "tolerance": tolerance, "ok": ok}))
