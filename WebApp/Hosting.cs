@@ -27,6 +27,7 @@ public static class Hosting
          .AddSingleton<SampleRunner>().AddSingleton<UploadStore>().AddSingleton<AccessGate>().AddSingleton<RemoteWorkers>()
          .AddSingleton<ILauncher, LocalProcessLauncher>();
         s.AddSingleton<TelemetryWriter>().AddHostedService(sp => sp.GetRequiredService<TelemetryWriter>());
+        s.AddSingleton<SlurmClient>().AddHostedService<SlurmScheduler>();
         s.AddSingleton<RunScheduler>().AddHostedService(sp => sp.GetRequiredService<RunScheduler>())
          .AddSingleton<IWorkerControl>(sp => sp.GetRequiredService<RunScheduler>());
         // routing snapshots of wide MoT layers (g × E weights) run to ~100 KB each; the default limit is 32 KB

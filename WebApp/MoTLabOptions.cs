@@ -36,10 +36,37 @@ public sealed class MoTLabOptions
     /// generated and printed once at start when not set.</summary>
     public string? AccessToken { get; set; }
 
+    /// <summary>The "slurm" device pool: runs submitted with sbatch (absent = no such pool).</summary>
+    public SlurmOptions? Slurm { get; set; }
+
     public string DataPath => Path.GetFullPath(DataFolder);
     public string DatabasePath => Path.GetFullPath(Database ?? Path.Combine(DataFolder, "motlab.db"));
     public string RunsPath => Path.Combine(DataPath, "runs");
     public string UploadsPath => Path.Combine(DataPath, "uploads");
     public string CachePath => Path.Combine(DataPath, "cache");
     public string TrainingDllPath => Path.GetFullPath(TrainingDll ?? Path.Combine(AppContext.BaseDirectory, "MoTLab.Training.dll"));
+}
+
+/// <summary>MoTLab:Slurm. Each run of the "slurm" pool becomes one batch job running the Training worker, which
+/// dials back to MoTLab:HubUrl (set it to an address the compute nodes reach). The run folder must be on a file
+/// system the nodes share: the job writes its checkpoints and worker.log there.</summary>
+public sealed class SlurmOptions
+{
+    public string? Partition { get; set; }
+    public string? Account { get; set; }
+    /// <summary>GPUs per job (--gres=gpu:N); 0 trains on the node's CPUs.</summary>
+    [Range(0, 64)] public int Gpus { get; set; }
+    [Range(0, 1024)] public int CpusPerTask { get; set; }
+    /// <summary>--time, e.g. "2-00:00:00".</summary>
+    public string? TimeLimit { get; set; }
+    /// <summary>Further sbatch options, one per entry, e.g. "--mem=64G" or "--qos=long".</summary>
+    public List<string> Options { get; set; } = [];
+    /// <summary>Shell lines run before the worker, e.g. "module load cuda/12.4".</summary>
+    public List<string> Setup { get; set; } = [];
+    /// <summary>The .NET host on the nodes.</summary>
+    public string Dotnet { get; set; } = "dotnet";
+    /// <summary>MoTLab.Training.dll as the nodes see it; default: the dashboard's own copy.</summary>
+    public string? TrainingDll { get; set; }
+    /// <summary>How often job states are read (squeue/scontrol).</summary>
+    [Range(1, 3600)] public int PollSeconds { get; set; } = 3;
 }

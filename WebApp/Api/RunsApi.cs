@@ -17,13 +17,13 @@ public static class RunsApi
 {
     public sealed record RunSummary(int Id, string Name, RunStatus Status, string? Preset, string Kind, string[] Tags, string Device,
         DateTime CreatedAt, DateTime? StartedAt, DateTime? EndedAt, long LastStep, long TotalSteps, double? LastLoss, double? BestLoss,
-        double? LastEvalLoss, double? TokensPerS, double? ElapsedS, long? Parameters, double FlopsPerToken, string? Error, string? Warning, int? ParentId);
+        double? LastEvalLoss, double? TokensPerS, double? ElapsedS, long? Parameters, double FlopsPerToken, string? Error, string? Warning, string? StatusDetail, int? ParentId);
 
     public sealed record RunDetail(RunSummary Run, JsonElement Config, string Notes);
 
     public static RunSummary Summary(RunRow r) => new(r.Id, r.Name, r.Status, r.Preset, r.Kind,
         r.Tags.Split(',', StringSplitOptions.RemoveEmptyEntries), r.Device, r.CreatedAt, r.StartedAt, r.EndedAt, r.LastStep, r.TotalSteps,
-        r.LastLoss, r.BestLoss, r.LastEvalLoss, r.TokensPerS, r.ElapsedS, r.Parameters, r.FlopsPerToken, r.Error, r.Warning, r.ParentId);
+        r.LastLoss, r.BestLoss, r.LastEvalLoss, r.TokensPerS, r.ElapsedS, r.Parameters, r.FlopsPerToken, r.Error, r.Warning, r.StatusDetail, r.ParentId);
 
     public static IEndpointRouteBuilder MapRunsApi(this IEndpointRouteBuilder app)
     {

@@ -33,6 +33,10 @@ public sealed class RunRow
     public double? ElapsedS { get; set; }
     public int? ParentId { get; set; }
     public string? WorkerTokenHash { get; set; }
+    /// <summary>The batch job of a Slurm-pool run.</summary>
+    public string? ExternalJob { get; set; }
+    /// <summary>Where the run stands beyond its status, e.g. "Slurm job 12 pending (Resources)".</summary>
+    public string? StatusDetail { get; set; }
     public int? WorkerPid { get; set; }
     public string RunDir { get; set; } = "";
 }

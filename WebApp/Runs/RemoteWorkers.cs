@@ -10,9 +10,9 @@ namespace MoTLab.WebApp.Runs;
 /// local run. Its device shows as remote:DEVICE; its checkpoints live on that machine.</summary>
 public sealed class RemoteWorkers(IDbContextFactory<MoTLabDb> dbs, WorkerTokens tokens, RunEvents events)
 {
-    public const string Pool = "remote";
+    public const string Pool = DevicePools.Remote;
 
-    public static bool IsRemote(string device) => device == Pool || device.StartsWith(Pool + ":", StringComparison.Ordinal);
+    public static bool IsRemote(string device) => DevicePools.PoolOf(device) == Pool;
 
     /// <summary>A new token for a queued remote run (any earlier one stops working), or why there is none.</summary>
     public async Task<(string? Token, string? Problem)> IssueTokenAsync(int id, CancellationToken ct = default)
@@ -28,11 +28,11 @@ public sealed class RemoteWorkers(IDbContextFactory<MoTLabDb> dbs, WorkerTokens 
         return (token, null);
     }
 
-    /// <summary>The worker said hello: a queued remote run is Running from now.</summary>
+    /// <summary>The worker said hello: a queued run of a pool (remote, or a Slurm job that started) is Running from now.</summary>
     public async Task OnHelloAsync(int id, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
-        if (await db.Runs.Where(r => r.Id == id && r.Status == RunStatus.Queued && r.Device.StartsWith(Pool)).ExecuteUpdateAsync(u => u
+        if (await db.Runs.Where(r => r.Id == id && r.Status == RunStatus.Queued && (r.Device == DevicePools.Remote || r.Device == DevicePools.Slurm)).ExecuteUpdateAsync(u => u
                 .SetProperty(r => r.Status, RunStatus.Running).SetProperty(r => r.StartedAt, DateTime.UtcNow), ct) > 0)
             events.Publish(new RunEvent(id, "status", Status: new WorkerStatus(RunStatus.Running)));
     }

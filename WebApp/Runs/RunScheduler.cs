@@ -96,7 +96,7 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
 
     string? FreeSlot(string device, List<string> used)
     {
-        if (RemoteWorkers.IsRemote(device)) return null;                   // started by the user, on another machine
+        if (DevicePools.IsExternal(device)) return null;                   // started by the user, or by Slurm
         if (device == "cpu") return used.Count(s => s == "cpu") < options.Value.CpuSlots ? "cpu" : null;
         var gpus = Enumerable.Range(0, options.Value.Gpus).Select(i => $"cuda:{i}");
         if (device != "cuda") gpus = gpus.Where(g => g == device);
@@ -123,9 +123,9 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
         // stopped and Failed; adopted ones (not our children) become Interrupted
         await using var db = await dbs.CreateDbContextAsync(ct);
         var limit = TimeSpan.FromSeconds(options.Value.WorkerSilenceSeconds);
-        foreach (var (id, startedAt) in (await db.Runs.Where(r => r.Status == RunStatus.Running).Select(r => new { r.Id, r.StartedAt }).ToListAsync(ct))
-                     .Select(r => (r.Id, r.StartedAt)))
-        {
+        foreach (var (id, startedAt) in (await db.Runs.Where(r => r.Status == RunStatus.Running && !r.Device.StartsWith(DevicePools.Slurm))
+                     .Select(r => new { r.Id, r.StartedAt }).ToListAsync(ct)).Select(r => (r.Id, r.StartedAt)))
+        {                                                                  // (Slurm jobs: SlurmScheduler)
             Active? own; lock (gate) active.TryGetValue(id, out own);
             var silent = tokens.SilentFor(id) ?? (own is not null && startedAt is { } t ? DateTime.UtcNow - t : null);
             if (silent is not { } s || s <= limit) continue;
@@ -156,7 +156,8 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
     public Task StartedAsync(CancellationToken ct) => Task.CompletedTask;
     public Task StoppedAsync(CancellationToken ct) => Task.CompletedTask;
 
-    static string LogTail(string runDir)
+    /// <summary>The last lines of a run's worker.log, to say why a worker ended.</summary>
+    internal static string LogTail(string runDir)
     {
         var path = Path.Combine(runDir, "worker.log");
         if (!File.Exists(path)) return "";
@@ -164,9 +165,12 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
         return lines.Count == 0 ? "" : "Last output: " + string.Join(" | ", lines);
     }
 
-    string HubUrl()
+    string HubUrl() => HubUrl(options.Value, server);
+
+    /// <summary>The hub address workers dial: MoTLab:HubUrl, else this dashboard's first listening address.</summary>
+    internal static string HubUrl(MoTLabOptions options, IServer server)
     {
-        if (options.Value.HubUrl is { Length: > 0 } configured) return configured;
+        if (options.HubUrl is { Length: > 0 } configured) return configured;
         var address = server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault() ?? "http://127.0.0.1:5080";
         var uri = new UriBuilder(address.Replace("://+", "://localhost").Replace("://*", "://localhost"));
         if (uri.Host is "0.0.0.0" or "[::]" or "::" or "localhost") uri.Host = "127.0.0.1";

@@ -37,11 +37,14 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, CorpusCatalog co
         foreach (var e in ConfigValidator.Validate(cfg)) Add(e.Field, e.Message);
         if (corpora.Check(cfg.Data.Corpus) is { } problem) Add("data.corpus", problem);
         var device = r.Device ?? "cpu";
-        if (device != "cpu" && device != "cuda" && device != RemoteWorkers.Pool && !(device.StartsWith("cuda:") && int.TryParse(device[5..], out var gpu) && gpu >= 0 && gpu < options.Value.Gpus))
-            Add("device", $"must be cpu, cuda, cuda:N with N < {options.Value.Gpus} (GPUs configured), or remote (a worker you start yourself)");
+        if (device == DevicePools.Slurm && options.Value.Slurm is null)
+            Add("device", "this dashboard has no Slurm pool (MoTLab:Slurm in appsettings.json)");
+        else if (device != "cpu" && device != "cuda" && device != DevicePools.Remote && device != DevicePools.Slurm
+                 && !(device.StartsWith("cuda:") && int.TryParse(device[5..], out var gpu) && gpu >= 0 && gpu < options.Value.Gpus))
+            Add("device", $"must be cpu, cuda, cuda:N with N < {options.Value.Gpus} (GPUs configured), slurm (a batch job) or remote (a worker you start yourself)");
         else if (device.StartsWith("cuda") && options.Value.Gpus == 0)
             Add("device", "this dashboard has no GPUs configured (MoTLab:Gpus in appsettings.json)");
-        if (errors.Count == 0 && device != RemoteWorkers.Pool && MemoryProblem(cfg, device) is { } memory) Add(memory.Field, memory.Message);
+        if (errors.Count == 0 && !DevicePools.IsExternal(device) && MemoryProblem(cfg, device) is { } memory) Add(memory.Field, memory.Message);
         if (r.Tags is { } tags && tags.Any(t => t.Length > 50 || t.Contains(','))) Add("tags", "each tag: at most 50 characters, no commas");
         if (r.Notes is { Length: > 10_000 }) Add("notes", "at most 10,000 characters");
         return errors.Count > 0 ? (null, Flatten(errors)) : (cfg, []);
@@ -138,7 +141,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, CorpusCatalog co
         if (run is null) return;
         run.Status = s.Status;
         if (s.Parameters is { } p) run.Parameters = p;
-        if (s.Device is { } d) run.Device = RemoteWorkers.IsRemote(run.Device) ? $"{RemoteWorkers.Pool}:{d}" : d;
+        if (s.Device is { } d) run.Device = DevicePools.WithReported(run.Device, d);
         if (s.Error is { } err) run.Error = err;
         if (s.Status is RunStatus.Completed or RunStatus.Failed or RunStatus.Cancelled or RunStatus.Interrupted)
         {

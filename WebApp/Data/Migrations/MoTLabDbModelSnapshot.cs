@@ -147,6 +147,9 @@ namespace MoTLab.WebApp.Data.Migrations
                     b.Property<string>("Error")
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("ExternalJob")
+                        .HasColumnType("TEXT");
+
                     b.Property<double>("FlopsPerToken")
                         .HasColumnType("REAL");
 
@@ -189,6 +192,9 @@ namespace MoTLab.WebApp.Data.Migrations
 
                     b.Property<string>("Status")
                         .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("StatusDetail")
                         .HasColumnType("TEXT");
 
                     b.Property<string>("Tags")

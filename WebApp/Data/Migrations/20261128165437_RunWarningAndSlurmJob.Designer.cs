@@ -11,8 +11,8 @@ using MoTLab.WebApp.Data;
 namespace MoTLab.WebApp.Data.Migrations
 {
     [DbContext(typeof(MoTLabDb))]
-    [Migration("20261128161647_RunWarning")]
-    partial class RunWarning
+    [Migration("20261128165437_RunWarningAndSlurmJob")]
+    partial class RunWarningAndSlurmJob
     {
         /// <inheritdoc />
         protected override void BuildTargetModel(ModelBuilder modelBuilder)
@@ -150,6 +150,9 @@ namespace MoTLab.WebApp.Data.Migrations
                     b.Property<string>("Error")
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("ExternalJob")
+                        .HasColumnType("TEXT");
+
                     b.Property<double>("FlopsPerToken")
                         .HasColumnType("REAL");
 
@@ -192,6 +195,9 @@ namespace MoTLab.WebApp.Data.Migrations
 
                     b.Property<string>("Status")
                         .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("StatusDetail")
                         .HasColumnType("TEXT");
 
                     b.Property<string>("Tags")

@@ -5,11 +5,23 @@
 namespace MoTLab.WebApp.Data.Migrations
 {
     /// <inheritdoc />
-    public partial class RunWarning : Migration
+    public partial class RunWarningAndSlurmJob : Migration
     {
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.AddColumn<string>(
+                name: "ExternalJob",
+                table: "Runs",
+                type: "TEXT",
+                nullable: true);
+
+            migrationBuilder.AddColumn<string>(
+                name: "StatusDetail",
+                table: "Runs",
+                type: "TEXT",
+                nullable: true);
+
             migrationBuilder.AddColumn<string>(
                 name: "Warning",
                 table: "Runs",
@@ -20,6 +32,14 @@ namespace MoTLab.WebApp.Data.Migrations
         /// <inheritdoc />
         protected override void Down(MigrationBuilder migrationBuilder)
         {
+            migrationBuilder.DropColumn(
+                name: "ExternalJob",
+                table: "Runs");
+
+            migrationBuilder.DropColumn(
+                name: "StatusDetail",
+                table: "Runs");
+
             migrationBuilder.DropColumn(
                 name: "Warning",
                 table: "Runs");
