@@ -24,7 +24,7 @@ public static class Hosting
         });
         s.AddSingleton<WorkerTokens>().AddSingleton<SchedulerSignal>().AddSingleton<RunEvents>()
          .AddSingleton<CorpusCatalog>().AddSingleton<RunService>().AddSingleton<MetricsQuery>()
-         .AddSingleton<SampleRunner>().AddSingleton<UploadStore>().AddSingleton<AccessGate>().AddSingleton<RemoteWorkers>()
+         .AddSingleton<SampleRunner>().AddSingleton<UploadStore>().AddSingleton<AccessGate>().AddSingleton<RemoteWorkers>().AddSingleton<RunGroups>()
          .AddSingleton<ILauncher, LocalProcessLauncher>();
         s.AddSingleton<TelemetryWriter>().AddHostedService(sp => sp.GetRequiredService<TelemetryWriter>());
         s.AddSingleton<SlurmClient>().AddHostedService<SlurmScheduler>();
@@ -43,6 +43,8 @@ public static class Hosting
         });
         s.AddOpenApi();
         s.AddProblemDetails();
+        // a malformed body is the client's mistake: a 400, not an exception logged as a server error (the default in Development)
+        s.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = false);
         s.AddRazorComponents().AddInteractiveServerComponents();
         s.AddMudServices();
         return builder;

@@ -52,6 +52,7 @@ public sealed record FfnConfig
     public double CapacityFactor { get; init; } = 1.25;    // C = min(floor(cf·N·k/E), N)
     public double BalanceLoss { get; init; } = 0.01;       // α of the load-balancing loss
     public double ZLoss { get; init; } = 0.0;              // β of the router z-loss (ST-MoE uses 1e-3)
+    public bool StraightThroughGate { get; init; } = false; // output unscaled (gate/gate.detach() = 1), router still learns: a MoT transition keeps MoT's batch-1 function
 
     // Expert-choice MoE
     public double Capacity { get; init; } = 1.0;           // C = round(capacity·N/E) tokens per expert

@@ -7,6 +7,9 @@ public static class Presets
 {
     public sealed record Preset(string Name, string Description, RunConfig Config);
 
+    /// <summary>Runs meant to be launched together and compared: same data, order and seed, equal FLOPs per token.</summary>
+    public sealed record Group(string Name, string Description, IReadOnlyList<string> Presets);
+
     static readonly ModelConfig Tiny = new() { DModel = 64, Layers = 2, Heads = 4, SeqLen = 64 };
     static readonly TrainConfig TinyTrain = new() { Steps = 200, BatchSize = 16, LearningRate = 3e-3, LogEvery = 10, SnapshotEvery = 25, EvalEvery = 50 };
     static readonly ModelConfig Mini = new() { DModel = 256, Layers = 4, Heads = 4, SeqLen = 256, VocabSize = 50257 };
@@ -17,6 +20,11 @@ public static class Presets
         LogEvery = 10, SnapshotEvery = 100, EvalEvery = 250, EvalBatches = 8, CheckpointEvery = 1000,
     };
     static readonly DataConfig Prose = new() { Corpus = "dotnet-docs", Tokenizer = "gpt2" };
+    // laptop-sized: the paper's recipe at a quarter of mini's width, byte tokens (a CPU cannot afford a 50k softmax)
+    static readonly ModelConfig Cpu = new() { DModel = 128, Layers = 4, Heads = 4, SeqLen = 128 };
+    static readonly TrainConfig CpuTrain = PaperTrain with { Steps = 1000, BatchSize = 64, EvalEvery = 100, EvalBatches = 4, CheckpointEvery = 250 };
+    static readonly DataConfig CpuProse = new() { Corpus = "dotnet-docs", Tokenizer = "byte" };
+    static readonly FfnConfig CpuMoT = new() { Kind = FfnKind.MoT, Experts = 16, GroupSize = 16 };
 
     static readonly FfnConfig TinyMoT = new() { Kind = FfnKind.MoT, Experts = 8, GroupSize = 4 };
     static readonly FfnConfig TinyMoE = new() { Kind = FfnKind.TokenChoice, Experts = 8, TopK = 1, CapacityFactor = 1.25 };
@@ -41,7 +49,26 @@ public static class Presets
         Make("medium-mot-32e8", "Paper medium: MoT 32E/8 granularity (256 experts)", Medium, PaperMoT with { Granularity = 8 }, PaperTrain with { LearningRate = 7e-4, Steps = 10000 }, Prose),
         Make("medium-moe", "Paper medium: token-choice MoE 32 experts, top-1", Medium, PaperMoE, PaperTrain with { LearningRate = 7e-4, Steps = 10000 }, Prose),
         Make("medium-ec", "Paper medium: expert-choice MoE 32 experts, capacity 1", Medium, PaperEC, PaperTrain with { LearningRate = 7e-4, Steps = 10000 }, Prose),
+        Make("cpu-dense", "Laptop reproduction: dense d128 L4 h4, byte tokens, English prose, lr 4e-3", Cpu, new(), CpuTrain with { LearningRate = 4e-3 }, CpuProse),
+        Make("cpu-mot", "Laptop reproduction: MoT 16 experts, group 16, later half, lr 2e-3", Cpu, CpuMoT, CpuTrain with { LearningRate = 2e-3 }, CpuProse),
+        Make("cpu-mot-16e8", "Laptop reproduction: MoT 16E/8 granularity (128 experts)", Cpu, CpuMoT with { Granularity = 8 }, CpuTrain with { LearningRate = 2e-3 }, CpuProse),
+        Make("cpu-moe", "Laptop reproduction: token-choice MoE 16 experts, top-1", Cpu, CpuMoT with { Kind = FfnKind.TokenChoice, TopK = 1, CapacityFactor = 1.25 }, CpuTrain with { LearningRate = 2e-3 }, CpuProse),
+        Make("cpu-ec", "Laptop reproduction: expert-choice MoE 16 experts, capacity 1", Cpu, CpuMoT with { Kind = FfnKind.ExpertChoice, Capacity = 1.0 }, CpuTrain with { LearningRate = 2e-3 }, CpuProse),
     ];
+
+    /// <summary>"Reproduce" groups: the MoT paper's comparison — dense, MoT, MoT /8 granularity, token-choice and
+    /// expert-choice MoE — at one shape. The first preset is the baseline the others are measured against.</summary>
+    public static readonly IReadOnlyList<Group> Groups =
+    [
+        new("reproduce-cpu", "The paper's comparison at laptop size (d128 L4, byte tokens): 5 runs of 1,000 steps on a CPU",
+            ["cpu-dense", "cpu-mot", "cpu-mot-16e8", "cpu-moe", "cpu-ec"]),
+        new("reproduce-mini", "The paper's mini comparison (d256 L4 h4, GPT-2 BPE, seq 256, batch 256): wants a GPU",
+            ["mini-dense", "mini-mot", "mini-mot-32e8", "mini-moe", "mini-ec"]),
+        new("reproduce-medium", "The paper's medium comparison (d512 L8 h8): wants a GPU",
+            ["medium-dense", "medium-mot", "medium-mot-32e8", "medium-moe", "medium-ec"]),
+    ];
+
+    public static Group? FindGroup(string name) => Groups.FirstOrDefault(g => g.Name.Equals(name, StringComparison.OrdinalIgnoreCase));
 
     public static Preset? Find(string name) => All.FirstOrDefault(p => p.Name.Equals(name, StringComparison.OrdinalIgnoreCase));
 

@@ -23,6 +23,9 @@ public sealed record TrainConfig
     /// <summary>Stop the run (Failed, with the step) when the loss or gradient norm is NaN or infinite. Checked on
     /// logged steps, where the values are read anyway, so it costs no extra device sync.</summary>
     public bool StopOnNonFinite { get; init; } = true;
+    /// <summary>A checkpoint (or run) folder whose weights start this run, optimizer fresh: transition tuning starts a
+    /// token-choice model from a MoT checkpoint this way (controller → router, same experts).</summary>
+    public string? InitFrom { get; init; }
 }
 
 /// <summary>Where the text comes from and how it is tokenized.</summary>

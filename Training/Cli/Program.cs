@@ -16,6 +16,8 @@ public static class TrainingProgram
             SampleCommand.Create(),
             WorkerCommand.Create(),
             ExportCommand.Create(),
+            ReproduceCommand.Create(),
+            TransitionCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

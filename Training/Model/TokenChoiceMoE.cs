@@ -50,6 +50,7 @@ public sealed class TokenChoiceMoE : SparseFeedForward
         var y = experts.forward(buffer[..(int)(E * C)].view(E, C, d))      // (E, C, d)
             .reshape(E * C, d);
         var yPlus = cat([y, zeros(1, d, dtype: y.dtype, device: y.device)], 0); // (E·C+1, d) spare row is 0
+        if (cfg.StraightThroughGate) gate = gate / gate.detach();         // (N, k) value 1, gradient of the gate
         var weight = (gate.t().reshape(k * N) * kept.to_type(gate.dtype)).unsqueeze(1); // (k·N, 1) gate, 0 when dropped
         var outFlat = (yPlus.index_select(0, slot) * weight.to_type(y.dtype)) // (k·N, d)
             .view(k, N, d).sum(0L);                                        // (N, d)

@@ -68,11 +68,13 @@ public static class Checkpoint
         });
 
     /// <summary>Loads the model weights; a checkpoint of another architecture is a clear error naming the differences.</summary>
-    public static void LoadModel(string checkpointDir, Gpt model)
+    /// <param name="rename">Maps a stored name to the model's (null drops it), e.g. for a MoT → token-choice transition.</param>
+    public static void LoadModel(string checkpointDir, Gpt model, Func<string, string?>? rename = null)
     {
         var path = Path.Combine(checkpointDir, WeightsFile);
-        if (!File.Exists(path)) { LoadLegacy(checkpointDir, model); return; }
-        var (tensors, _) = SafeTensors.Load(path);
+        if (!File.Exists(path) && rename is null) { LoadLegacy(checkpointDir, model); return; }
+        var (stored, _) = SafeTensors.Load(path);
+        var tensors = rename is null ? stored : stored.Where(kv => rename(kv.Key) is not null).ToDictionary(kv => rename(kv.Key)!, kv => kv.Value);
         try
         {
             var expected = model.state_dict();
@@ -86,7 +88,7 @@ public static class Checkpoint
                     (problems.Count > 5 ? $" and {problems.Count - 5} more" : ""));
             using (no_grad()) foreach (var (name, t) in expected) t.copy_(tensors[name]);
         }
-        finally { foreach (var t in tensors.Values) t.Dispose(); }
+        finally { foreach (var t in stored.Values) t.Dispose(); }
     }
 
     /// <summary>model.bin (TorchSharp's own format), written before checkpoints used safetensors.</summary>

@@ -70,6 +70,12 @@ public sealed class Trainer : IDisposable
             State = Checkpoint.ReadState(ckpt);
             Log($"resumed from {ckpt} at step {State.Step}");
         }
+        else if (config.Train.InitFrom is { } init)
+        {
+            var ckpt = Checkpoint.Resolve(init);
+            Checkpoint.LoadModel(ckpt, Model, Transition.MapWeightName);
+            Log($"weights from {ckpt}");
+        }
         File.WriteAllText(Path.Combine(runDir, "config.json"), JsonSerializer.Serialize(config, Json.Indented));
         Log($"{Model.ParameterCount():N0} parameters, {ModelSize.ForwardFlopsPerToken(config.Model, t.BatchSize) * 3 / 1e6:N1} MFLOP per token per training step, " +
             $"device {Device}, compute {Compute}, {data.TrainTokens:N0} train / {data.ValTokens:N0} eval tokens");

@@ -19,6 +19,8 @@ public static class RunsApi
         DateTime CreatedAt, DateTime? StartedAt, DateTime? EndedAt, long LastStep, long TotalSteps, double? LastLoss, double? BestLoss,
         double? LastEvalLoss, double? TokensPerS, double? ElapsedS, long? Parameters, double FlopsPerToken, string? Error, string? Warning, string? StatusDetail, int? ParentId);
 
+    public sealed record TransitionRequest(int Steps, double? CapacityFactor = null);
+    public sealed record LaunchGroupRequest(string Group, int? Steps = null, string? Device = null);
     public sealed record RunDetail(RunSummary Run, JsonElement Config, string Notes);
 
     public static RunSummary Summary(RunRow r) => new(r.Id, r.Name, r.Status, r.Preset, r.Kind,
@@ -35,6 +37,21 @@ public static class RunsApi
         api.MapPost("/runs", async (CreateRunRequest request, RunService runs, CancellationToken ct) =>
         {
             var (run, errors) = await runs.CreateAsync(request, ct);
+            return run is null ? Results.ValidationProblem(errors) : Results.Created($"/api/runs/{run.Id}", Summary(run));
+        });
+
+        // a matched set ("Reproduce the paper"): all runs or none
+        api.MapPost("/runs/group", async (LaunchGroupRequest request, RunGroups groups, CancellationToken ct) =>
+        {
+            var (set, errors) = await groups.LaunchAsync(request.Group, request.Steps, request.Device, ct);
+            return set is null ? Results.ValidationProblem(errors) : Results.Created(set.CompareUrl, new { set.Tag, set.Ids, compare = set.CompareUrl });
+        });
+
+        // transition tuning: a MoT run continues as a token-choice MoE sharing its controller and experts
+        api.MapPost("/runs/{id:int}/transition", async (int id, TransitionRequest request, RunGroups groups, RunService runs, CancellationToken ct) =>
+        {
+            if (await runs.GetAsync(id, ct) is null) return Results.NotFound();
+            var (run, errors) = await groups.TransitionAsync(id, request.Steps, request.CapacityFactor ?? 2.0, ct);
             return run is null ? Results.ValidationProblem(errors) : Results.Created($"/api/runs/{run.Id}", Summary(run));
         });
 
@@ -98,6 +115,7 @@ public static class RunsApi
             TrainFlopsPerToken = 3 * ModelSize.ForwardFlopsPerToken(p.Config.Model, p.Config.Train.BatchSize), p.Config,
         }));
 
+        api.MapGet("/presets/groups", () => Presets.Groups);
         api.MapGet("/corpora", (CorpusCatalog corpora) => corpora.List());
         // the dashboard's own vital signs: queues that must drain, memory that must stay flat under load
         api.MapGet("/health", (TelemetryWriter writer, RunEvents events) =>

@@ -36,6 +36,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, CorpusCatalog co
         cfg = cfg with { Model = cfg.Model with { VocabSize = Training.Data.Tokenizers.VocabSize(cfg.Data.Tokenizer) } };
         foreach (var e in ConfigValidator.Validate(cfg)) Add(e.Field, e.Message);
         if (corpora.Check(cfg.Data.Corpus) is { } problem) Add("data.corpus", problem);
+        if (cfg.Train.InitFrom is { } init && InitFromProblem(init) is { } initProblem) Add("train.init_from", initProblem);
         var device = r.Device ?? "cpu";
         if (device == DevicePools.Slurm && options.Value.Slurm is null)
             Add("device", "this dashboard has no Slurm pool (MoTLab:Slurm in appsettings.json)");
@@ -48,6 +49,15 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, CorpusCatalog co
         if (r.Tags is { } tags && tags.Any(t => t.Length > 50 || t.Contains(','))) Add("tags", "each tag: at most 50 characters, no commas");
         if (r.Notes is { Length: > 10_000 }) Add("notes", "at most 10,000 characters");
         return errors.Count > 0 ? (null, Flatten(errors)) : (cfg, []);
+    }
+
+    /// <summary>Weights may only come from a checkpoint of this dashboard's own runs.</summary>
+    string? InitFromProblem(string path)
+    {
+        var full = Path.GetFullPath(path);
+        if (!full.StartsWith(options.Value.RunsPath + Path.DirectorySeparatorChar, StringComparison.Ordinal)) return "must be a checkpoint of one of this dashboard's runs";
+        try { Training.Train.Checkpoint.Resolve(full); return null; }
+        catch (InvalidOperationException e) { return e.Message; }
     }
 
     /// <summary>CPU runs are checked against this machine's memory, GPU runs against MoTLab:GpuMemoryGB when set.</summary>

@@ -11,9 +11,9 @@ namespace MoTLab.WebApp.Runs;
 /// <summary>Persists telemetry in batches on one background loop (SQLite in WAL mode likes few, larger
 /// transactions). Steps already stored are replaced, so a resumed worker that re-sends steps after its
 /// checkpoint leaves no duplicates. The queue is bounded: a writer that falls far behind slows the hub
-/// calls (back-pressure to the workers) instead of growing without limit. A batch that cannot be stored (database
-/// locked past its 30 s busy timeout, database or disk full) is retried, then dropped whole (one transaction: no
-/// partial rows) and named in the run's warning; the worker's metrics.jsonl still has every step.</summary>
+/// calls (back-pressure to the workers) instead of growing without limit. A batch that cannot be stored is dropped
+/// whole (one transaction: no partial rows) and named in the run's warning — after two more tries when the database
+/// was locked past its 30 s busy timeout, at once when it is full; the worker's metrics.jsonl still has every step.</summary>
 public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, RunService runs, ILogger<TelemetryWriter> log) : BackgroundService
 {
     private abstract record Work(int RunId);
@@ -63,7 +63,7 @@ public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, RunService 
         for (int attempt = 0; ; attempt++)
         {
             try { await WriteAsync(batch, CancellationToken.None); return; }
-            catch (Exception e) when (e is not OperationCanceledException && attempt < RetryDelays.Length)
+            catch (Exception e) when (e is not OperationCanceledException && attempt < RetryDelays.Length && Transient(e))
             {
                 log.LogWarning("storing telemetry failed ({Message}); retrying in {Delay} s", e.Message, RetryDelays[attempt].TotalSeconds);
                 await Task.Delay(RetryDelays[attempt]);
@@ -74,13 +74,16 @@ public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, RunService 
                 foreach (var group in batch.Where(w => w is not Flush).GroupBy(w => w.RunId))
                 {
                     var steps = group.SelectMany(w => w switch { Metrics m => m.Rows.Select(r => r.Step), Routing r => r.Rows.Select(x => x.Step), _ => [] }).ToList();
-                    await runs.WarnAsync(group.Key, $"telemetry for steps {steps.Min()}–{steps.Max()} could not be stored: {e.GetBaseException().Message}. " +
+                    await runs.WarnAsync(group.Key, $"telemetry for steps {steps.Min()}–{steps.Max()} could not be stored: {e.GetBaseException().Message.TrimEnd('.')}. " +
                         "The worker's metrics.jsonl in the run folder has every step.");
                 }
                 return;
             }
         }
     }
+
+    /// <summary>Busy or locked (another writer): worth another try. Full, read-only, corrupt: not within seconds.</summary>
+    static bool Transient(Exception e) => e.GetBaseException() is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 5 or 6 };   // SQLITE_BUSY, SQLITE_LOCKED
 
     async Task WriteAsync(List<Work> batch, CancellationToken ct)
     {

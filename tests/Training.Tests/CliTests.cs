@@ -55,6 +55,47 @@ public class CliTests
     }
 
     [Fact]
+    public void Reproduce_trains_the_set_and_says_when_each_reached_the_baseline()
+    {
+        using var dir = new TestUtil.TempDir();
+        var (code, output, err) = Cli("reproduce", "--group", "reproduce-cpu", "--steps", "3", "--out", dir.Path, "--device", "cpu");
+        Assert.True(code == 0, err + output);
+        var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir.Path, "summary.json"))).RootElement;
+        Assert.Equal(["cpu-dense", "cpu-mot", "cpu-mot-16e8", "cpu-moe", "cpu-ec"], summary.EnumerateArray().Select(l => l.GetProperty("preset").GetString()));
+        Assert.All(summary.EnumerateArray(), l => Assert.True(l.GetProperty("final_eval_loss").GetDouble() > 0));
+        Assert.Contains("cpu-dense: final eval loss", output);
+        Assert.Matches(@"cpu-mot: final eval loss \d\.\d{4}; (reached cpu-dense's final eval loss .* of the steps|did not reach)", output);
+
+        var again = Cli("reproduce", "--group", "reproduce-cpu", "--steps", "3", "--out", dir.Path, "--device", "cpu");   // finished runs are kept
+        Assert.Equal(0, again.Code);
+        Assert.DoesNotContain("== cpu-dense", again.Out);
+    }
+
+    [Fact]
+    public void Transition_continues_a_MoT_run_as_token_choice_that_samples_at_batch_1()
+    {
+        using var dir = new TestUtil.TempDir();
+        var mot = Path.Combine(dir.Path, "mot");
+        Assert.Equal(0, Cli("train", "--preset", "tiny-mot", "--steps", "20", "--out", mot, "--device", "cpu").Code);
+        var tc = Path.Combine(dir.Path, "tc");
+        var (code, output, err) = Cli("transition", "--checkpoint", mot, "--steps", "10", "--out", tc, "--device", "cpu");
+        Assert.True(code == 0, err);
+        Assert.Contains("weights from", output);
+        var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(tc, "config.json"))).RootElement;
+        Assert.Equal("token_choice", config.GetProperty("model").GetProperty("ffn").GetProperty("kind").GetString());
+        Assert.True(config.GetProperty("model").GetProperty("ffn").GetProperty("straight_through_gate").GetBoolean());
+        var sample = Cli("sample", "--checkpoint", tc, "--prompt", "12+3", "--tokens", "8");
+        Assert.True(sample.Code == 0, sample.Err);
+        Assert.DoesNotContain("discrete routing", sample.Err);                 // a real MoE now, no MoT approximation
+
+        var dense = Path.Combine(dir.Path, "dense");
+        Assert.Equal(0, Cli("train", "--preset", "tiny-dense", "--steps", "10", "--out", dense, "--device", "cpu").Code);
+        var refused = Cli("transition", "--checkpoint", dense, "--steps", "10", "--device", "cpu");
+        Assert.Equal(2, refused.Code);
+        Assert.Contains("transition starts from MoT", refused.Err);
+    }
+
+    [Fact]
     public void Bench_prints_one_json_line()
     {
         var (code, output, err) = Cli("bench", "--preset", "tiny-dense", "--device", "cpu", "--steps", "2", "--warmup", "1");

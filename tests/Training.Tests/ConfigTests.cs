@@ -38,6 +38,28 @@ public class ConfigTests
     }
 
     [Fact]
+    public void Each_reproduce_group_is_a_matched_set()
+    {
+        foreach (var g in Presets.Groups)
+        {
+            var configs = g.Presets.Select(n => Presets.Find(n)!.Config).ToList();
+            Assert.Equal(FfnKind.Dense, configs[0].Model.Ffn.Kind);                       // the baseline comes first
+            Assert.Equal([FfnKind.Dense, FfnKind.MoT, FfnKind.MoT, FfnKind.TokenChoice, FfnKind.ExpertChoice], configs.Select(c => c.Model.Ffn.Kind));
+            double denseFlops = ModelSize.ForwardFlopsPerToken(configs[0].Model, configs[0].Train.BatchSize);
+            foreach (var c in configs)
+            {
+                // same data, order and schedule; only the feed-forward (and the paper's per-kind learning rate) differ
+                Assert.Equal(configs[0].Data, c.Data);
+                Assert.Equal(configs[0].Train with { LearningRate = 0 }, c.Train with { LearningRate = 0 });
+                Assert.Equal(configs[0].Model with { Ffn = new() }, c.Model with { Ffn = new() });
+                // experts flop-matched to the dense FFN; routing (and MoT's merge and emit) adds a few %, most with 128 small experts at d128
+                Assert.InRange(ModelSize.ForwardFlopsPerToken(c.Model, c.Train.BatchSize) / denseFlops, 0.95, 1.15);
+            }
+            Assert.Equal((0.01, 0.1, 0.5, 0.1), (configs[0].Train.WarmupFraction, configs[0].Train.MinLrRatio, configs[0].Train.GradClip, configs[0].Train.WeightDecay));
+        }
+    }
+
+    [Fact]
     public void The_memory_estimate_lets_the_paper_shapes_fit_an_H200_and_refuses_absurd_batches()
     {
         const double GiB = 1024.0 * 1024 * 1024;

@@ -63,6 +63,31 @@ public class ApiTests(DashboardFactory dashboard) : IClassFixture<DashboardFacto
         var escaped = await http.PostAsJsonAsync("/api/runs", new { preset = "tiny-dense", corpus = link, steps = 1 });
         Assert.Equal(HttpStatusCode.BadRequest, escaped.StatusCode);
     }
+
+    [Fact]
+    public async Task A_reproduce_group_launches_the_matched_set_or_nothing()
+    {
+        int before = await RunCount();
+        var bad = await http.PostAsJsonAsync("/api/runs/group", new { group = "reproduce-cpu", device = "cuda:7" });
+        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Contains("cpu-mot: device", await bad.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.BadRequest, (await http.PostAsJsonAsync("/api/runs/group", new { group = "no-such-group" })).StatusCode);
+        Assert.Equal(before, await RunCount());
+
+        var created = await http.PostAsJsonAsync("/api/runs/group", new { group = "reproduce-cpu", steps = 2 });
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        var set = await created.Content.ReadFromJsonAsync<JsonElement>();
+        var ids = set.GetProperty("ids").EnumerateArray().Select(i => i.GetInt32()).ToList();
+        Assert.Equal(5, ids.Count);
+        Assert.Equal($"/compare?ids={string.Join(',', ids)}", set.GetProperty("compare").GetString());
+        foreach (var id in ids)
+        {
+            var run = await http.GetRunAsync(id);
+            Assert.Contains(set.GetProperty("tag").GetString(), run.GetProperty("tags").EnumerateArray().Select(t => t.GetString()));
+            Assert.Equal(2, run.GetProperty("total_steps").GetInt64());
+            await http.DeleteAsync($"/api/runs/{id}");
+        }
+    }
 }
 
 public class UploadAndMarkupTests(DashboardFactory dashboard) : IClassFixture<DashboardFactory>

@@ -1,4 +1,5 @@
 using MoTLab.WebApp.Components;
+using MoTLab.Shared.Telemetry;
 using MoTLab.WebApp.Runs;
 
 namespace MoTLab.WebApp.Tests;

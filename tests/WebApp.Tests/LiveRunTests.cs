@@ -19,6 +19,31 @@ public class LiveRunTests(DashboardFactory dashboard) : IClassFixture<DashboardF
     Task<JsonElement> WaitFor(int id, Func<JsonElement, bool> done, int seconds = 120) => http.WaitForRunAsync(id, done, seconds);
 
     [Fact]
+    public async Task A_MoT_run_transitions_to_a_linked_token_choice_run()
+    {
+        var created = await http.PostAsJsonAsync("/api/runs", new { preset = "tiny-mot", steps = 30 });
+        int parent = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt32();
+        await WaitFor(parent, r => r.Status() is "completed" or "failed");
+
+        var response = await http.PostAsJsonAsync($"/api/runs/{parent}/transition", new { steps = 20 });
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        var child = await response.Content.ReadFromJsonAsync<JsonElement>();
+        int id = child.GetProperty("id").GetInt32();
+        Assert.Equal(parent, child.GetProperty("parent_id").GetInt32());
+        Assert.Equal("TokenChoice", child.GetProperty("kind").GetString());
+        var run = await WaitFor(id, r => r.Status() is "completed" or "failed");
+        Assert.True(run.Status() == "completed", run.ToString());
+        var log = File.ReadAllText(Path.Combine(dashboard.DataFolder, "runs", $"run-{id:D6}", "worker.log"));
+        Assert.Contains($"weights from {Path.Combine(dashboard.DataFolder, "runs", $"run-{parent:D6}", "checkpoints")}", log);
+
+        Assert.Equal(HttpStatusCode.BadRequest, (await http.PostAsJsonAsync($"/api/runs/{id}/transition", new { steps = 20 })).StatusCode);   // not MoT
+        var dense = MoTLab.Shared.Config.Presets.Find("tiny-dense")!.Config;
+        var outside = await http.PostAsync("/api/runs", JsonContent.Create(new { config = dense with { Train = dense.Train with { InitFrom = "/etc" } } }, options: MoTLab.Shared.Json.Options));
+        Assert.Equal(HttpStatusCode.BadRequest, outside.StatusCode);
+        Assert.Contains("train.init_from", await outside.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public async Task A_tiny_run_streams_its_metrics_to_a_signalr_client_and_is_stored()
     {
         var events = new ConcurrentQueue<RunEvent>();

@@ -1,4 +1,4 @@
-namespace MoTLab.WebApp.Runs;
+namespace MoTLab.Shared.Telemetry;
 
 /// <summary>The MoT paper's headline comparison: when does a run first reach the baseline's final loss,
 /// as a share of the baseline's steps, wall time and tokens. Losses are compared after the same EMA

@@ -1,0 +1,32 @@
+namespace MoTLab.Shared.Config;
+
+/// <summary>Transition tuning (DESIGN §3.4): a trained MoT model becomes a token-choice MoE that shares its
+/// controller (as the router) and its experts, then trains on, so that single-sequence inference is a real
+/// MoE rather than MoT's batch-1 approximation. With top-1, straight-through gates and capacity to spare, the new
+/// model computes exactly what the MoT model computes on one sequence (each token to its argmax expert).</summary>
+public static class Transition
+{
+    /// <summary>The token-choice run that continues <paramref name="mot"/> from <paramref name="checkpoint"/> for <paramref name="steps"/>.</summary>
+    public static RunConfig ToTokenChoice(RunConfig mot, string checkpoint, int steps, double capacityFactor = 2.0)
+    {
+        var m = mot.Model;
+        if (m.Ffn.Kind != FfnKind.MoT) throw new ArgumentException($"only a MoT run can transition to token-choice; this one is {m.Ffn.Kind}");
+        var ffn = m.Ffn with
+        {
+            Kind = FfnKind.TokenChoice, TopK = 1, CapacityFactor = capacityFactor, StraightThroughGate = true,
+            ExpertWidth = m.Ffn.ExpertHidden(m.DModel, m.DenseMultiplier) * Math.Max(1, m.Ffn.Granularity),   // the MoT experts' own width
+        };
+        return mot with
+        {
+            Name = $"{mot.Name} → token-choice", Preset = null, Model = m with { Ffn = ffn },
+            Train = mot.Train with { Steps = steps, InitFrom = checkpoint },
+        };
+    }
+
+    /// <summary>A MoT weight's name in the token-choice model: the controller is the router; the learnable
+    /// temperatures have no counterpart (argmax routing ignores them); everything else keeps its name.</summary>
+    public static string? MapWeightName(string name) =>
+        name.EndsWith(".ffn.controller", StringComparison.Ordinal) ? name[..^"controller".Length] + "router"
+        : name.EndsWith(".ffn.logTempMerge", StringComparison.Ordinal) || name.EndsWith(".ffn.logTempEmit", StringComparison.Ordinal) ? null
+        : name;
+}

@@ -1,0 +1,75 @@
+using System.CommandLine;
+using System.Text.Json;
+using MoTLab.Shared;
+using MoTLab.Shared.Config;
+using MoTLab.Shared.Telemetry;
+using MoTLab.Training.Train;
+
+namespace MoTLab.Training.Cli;
+
+/// <summary>`reproduce`: trains a preset group (e.g. reproduce-cpu: dense, MoT, MoT /8, token-choice, expert-choice)
+/// one run after another into OUT/&lt;preset&gt;, then says when each reached the baseline's (the first preset's) final
+/// eval loss, as a share of its steps, time and tokens — the MoT paper's headline comparison — and writes it to
+/// OUT/summary.json. Runs already finished are kept; an interrupted one continues from its checkpoint.</summary>
+public static class ReproduceCommand
+{
+    public static Command Create()
+    {
+        var group = new Option<string>("--group") { Description = "Preset group: " + string.Join(", ", Presets.Groups.Select(g => g.Name)), Required = true };
+        var steps = new Option<int?>("--steps") { Description = "Override train.steps of every run" };
+        var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto", DefaultValueFactory = _ => "auto" };
+        var output = new Option<string?>("--out") { Description = "Folder for the runs (default runs/<group>)" };
+        var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch (default: all cores)" };
+        var command = new Command("reproduce", "Train a matched set of runs and compare them with the baseline") { group, steps, device, output, threads };
+        command.SetAction(parse => CliErrors.Run(() =>
+        {
+            var g = Presets.FindGroup(parse.GetValue(group)!) ?? throw new UsageException(
+                $"--group: unknown group '{parse.GetValue(group)}' (one of {string.Join(", ", Presets.Groups.Select(x => x.Name))})");
+            if (parse.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
+            var root = parse.GetValue(output) ?? Path.Combine("runs", g.Name);
+            var curves = new List<(string Preset, IReadOnlyList<ReachMetric.Point> Eval)>();
+            foreach (var name in g.Presets)
+            {
+                var cfg = Presets.Find(name)!.Config;
+                if (parse.GetValue(steps) is { } s) cfg = cfg with { Train = cfg.Train with { Steps = s } };
+                var dir = Path.Combine(root, name);
+                Directory.CreateDirectory(dir);
+                string? resume = Checkpoint.List(dir).Count > 0 ? dir : null;
+                long resumed = resume is null ? -1 : Checkpoint.ReadState(Checkpoint.Resolve(dir)).Step;
+                if (resumed < cfg.Train.Steps)
+                {
+                    Console.WriteLine($"== {name} ({cfg.Model.Ffn.Kind}) → {Path.GetFullPath(dir)}");
+                    using var files = new JsonlSink(dir, resumed);
+                    using var trainer = new Trainer(cfg, dir, parse.GetValue(device)!, [files, new ConsoleSink(cfg.Train.Steps)], resume);
+                    trainer.Run();
+                }
+                curves.Add((name, EvalCurve(dir)));
+            }
+            var summary = Summarise(curves);
+            foreach (var line in summary) Console.WriteLine(line.Text);
+            File.WriteAllText(Path.Combine(root, "summary.json"), JsonSerializer.Serialize(summary, Json.Indented));
+        }));
+        return command;
+    }
+
+    /// <summary>(step, elapsed, tokens, eval loss) of every evaluated step in a run folder's metrics.jsonl.</summary>
+    static IReadOnlyList<ReachMetric.Point> EvalCurve(string dir) =>
+        File.ReadLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonSerializer.Deserialize<StepMetrics>(l, Json.Options)!)
+            .Where(m => m.EvalLoss is not null).Select(m => new ReachMetric.Point(m.Step, m.ElapsedS, m.Tokens, m.EvalLoss!.Value)).ToList();
+
+    public sealed record Line(string Preset, double? FinalEvalLoss, double? StepFraction, double? TimeFraction, double? TokenFraction, string Text);
+
+    static List<Line> Summarise(List<(string Preset, IReadOnlyList<ReachMetric.Point> Eval)> curves)
+    {
+        var (baseName, baseline) = curves[0];
+        return curves.Select(c =>
+        {
+            var final = c.Eval.Count > 0 ? c.Eval[^1].Loss : (double?)null;
+            if (c.Preset == baseName) return new Line(c.Preset, final, 1, 1, 1, $"{c.Preset}: final eval loss {final:F4} (the baseline)");
+            var r = ReachMetric.Compute(baseline, c.Eval);
+            return new Line(c.Preset, final, r?.StepFraction, r?.TimeFraction, r?.TokenFraction,
+                $"{c.Preset}: final eval loss {final:F4}; " + (r?.Reached is not { } hit ? $"did not reach {baseName}'s final eval loss"
+                    : $"reached {baseName}'s final eval loss {r.Target:F4} at step {hit.Step}: {r.StepFraction:P0} of the steps, {r.TimeFraction:P0} of the time"));
+        }).ToList();
+    }
+}

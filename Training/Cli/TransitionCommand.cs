@@ -1,0 +1,36 @@
+using System.CommandLine;
+using MoTLab.Shared.Config;
+using MoTLab.Training.Train;
+
+namespace MoTLab.Training.Cli;
+
+/// <summary>`transition`: continues a MoT checkpoint as a token-choice MoE sharing its controller and experts
+/// (transition tuning), into a new run folder.</summary>
+public static class TransitionCommand
+{
+    public static Command Create()
+    {
+        var checkpoint = new Option<string>("--checkpoint") { Description = "A MoT checkpoint folder, or its run folder (newest checkpoint)", Required = true };
+        var steps = new Option<int>("--steps") { Description = "Steps to train the token-choice model", Required = true };
+        var capacity = new Option<double>("--capacity-factor") { Description = "Token-choice capacity factor", DefaultValueFactory = _ => 2.0 };
+        var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto", DefaultValueFactory = _ => "auto" };
+        var output = new Option<string?>("--out") { Description = "Run folder (default runs/<name>-tc-<time>)" };
+        var command = new Command("transition", "Continue a MoT checkpoint as a token-choice MoE (transition tuning)") { checkpoint, steps, capacity, device, output };
+        RunConfig? current = null;
+        command.SetAction(parse => CliErrors.Run(() =>
+        {
+            var from = Checkpoint.Resolve(parse.GetValue(checkpoint)!);
+            var mot = Checkpoint.ReadConfig(from);
+            if (mot.Model.Ffn.Kind != FfnKind.MoT) throw new UsageException($"--checkpoint: {from} is a {mot.Model.Ffn.Kind} model; transition starts from MoT");
+            var cfg = current = Transition.ToTokenChoice(mot, Path.GetFullPath(from), parse.GetValue(steps), parse.GetValue(capacity));
+            var dir = parse.GetValue(output) ?? Path.Combine("runs", $"{mot.Name}-tc-{DateTime.Now:yyyyMMdd-HHmmss}");
+            var console = new ConsoleSink(cfg.Train.Steps);
+            Directory.CreateDirectory(dir);
+            using var files = new JsonlSink(dir);
+            using var trainer = new Trainer(cfg, dir, parse.GetValue(device)!, [files, console]);
+            var state = trainer.Run();
+            console.OnLog($"done: step {state.Step}, train loss {state.LastTrainLoss:F4}, eval loss {state.LastEvalLoss:F4}, run folder {Path.GetFullPath(dir)}");
+        }, () => current));
+        return command;
+    }
+}
