@@ -3,16 +3,16 @@ using Microsoft.Extensions.Options;
 
 namespace MoTLab.WebApp.Runs;
 
-/// <summary>Generates text from a run's newest checkpoint in a separate `sample` process (the dashboard
-/// never loads libtorch itself).</summary>
+/// <summary>Generates text from a checkpoint (or a run folder's newest) in a separate `sample` process (the
+/// dashboard never loads libtorch itself).</summary>
 public sealed class SampleRunner(IOptions<MoTLabOptions> options)
 {
     public sealed record SampleResult(bool Ok, string Text, string Note);
 
-    public async Task<SampleResult> SampleAsync(string runDir, string prompt, int tokens, double temperature, CancellationToken ct)
+    public async Task<SampleResult> SampleAsync(string checkpoint, string prompt, int tokens, double temperature, CancellationToken ct)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { options.Value.TrainingDllPath, "sample", "--checkpoint", runDir, "--prompt", prompt,
+        foreach (var a in new[] { options.Value.TrainingDllPath, "sample", "--checkpoint", checkpoint, "--prompt", prompt,
                      "--tokens", Math.Clamp(tokens, 1, 2000).ToString(), "--temperature", temperature.ToString(System.Globalization.CultureInfo.InvariantCulture) })
             psi.ArgumentList.Add(a);
         psi.Environment["MOTLAB_CACHE"] = options.Value.CachePath;

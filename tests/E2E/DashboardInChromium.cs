@@ -112,4 +112,49 @@ public sealed class DashboardInChromium : IAsyncLifetime
         await page.Locator("#runs-table .status-chip", new() { HasText = "Completed" }).Nth(1).WaitForAsync();
         await Shot("runs");
     }
+
+    [Fact]
+    public async Task Transition_a_MoT_run_then_launch_the_reproduce_set_from_the_browser()
+    {
+        using var http = dashboard.Client();
+        var created = await http.PostAsJsonAsync("/api/runs", new { preset = "tiny-mot", steps = 60 });
+        int motId = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt32();
+        await http.WaitForRunAsync(motId, r => r.Status() == "completed");
+
+        // Run page: Transition to token-choice → a linked run whose curve continues the parent's
+        await page.GotoAsync($"/runs/{motId}");
+        await page.WaitForFunctionAsync("() => { const g = document.getElementById('loss-plot'); return g && g.data && g.data[0].x.length > 0; }");   // interactive
+        await page.Locator("#transition-button").ClickAsync();
+        var steps = page.Locator("#transition-steps");
+        await steps.FillAsync("40");
+        await steps.BlurAsync();
+        await page.Locator("#transition-start").ClickAsync();
+        await page.WaitForURLAsync(url => !url.EndsWith($"/runs/{motId}") && url.Contains("/runs/"));
+        int childId = int.Parse(page.Url.Split('/')[^1]);
+        await http.WaitForRunAsync(childId, r => r.Status() == "completed");
+        await page.ReloadAsync();
+        await page.WaitForFunctionAsync("() => { const g = document.getElementById('loss-plot'); return g && g.data && g.data.some(t => t.name.includes('(parent)')) && g.data[0].x.length > 0; }");
+        // the child's first point lies after the parent's step 60
+        Assert.True(await page.EvaluateAsync<double>("() => document.getElementById('loss-plot').data[0].x[0]") > 60);
+        await Shot("transition");
+
+        // New run: Reproduce the paper (laptop set, 2 steps each) opens the five runs on the Compare page
+        await page.GotoAsync("/new");
+        await page.Locator("#estimate", new() { HasText = "tokens in all" }).WaitForAsync();                                    // interactive
+        await page.GetByLabel("Steps (empty: each preset's own)").FillAsync("2");
+        await page.GetByLabel("Steps (empty: each preset's own)").BlurAsync();
+        await page.Locator("#launch-group-button").ClickAsync();
+        await page.WaitForURLAsync("**/compare?ids=*");
+        var ids = page.Url.Split("ids=")[1].Split(',').Select(int.Parse).ToList();
+        Assert.Equal(5, ids.Count);
+        var presets = new List<string>();
+        foreach (var id in ids)
+        {
+            var run = await http.GetRunAsync(id);
+            Assert.Contains("reproduce-cpu", run.GetProperty("tags").EnumerateArray().Select(t => t.GetString()));
+            presets.Add(run.GetProperty("preset").GetString()!);
+        }
+        Assert.Equal(["cpu-dense", "cpu-mot", "cpu-mot-16e8", "cpu-moe", "cpu-ec"], presets);
+        await Shot("reproduce-set");
+    }
 }
