@@ -123,13 +123,17 @@ class MixtureOfTokens(nn.Module):
         return (emit @ y).reshape(T, B, d).transpose(0, 1)                    # (B, T, d)
 
 
-class TokenChoice(nn.Module):
+class Routed(nn.Module):
+    """A router (d, E) in front of E experts: what token-choice and expert-choice share."""
+
     def __init__(self, d, e, hidden, ffn):
         super().__init__()
         self.cfg = ffn
         self.router = nn.Parameter(torch.empty(d, e))
         self.experts = Experts(e, d, hidden)
 
+
+class TokenChoice(Routed):
     def forward(self, x):
         B, T, d = x.shape
         N, E, k = B * T, self.router.shape[1], self.cfg["top_k"]
@@ -137,6 +141,8 @@ class TokenChoice(nn.Module):
         flat = x.reshape(N, d)
         probs = F.softmax(flat @ self.router, 1)                              # (N, E)
         gate, choice = probs.topk(k, 1)
+        if self.cfg.get("straight_through_gate", False):                       # a MoT transition: outputs unscaled
+            gate = gate / gate.detach()
         order = choice.t().reshape(k * N)                                     # first choices first
         mask = F.one_hot(order, E)
         position = (mask.cumsum(0) * mask).sum(1) - 1                         # slot within the expert
@@ -149,13 +155,7 @@ class TokenChoice(nn.Module):
         return (y[slot] * weight.to(y.dtype)).view(k, N, d).sum(0).view(B, T, d)
 
 
-class ExpertChoice(nn.Module):
-    def __init__(self, d, e, hidden, ffn):
-        super().__init__()
-        self.cfg = ffn
-        self.router = nn.Parameter(torch.empty(d, e))
-        self.experts = Experts(e, d, hidden)
-
+class ExpertChoice(Routed):
     def forward(self, x):
         B, T, d = x.shape
         N, E = B * T, self.router.shape[1]
