@@ -107,10 +107,21 @@ public sealed class SlurmScheduler(IDbContextFactory<MoTLabDb> dbs, SlurmClient 
             runs.Publish(new RunEvent(runId, "warning"));                     // pages re-read the run
     }
 
-    /// <summary>Pending jobs go back to the queue (their token would not outlive this dashboard).</summary>
+    /// <summary>Pending jobs go back to the queue (their token would not outlive this dashboard). Runs once: a second
+    /// caller (a host stopped by its owner and by Program's own Run()) waits for the same work.</summary>
     public override async Task StopAsync(CancellationToken ct)
     {
         await base.StopAsync(ct);
+        if (options.Value.Slurm is null) return;
+        Task work;
+        lock (jobs) work = stopped ??= ReturnPendingJobsAsync();
+        await work;
+    }
+
+    private Task? stopped;
+
+    async Task ReturnPendingJobsAsync()
+    {
         await using var db = await dbs.CreateDbContextAsync(CancellationToken.None);
         foreach (var run in await db.Runs.Where(r => r.Status == RunStatus.Queued && r.ExternalJob != null).ToListAsync(CancellationToken.None))
         {
