@@ -129,8 +129,12 @@ public sealed class DashboardInChromium : IAsyncLifetime
         await steps.FillAsync("40");
         await steps.BlurAsync();
         await page.Locator("#transition-start").ClickAsync();
-        await page.WaitForURLAsync(url => !url.EndsWith($"/runs/{motId}") && url.Contains("/runs/"));
+        await page.WaitForURLAsync(url => !url.EndsWith($"/runs/{motId}") && url.Contains("/runs/"), new() { WaitUntil = WaitUntilState.Commit });   // client-side navigation
         int childId = int.Parse(page.Url.Split('/')[^1]);
+        await page.Locator("#run-title", new() { HasText = $"#{childId} " }).WaitForAsync();      // the same page, showing the new run
+        await page.GoBackAsync(new() { WaitUntil = WaitUntilState.Commit });
+        await page.Locator("#run-title", new() { HasText = $"#{motId} " }).WaitForAsync();        // and back again
+        await page.GoForwardAsync(new() { WaitUntil = WaitUntilState.Commit });
         await http.WaitForRunAsync(childId, r => r.Status() == "completed");
         await page.ReloadAsync();
         await page.WaitForFunctionAsync("() => { const g = document.getElementById('loss-plot'); return g && g.data && g.data.some(t => t.name.includes('(parent)')) && g.data[0].x.length > 0; }");
