@@ -15,7 +15,7 @@ static class RunApi
     public static string? Text(this JsonElement run, string field) => run.TryGetProperty(field, out var v) ? v.GetString() : null;
 
     /// <summary>Polls the run until <paramref name="done"/> holds; a timeout fails with the run's last state.</summary>
-    public static async Task<JsonElement> WaitForRunAsync(this HttpClient http, int id, Func<JsonElement, bool> done, int seconds = 120)
+    public static async Task<JsonElement> WaitForRunAsync(this HttpClient http, int id, Func<JsonElement, bool> done, int seconds = 240)
     {
         for (var t = DateTime.UtcNow; DateTime.UtcNow - t < TimeSpan.FromSeconds(seconds); await Task.Delay(250))
             if (await http.GetRunAsync(id) is var r && done(r)) return r;
