@@ -22,6 +22,7 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
 {
     private sealed record Active(int RunId, string Slot, IWorkerHandle Worker, string RunDir);
     private readonly Dictionary<int, Active> active = new();
+    private static readonly TimeSpan StartupGrace = TimeSpan.FromMinutes(2);
     private readonly Lock gate = new();
 
     protected override async Task ExecuteAsync(CancellationToken stop)
@@ -127,8 +128,10 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
                      .Select(r => new { r.Id, r.StartedAt }).ToListAsync(ct)).Select(r => (r.Id, r.StartedAt)))
         {                                                                  // (Slurm jobs: SlurmScheduler)
             Active? own; lock (gate) active.TryGetValue(id, out own);
-            var silent = tokens.SilentFor(id) ?? (own is not null && startedAt is { } t ? DateTime.UtcNow - t : null);
-            if (silent is not { } s || s <= limit) continue;
+            // a worker not heard from yet is still starting (.NET, libtorch, the connection): it gets at least 2 minutes
+            var heard = tokens.SilentFor(id);
+            var silent = heard ?? (own is not null && startedAt is { } t ? DateTime.UtcNow - t : null);
+            if (silent is not { } s || s <= (heard is null ? TimeSpan.FromTicks(Math.Max(limit.Ticks, StartupGrace.Ticks)) : limit)) continue;
             if (own is null)
                 await runs.ApplyWorkerStatusAsync(id, new WorkerStatus(RunStatus.Interrupted,
                     Error: $"its worker stopped reporting ({s.TotalSeconds:N0} s without a word); Resume continues from the last checkpoint"), ct);
