@@ -76,7 +76,7 @@ public static class RunsApi
         {
             var (token, problem) = await remote.IssueTokenAsync(id, ct);
             if (token is null) return problem == "no such run" ? Results.NotFound() : Results.Problem(problem, statusCode: StatusCodes.Status409Conflict);
-            var hub = options.Value.HubUrl is { Length: > 0 } configured ? configured : $"{request.Scheme}://{request.Host}{RunsHubContract.Path}";
+            var hub = RemoteWorkers.HubUrl(options.Value.HubUrl, $"{request.Scheme}://{request.Host}");
             return Results.Ok(new { token, hub, command = RemoteWorkers.Command(id, hub, token) });
         });
 

@@ -13,6 +13,10 @@ public static class DevicePools
 
     public static bool IsExternal(string device) => PoolOf(device) is not null;
 
+    /// <summary>What to ask for when a run like one on <paramref name="device"/> is made again (a clone, a
+    /// transition): its pool, any free GPU for a GPU, else the CPU.</summary>
+    public static string Requestable(string device) => PoolOf(device) ?? (device.StartsWith("cuda", StringComparison.Ordinal) ? "cuda" : "cpu");
+
     /// <summary>What the run's device becomes when its worker reports <paramref name="reported"/>.</summary>
     public static string WithReported(string device, string reported) => PoolOf(device) is { } pool ? $"{pool}:{reported}" : reported;
 }

@@ -37,6 +37,10 @@ public sealed class RemoteWorkers(IDbContextFactory<MoTLabDb> dbs, WorkerTokens 
             events.Publish(new RunEvent(id, "status", Status: new WorkerStatus(RunStatus.Running)));
     }
 
+    /// <summary>The hub a remote worker dials: MoTLab:HubUrl, else the address the user reached this dashboard at.</summary>
+    public static string HubUrl(string? configured, string baseUri) =>
+        configured is { Length: > 0 } ? configured : baseUri.TrimEnd('/') + RunsHubContract.Path;
+
     /// <summary>The shell command that starts the worker (the token goes through the environment, off the command line).</summary>
     public static string Command(int id, string hubUrl, string token, string trainingDll = "MoTLab.Training.dll") =>
         $"MOTLAB_WORKER_TOKEN={token} dotnet {trainingDll} worker --run {id} --hub {hubUrl} --out runs/run-{id:D6} --device cuda";

@@ -36,10 +36,9 @@ public sealed class RunGroups(RunService runs)
         if (cfg.Model.Ffn.Kind != FfnKind.MoT) return (null, new() { ["id"] = [$"run {parentId} is {parent.Kind}; only a MoT run transitions to token-choice"] });
         if (Training.Train.Checkpoint.List(parent.RunDir).LastOrDefault() is not { } checkpoint)
             return (null, new() { ["id"] = [$"run {parentId} has no checkpoint yet"] });
-        var device = DevicePools.PoolOf(parent.Device) ?? (parent.Device.StartsWith("cuda") ? "cuda" : "cpu");
         return await runs.CreateAsync(new CreateRunRequest
         {
-            Config = Transition.ToTokenChoice(cfg, checkpoint, steps, capacityFactor), ParentId = parentId, Device = device, Tags = ["transition"],
+            Config = Transition.ToTokenChoice(cfg, checkpoint, steps, capacityFactor), ParentId = parentId, Device = DevicePools.Requestable(parent.Device), Tags = ["transition"],
             Notes = $"Transition tuning from run {parentId} at {Path.GetFileName(checkpoint)}",
         }, ct);
     }

@@ -14,7 +14,8 @@ public sealed class DashboardKillTests : IDisposable
     readonly int port = FreePort();
     Process? dashboard;
 
-    static int FreePort()
+    /// <summary>A loopback port free at the moment of asking.</summary>
+    internal static int FreePort()
     {
         var l = new TcpListener(IPAddress.Loopback, 0);
         l.Start();

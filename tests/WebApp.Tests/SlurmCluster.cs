@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 
 namespace MoTLab.WebApp.Tests;
@@ -23,8 +21,8 @@ public sealed class SlurmCluster : IDisposable
         File.WriteAllText(Conf, $"""
             ClusterName=motlab-test
             SlurmctldHost=localhost
-            SlurmctldPort={FreePort()}
-            SlurmdPort={FreePort()}
+            SlurmctldPort={DashboardKillTests.FreePort()}
+            SlurmdPort={DashboardKillTests.FreePort()}
             AuthType=auth/munge
             ProctrackType=proctrack/linuxproc
             TaskPlugin=task/none
@@ -64,15 +62,6 @@ public sealed class SlurmCluster : IDisposable
         Directory.CreateDirectory("/run/munge");
         Run("chown", "munge:munge", "/run/munge");
         Run("runuser", "-u", "munge", "--", "/usr/sbin/munged");
-    }
-
-    static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        int port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
     }
 
     /// <summary>Runs a command to completion; its standard output.</summary>
