@@ -10,7 +10,8 @@ namespace MoTLab.Training.Cli;
 /// <summary>`reproduce`: trains a preset group (e.g. reproduce-cpu: dense, MoT, MoT /8, token-choice, expert-choice)
 /// one run after another into OUT/&lt;preset&gt;, then says when each reached the baseline's (the first preset's) final
 /// eval loss, as a share of its steps, time and tokens — the MoT paper's headline comparison — and writes it to
-/// OUT/summary.json. Runs already finished are kept; an interrupted one continues from its checkpoint.</summary>
+/// OUT/summary.json. Runs already finished are kept; an interrupted one continues from its checkpoint. With --only, one
+/// process trains part of the set (e.g. one per GPU); a last call without --only finds them finished and summarises.</summary>
 public static class ReproduceCommand
 {
     public static Command Create()
@@ -20,15 +21,19 @@ public static class ReproduceCommand
         var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto", DefaultValueFactory = _ => "auto" };
         var output = new Option<string?>("--out") { Description = "Folder for the runs (default runs/<group>)" };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch (default: all cores)" };
-        var command = new Command("reproduce", "Train a matched set of runs and compare them with the baseline") { group, steps, device, output, threads };
+        var only = new Option<string[]>("--only") { Description = "Train only these presets of the group (e.g. one process per GPU); no summary", AllowMultipleArgumentsPerToken = true };
+        var command = new Command("reproduce", "Train a matched set of runs and compare them with the baseline") { group, steps, device, output, threads, only };
         command.SetAction(parse => CliErrors.Run(() =>
         {
             var g = Presets.FindGroup(parse.GetValue(group)!) ?? throw new UsageException(
                 $"--group: unknown group '{parse.GetValue(group)}' (one of {string.Join(", ", Presets.Groups.Select(x => x.Name))})");
             if (parse.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
             var root = parse.GetValue(output) ?? Path.Combine("runs", g.Name);
+            var subset = parse.GetValue(only) ?? [];
+            if (subset.FirstOrDefault(n => !g.Presets.Contains(n, StringComparer.OrdinalIgnoreCase)) is { } stranger)
+                throw new UsageException($"--only: '{stranger}' is not in {g.Name} ({string.Join(", ", g.Presets)})");
             var curves = new List<(string Preset, IReadOnlyList<ReachMetric.Point> Eval)>();
-            foreach (var name in g.Presets)
+            foreach (var name in subset.Length > 0 ? g.Presets.Where(p => subset.Contains(p, StringComparer.OrdinalIgnoreCase)) : g.Presets)
             {
                 var cfg = Presets.Find(name)!.Config;
                 if (parse.GetValue(steps) is { } s) cfg = cfg with { Train = cfg.Train with { Steps = s } };
@@ -45,7 +50,7 @@ public static class ReproduceCommand
                 }
                 curves.Add((name, EvalCurve(dir)));
             }
-            var summary = Summarise(curves);
+            if (subset.Length > 0) return;            var summary = Summarise(curves);
             foreach (var line in summary) Console.WriteLine(line.Text);
             File.WriteAllText(Path.Combine(root, "summary.json"), JsonSerializer.Serialize(summary, Json.Indented));
         }));

@@ -32,7 +32,7 @@ public sealed class Corpus
             {
                 var files = DotnetDocsCorpus.Files();
                 if (files.Count == 0) throw new CorpusException($"corpus '{spec}': no reference-pack XML docs found under {DotnetDocsCorpus.Root()}/packs");
-                return new Corpus(spec, Fingerprint("dotnet-docs-v1", files), () => DotnetDocsCorpus.Documents(files));
+                return new Corpus(spec, Fingerprint("dotnet-docs-v2", files), () => DotnetDocsCorpus.Documents(files));
             }
             case LinuxDocs:
             {

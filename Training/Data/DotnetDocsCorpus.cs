@@ -34,7 +34,10 @@ public static class DotnetDocsCorpus
         return result;
     }
 
-    public static IEnumerable<string> Documents(IEnumerable<string> files) => files.SelectMany(Extract);
+    /// <summary>Every member's text once. The packs repeat themselves: the ASP.NET pack ships copies of the runtime's
+    /// docs, overloads share summaries. Kept, the repeats were more than half the text, and the held-out tail (the
+    /// runtime pack's last files) was entirely text the model had trained on.</summary>
+    public static IEnumerable<string> Documents(IEnumerable<string> files) => files.SelectMany(Extract).Distinct(StringComparer.Ordinal);
 
     /// <summary>The summary and remarks texts of one XML doc file, one document per member.</summary>
     public static IEnumerable<string> Extract(string file)
