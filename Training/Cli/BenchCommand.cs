@@ -32,7 +32,7 @@ public static class BenchCommand
             cfg = cfg with { Train = cfg.Train with { Steps = w + n, CheckpointEvery = 0 } };
             if (parse.GetValue(batch) is { } b) cfg = cfg with { Train = cfg.Train with { BatchSize = b } };
             if (parse.GetValue(precision) is { } p) cfg = cfg with { Train = cfg.Train with { Precision = p } };
-            if (parse.GetValue(threads) is { } t) set_num_threads(t);
+            TorchRuntime.SetThreads(parse.GetValue(threads));
             Console.WriteLine(JsonSerializer.Serialize(Measure(cfg, parse.GetValue(device)!, w, n, parse.GetValue(omit)), Json.Options));
         }));
         return command;

@@ -5,6 +5,8 @@ using MoTLab.Shared.Config;
 using MoTLab.Shared.Telemetry;
 using MoTLab.Training.Train;
 
+using MoTLab.Training.Runtime;
+
 namespace MoTLab.Training.Cli;
 
 /// <summary>`reproduce`: trains a preset group (e.g. reproduce-cpu: dense, MoT, MoT /8, token-choice, expert-choice)
@@ -27,7 +29,7 @@ public static class ReproduceCommand
         {
             var g = Presets.FindGroup(parse.GetValue(group)!) ?? throw new UsageException(
                 $"--group: unknown group '{parse.GetValue(group)}' (one of {string.Join(", ", Presets.Groups.Select(x => x.Name))})");
-            if (parse.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
+            TorchRuntime.SetThreads(parse.GetValue(threads));
             var root = parse.GetValue(output) ?? Path.Combine("runs", g.Name);
             var subset = parse.GetValue(only) ?? [];
             if (subset.FirstOrDefault(n => !g.Presets.Contains(n, StringComparer.OrdinalIgnoreCase)) is { } stranger)

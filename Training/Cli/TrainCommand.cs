@@ -3,6 +3,8 @@ using MoTLab.Shared.Config;
 using MoTLab.Training.Data;
 using MoTLab.Training.Train;
 
+using MoTLab.Training.Runtime;
+
 namespace MoTLab.Training.Cli;
 
 /// <summary>`train`: the headless trainer; writes config.json, metrics.jsonl, routing.jsonl and checkpoints.</summary>
@@ -31,7 +33,7 @@ public static class TrainCommand
             if (parse.GetValue(seed) is { } sd) cfg = cfg with { Train = cfg.Train with { Seed = sd } };
             if (parse.GetValue(corpus) is { } c) cfg = cfg with { Data = cfg.Data with { Corpus = c } };
             current = cfg;
-            if (parse.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
+            TorchRuntime.SetThreads(parse.GetValue(threads));
             var dir = resumeDir ?? parse.GetValue(output) ?? Path.Combine("runs", $"{cfg.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
 
             var console = new ConsoleSink(cfg.Train.Steps);

@@ -6,6 +6,8 @@ using MoTLab.Shared.Runs;
 using MoTLab.Training.Train;
 using Microsoft.AspNetCore.SignalR.Client;
 
+using MoTLab.Training.Runtime;
+
 namespace MoTLab.Training.Cli;
 
 /// <summary>`worker`: trains one dashboard run. Connects to the dashboard's hub, fetches the run's config
@@ -27,7 +29,7 @@ public static class WorkerCommand
         {
             var t = parse.GetValue(token) ?? Environment.GetEnvironmentVariable("MOTLAB_WORKER_TOKEN")
                 ?? throw new UsageException("give --token or set MOTLAB_WORKER_TOKEN");
-            if (parse.GetValue(threads) is { } n) TorchSharp.torch.set_num_threads(n);
+            TorchRuntime.SetThreads(parse.GetValue(threads));
             return await RunAsync(parse.GetValue(run), parse.GetValue(hub)!, t, parse.GetValue(output)!, parse.GetValue(device)!,
                 TimeSpan.FromSeconds(parse.GetValue(grace)), ct);
         });

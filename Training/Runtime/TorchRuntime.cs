@@ -34,6 +34,14 @@ public static class TorchRuntime
         }
     }
 
+    /// <summary>libtorch's CPU thread count, when given. Loads libtorch first: called before anything else touches it,
+    /// TorchSharp would load its packaged libtorch, not MOTLAB_LIBTORCH's.</summary>
+    public static void SetThreads(int? threads)
+    {
+        Initialise();
+        if (threads is { } n) set_num_threads(n);
+    }
+
     /// <summary>The folder named by MOTLAB_LIBTORCH ("python" = ask python3), or null to use the packaged libtorch.</summary>
     public static string? ResolveLibTorchDirectory(string? setting)
     {

@@ -12,6 +12,7 @@ namespace MoTLab.WebApp.Tests;
 
 /// <summary>A worker that outlived a dashboard restart holds its slot while it reports, and gives it back
 /// (its run Interrupted) once it falls silent.</summary>
+[Collection(Workers.A)]
 public sealed class AdoptedWorkerTests : IDisposable
 {
     readonly DashboardFactory dashboard = new(null, settings: new Dictionary<string, string> { ["MoTLab:WorkerSilenceSeconds"] = "3" });

@@ -8,6 +8,7 @@ namespace MoTLab.WebApp.Tests;
 
 /// <summary>The dashboard as its own process, killed with SIGKILL in the middle of a run and started again on
 /// the same port and data folder: the worker trains on, waits for it, is adopted, and finishes the run.</summary>
+[Collection(Workers.A)]
 public sealed class DashboardKillTests : IDisposable
 {
     readonly string folder = Directory.CreateTempSubdirectory("motlab-kill").FullName;
@@ -68,6 +69,11 @@ public sealed class DashboardKillTests : IDisposable
     public void Dispose()
     {
         try { dashboard?.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+        // the worker outlived the first dashboard (that is the point), so it is no child of anything here: when the test
+        // fails, it would train on for its reconnect grace. Its command line names the run folder, under ours.
+        foreach (var p in Process.GetProcesses())
+            try { if (p.Id != Environment.ProcessId && File.ReadAllText($"/proc/{p.Id}/cmdline").Contains(folder)) p.Kill(true); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException) { }
         try { Directory.Delete(folder, true); } catch (IOException) { }
     }
 }

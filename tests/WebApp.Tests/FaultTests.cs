@@ -11,6 +11,7 @@ using MoTLab.WebApp.Data;
 namespace MoTLab.WebApp.Tests;
 
 /// <summary>Faults around a live run, each on its own dashboard: a frozen worker, a locked database, a full database.</summary>
+[Collection(Workers.B)]
 public sealed class FaultTests
 {
     /// <summary>tiny-dense logging every step: many small telemetry batches.</summary>

@@ -12,6 +12,7 @@ using MoTLab.Shared.Runs;
 namespace MoTLab.WebApp.Tests;
 
 /// <summary>Real tiny runs: API → scheduler → worker process → hub → SQLite, watched by a SignalR client.</summary>
+[Collection(Workers.A)]
 public class LiveRunTests(DashboardFactory dashboard) : IClassFixture<DashboardFactory>
 {
     readonly HttpClient http = dashboard.Client();
@@ -128,6 +129,7 @@ public class LiveRunTests(DashboardFactory dashboard) : IClassFixture<DashboardF
 
 /// <summary>Stopping the dashboard gracefully checkpoints running workers; after a restart Resume continues the
 /// same curve from that checkpoint, with no step twice.</summary>
+[Collection(Workers.B)]
 public class RestartTests
 {
     [Fact]

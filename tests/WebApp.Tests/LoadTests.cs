@@ -11,6 +11,7 @@ namespace MoTLab.WebApp.Tests;
 /// <summary>8 SignalR watchers on 4 concurrent live runs (real workers, a step logged every step): every watcher
 /// gets every stored point of every run, in order, and the dashboard's queues drain to zero. The minutes-long
 /// version with memory figures is the load benchmark (docs/reliability.md).</summary>
+[Collection(Workers.B)]
 public sealed class LoadTests
 {
     public const int Watchers = 8, Runs = 4;

@@ -7,6 +7,7 @@ namespace MoTLab.WebApp.Tests;
 
 /// <summary>Device pool "remote": the dashboard starts nothing; a worker started by hand with a token the
 /// dashboard issued streams the run exactly like a local one.</summary>
+[Collection(Workers.B)]
 public class RemoteWorkerTests(DashboardFactory dashboard) : IClassFixture<DashboardFactory>
 {
     [Fact]

@@ -6,6 +6,7 @@ namespace MoTLab.WebApp.Tests;
 /// <summary>The "slurm" device pool against a real single-node Slurm: runs are batch jobs whose state the run
 /// follows (pending with Slurm's reason, running on a node, failed with the job's end), cancel is scancel, and
 /// the job's output is the run's log.</summary>
+[Collection(Workers.A)]
 public sealed class SlurmTests(SlurmCluster cluster) : IClassFixture<SlurmCluster>
 {
     /// <param name="cpusPerTask">2 = every job takes the whole (2-core) node.</param>
