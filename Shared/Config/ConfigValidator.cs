@@ -59,6 +59,12 @@ public static class ConfigValidator
                 Check(f.Capacity > 0 && f.Capacity <= f.EffectiveExperts, "model.ffn.capacity",
                     $"must be in (0, experts = {f.EffectiveExperts}]");
                 break;
+            case FfnKind.MoV or FfnKind.MoLoRA:
+                Check(t.InitFrom is not null, "train.init_from", $"{f.Kind} fine-tunes a dense checkpoint: name its run or checkpoint folder");
+                Check(f.Granularity == 1 && f.ExpertWidth == 0, "model.ffn.granularity", "lightweight experts keep the dense FFN's shape (granularity 1, expert_width 0)");
+                Check(f.Kind != FfnKind.MoLoRA || f.Rank is >= 1 and <= 4096, "model.ffn.rank", "must be between 1 and 4,096");
+                Check(f.Kind != FfnKind.MoLoRA || f.LoraAlpha > 0, "model.ffn.lora_alpha", "must be positive");
+                break;
         }
 
         Check(t.Steps is >= 1 and <= 100_000_000, "train.steps", "must be between 1 and 100,000,000");

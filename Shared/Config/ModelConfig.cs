@@ -1,7 +1,12 @@
 namespace MoTLab.Shared.Config;
 
-/// <summary>Which feed-forward the sparse blocks use (dense blocks always use the dense FFN).</summary>
-public enum FfnKind { Dense, [System.Text.Json.Serialization.JsonStringEnumMemberName("mot")] MoT, TokenChoice, ExpertChoice }
+/// <summary>Which feed-forward the sparse blocks use (dense blocks always use the dense FFN). MoV and MoLoRA are
+/// lightweight experts on a frozen dense FFN, for fine-tuning a dense checkpoint (train.init_from).</summary>
+public enum FfnKind
+{
+    Dense, [System.Text.Json.Serialization.JsonStringEnumMemberName("mot")] MoT, TokenChoice, ExpertChoice,
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("mov")] MoV, [System.Text.Json.Serialization.JsonStringEnumMemberName("molora")] MoLoRA,
+}
 
 /// <summary>Shape of the GPT decoder. Defaults are the `tiny` CPU shape.</summary>
 public sealed record ModelConfig
@@ -23,6 +28,7 @@ public sealed record ModelConfig
     {
         if (Ffn.Kind == FfnKind.Dense) return [];
         if (Ffn.SparseBlocks is { Count: > 0 } chosen) return chosen;
+        if (Ffn.IsLightweight) return Enumerable.Range(0, Layers).ToArray();  // adapters go everywhere, as in Zadouri et al.
         return Enumerable.Range(Layers / 2, Layers - Layers / 2).ToArray(); // the later half, as in the paper
     }
 }
@@ -56,6 +62,12 @@ public sealed record FfnConfig
 
     // Expert-choice MoE
     public double Capacity { get; init; } = 1.0;           // C = round(capacity·N/E) tokens per expert
+
+    // Lightweight experts (MoV, MoLoRA)
+    public int Rank { get; init; } = 4;                    // MoLoRA: rank r of each adapter
+    public double LoraAlpha { get; init; } = 8;            // MoLoRA: adapters are scaled by α/r
+
+    [System.Text.Json.Serialization.JsonIgnore] public bool IsLightweight => Kind is FfnKind.MoV or FfnKind.MoLoRA;
 
     [System.Text.Json.Serialization.JsonIgnore] public int EffectiveExperts => Experts * Math.Max(1, Granularity);
 

@@ -20,9 +20,21 @@ public static class ModelSize
     public static long SparseFfnParameters(ModelConfig m)
     {
         var f = m.Ffn; long d = m.DModel, e = f.EffectiveExperts, s = f.ExpertHidden(m.DModel, m.DenseMultiplier);
+        if (f.IsLightweight) return 2 * d * m.DenseMultiplier * d + AdapterParameters(m);
         long router = d * e + (f.Kind == FfnKind.MoT && f.LearnableTemperature ? 2 : 0);
         return router + 2 * e * d * s;
     }
+
+    /// <summary>Router and experts of one lightweight-experts FFN: all that trains of it.</summary>
+    static long AdapterParameters(ModelConfig m)
+    {
+        var f = m.Ffn; long d = m.DModel, e = f.Experts, h = (long)m.DenseMultiplier * d;
+        return d * e + (f.Kind == FfnKind.MoV ? e * h : 2 * e * f.Rank * (d + h));
+    }
+
+    /// <summary>Parameters that train: all of them, except in a lightweight-experts fine-tune (only routers and experts).</summary>
+    public static long TrainableParameters(ModelConfig m) =>
+        m.Ffn.IsLightweight ? m.SparseBlockIndices().Count * AdapterParameters(m) : Parameters(m);
 
     /// <summary>Forward FLOPs per token for a batch of <paramref name="batch"/> sequences.</summary>
     public static double ForwardFlopsPerToken(ModelConfig m, int batch)
@@ -46,6 +58,9 @@ public static class ModelSize
             FfnKind.MoT => 2 * d * e + 2 * e * d + e * expertPerSlot / f.GroupSize + 2 * e * d,
             FfnKind.TokenChoice => 2 * d * e + e * TokenChoiceCapacity(f, n) * expertPerSlot / n,
             FfnKind.ExpertChoice => 2 * d * e + e * ExpertChoiceCapacity(f, n) * expertPerSlot / n,
+            // the dense FFN, the router, then MoV's p·(l − 1) or MoLoRA's two codes and their up-projections, per site
+            FfnKind.MoV => 2 * 2 * d * m.DenseMultiplier * d + 2 * d * f.Experts + 2 * f.Experts * m.DenseMultiplier * d,
+            FfnKind.MoLoRA => 2 * 2 * d * m.DenseMultiplier * d + 2 * d * f.Experts + 2 * 2 * f.Experts * f.Rank * (d + m.DenseMultiplier * d),
             _ => 0,
         };
     }

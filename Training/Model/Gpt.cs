@@ -55,6 +55,7 @@ public sealed class Gpt : Module<Tensor, Tensor>
         FfnKind.MoT => new MixtureOfTokens(cfg.DModel, cfg.Ffn, cfg.DenseMultiplier, outStd, compute),
         FfnKind.TokenChoice => new TokenChoiceMoE(cfg.DModel, cfg.Ffn, cfg.DenseMultiplier, outStd, compute),
         FfnKind.ExpertChoice => new ExpertChoiceMoE(cfg.DModel, cfg.Ffn, cfg.DenseMultiplier, outStd, compute),
+        FfnKind.MoV or FfnKind.MoLoRA => new LightweightExperts(cfg.DModel, cfg.DenseMultiplier * cfg.DModel, cfg.Ffn, outStd, compute),
         _ => throw new ArgumentException($"no sparse FFN for kind {cfg.Ffn.Kind}"),
     };
 
@@ -100,6 +101,16 @@ public sealed class Gpt : Module<Tensor, Tensor>
     public void SetStats(StatsLevel level) { foreach (var (_, f) in SparseLayers) f.Stats = level; }
 
     public long ParameterCount() => parameters().Sum(p => p.numel());
+
+    /// <summary>What the optimizer updates: every parameter, except in a lightweight-experts fine-tune, which freezes
+    /// everything but the routers and experts (DESIGN §3.4).</summary>
+    public IReadOnlyList<Parameter> TrainableParameters()
+    {
+        if (Config.Ffn.IsLightweight)
+            foreach (var (name, p) in named_parameters())
+                p.requires_grad = LightweightExperts.IsAdapterWeight(name);
+        return parameters().Where(p => p.requires_grad).ToList();
+    }
 
     /// <summary>Model FLOPs utilisation: achieved training FLOP/s (3× forward, as computed) over a peak.</summary>
     public double EstimateMfu(int batch, double tokensPerSecond, double peakFlops) =>

@@ -69,7 +69,9 @@ public static class Checkpoint
 
     /// <summary>Loads the model weights; a checkpoint of another architecture is a clear error naming the differences.</summary>
     /// <param name="rename">Maps a stored name to the model's (null drops it), e.g. for a MoT → token-choice transition.</param>
-    public static void LoadModel(string checkpointDir, Gpt model, Func<string, string?>? rename = null)
+    /// <param name="fresh">Weights of the model the checkpoint need not hold; they keep their initial values (the
+    /// routers and experts added by a lightweight-experts fine-tune).</param>
+    public static void LoadModel(string checkpointDir, Gpt model, Func<string, string?>? rename = null, Func<string, bool>? fresh = null)
     {
         var path = Path.Combine(checkpointDir, WeightsFile);
         if (!File.Exists(path) && rename is null) { LoadLegacy(checkpointDir, model); return; }
@@ -78,7 +80,7 @@ public static class Checkpoint
         try
         {
             var expected = model.state_dict();
-            var problems = expected.Keys.Except(tensors.Keys).Select(k => $"missing {k}")
+            var problems = expected.Keys.Except(tensors.Keys).Where(k => fresh?.Invoke(k) != true).Select(k => $"missing {k}")
                 .Concat(tensors.Keys.Except(expected.Keys).Select(k => $"unexpected {k}"))
                 .Concat(expected.Keys.Intersect(tensors.Keys).Where(k => !expected[k].shape.SequenceEqual(tensors[k].shape))
                     .Select(k => $"{k} is [{string.Join(", ", tensors[k].shape)}], the model has [{string.Join(", ", expected[k].shape)}]"))
@@ -86,7 +88,7 @@ public static class Checkpoint
             if (problems.Count > 0)
                 throw new InvalidOperationException($"checkpoint '{checkpointDir}' does not match the model: {string.Join("; ", problems.Take(5))}" +
                     (problems.Count > 5 ? $" and {problems.Count - 5} more" : ""));
-            using (no_grad()) foreach (var (name, t) in expected) t.copy_(tensors[name]);
+            using (no_grad()) foreach (var (name, t) in expected) if (tensors.TryGetValue(name, out var v)) t.copy_(v);
         }
         finally { foreach (var t in stored.Values) t.Dispose(); }
     }

@@ -57,7 +57,7 @@ public sealed class Trainer : IDisposable
         manual_seed(config.Train.Seed);
         Model = new Gpt(config.Model, Compute);
         Model.to(Device);
-        parameters = Model.parameters().ToList();
+        parameters = Model.TrainableParameters();
         var t = config.Train;
         optimizer = new AdamW(parameters, t.LearningRate, t.Beta1, t.Beta2, t.WeightDecay);
 
@@ -73,11 +73,13 @@ public sealed class Trainer : IDisposable
         else if (config.Train.InitFrom is { } init)
         {
             var ckpt = Checkpoint.Resolve(init);
-            Checkpoint.LoadModel(ckpt, Model, Transition.MapWeightName);
+            Checkpoint.LoadModel(ckpt, Model, Transition.MapWeightName,
+                fresh: config.Model.Ffn.IsLightweight ? LightweightExperts.IsAdapterWeight : null);
             Log($"weights from {ckpt}");
         }
         File.WriteAllText(Path.Combine(runDir, "config.json"), JsonSerializer.Serialize(config, Json.Indented));
-        Log($"{Model.ParameterCount():N0} parameters, {ModelSize.ForwardFlopsPerToken(config.Model, t.BatchSize) * 3 / 1e6:N1} MFLOP per token per training step, " +
+        long trainable = parameters.Sum(p => p.numel());
+        Log($"{Model.ParameterCount():N0} parameters{(trainable < Model.ParameterCount() ? $" ({trainable:N0} trainable, {(double)trainable / Model.ParameterCount():P2})" : "")}, {ModelSize.ForwardFlopsPerToken(config.Model, t.BatchSize) * 3 / 1e6:N1} MFLOP per token per training step, " +
             $"device {Device}, compute {Compute}, {data.TrainTokens:N0} train / {data.ValTokens:N0} eval tokens");
     }
 
