@@ -18,6 +18,7 @@ public static class TrainingProgram
             ExportCommand.Create(),
             ReproduceCommand.Create(),
             TransitionCommand.Create(),
+            FineTuneCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

@@ -20,6 +20,7 @@ public static class RunsApi
         double? LastEvalLoss, double? TokensPerS, double? ElapsedS, long? Parameters, double FlopsPerToken, string? Error, string? Warning, string? StatusDetail, int? ParentId);
 
     public sealed record TransitionRequest(int Steps, double? CapacityFactor = null);
+    public sealed record FineTuneRequest(FfnKind Kind, int Steps, int Experts = 4, int Rank = 4, double? LearningRate = null);
     public sealed record LaunchGroupRequest(string Group, int? Steps = null, string? Device = null);
     public sealed record RunDetail(RunSummary Run, JsonElement Config, string Notes);
 
@@ -52,6 +53,14 @@ public static class RunsApi
         {
             if (await runs.GetAsync(id, ct) is null) return Results.NotFound();
             var (run, errors) = await groups.TransitionAsync(id, request.Steps, request.CapacityFactor ?? 2.0, ct);
+            return run is null ? Results.ValidationProblem(errors) : Results.Created($"/api/runs/{run.Id}", Summary(run));
+        });
+
+        // lightweight experts: a dense run's checkpoint, frozen, fine-tuned with MoV or MoLoRA
+        api.MapPost("/runs/{id:int}/finetune", async (int id, FineTuneRequest request, RunGroups groups, RunService runs, CancellationToken ct) =>
+        {
+            if (await runs.GetAsync(id, ct) is null) return Results.NotFound();
+            var (run, errors) = await groups.FineTuneAsync(id, request.Kind, request.Experts, request.Rank, request.Steps, request.LearningRate, ct);
             return run is null ? Results.ValidationProblem(errors) : Results.Created($"/api/runs/{run.Id}", Summary(run));
         });
 

@@ -5,7 +5,8 @@ namespace MoTLab.WebApp.Runs;
 
 /// <summary>Runs made from other runs or presets: a preset group ("Reproduce the paper") launched as one matched set
 /// (every run validated first, nothing stored unless all are valid; same steps, device and a shared tag), and a
-/// MoT run's transition to token-choice (a linked run starting from its newest checkpoint).</summary>
+/// MoT run's transition to token-choice and a dense run's lightweight-experts fine-tune (linked runs starting from
+/// the parent's newest checkpoint).</summary>
 public sealed class RunGroups(RunService runs)
 {
     public sealed record Launched(string Tag, IReadOnlyList<int> Ids)
@@ -29,17 +30,30 @@ public sealed class RunGroups(RunService runs)
     }
 
     /// <summary>A token-choice run continuing <paramref name="parentId"/>'s newest checkpoint for <paramref name="steps"/>.</summary>
-    public async Task<(RunRow? Run, Dictionary<string, string[]> Errors)> TransitionAsync(int parentId, int steps, double capacityFactor = 2.0, CancellationToken ct = default)
+    public Task<(RunRow? Run, Dictionary<string, string[]> Errors)> TransitionAsync(int parentId, int steps, double capacityFactor = 2.0, CancellationToken ct = default) =>
+        FromNewestCheckpointAsync(parentId, (cfg, checkpoint) => Transition.ToTokenChoice(cfg, checkpoint, steps, capacityFactor), "transition", "Transition tuning", ct);
+
+    /// <summary>A MoV or MoLoRA fine-tune of dense run <paramref name="parentId"/>'s newest checkpoint.</summary>
+    public Task<(RunRow? Run, Dictionary<string, string[]> Errors)> FineTuneAsync(int parentId, FfnKind kind, int experts, int rank, int steps, double? learningRate, CancellationToken ct = default) =>
+        FromNewestCheckpointAsync(parentId, (cfg, checkpoint) => FineTune.WithLightweightExperts(cfg, checkpoint, kind, experts, rank, steps, learningRate),
+            kind == FfnKind.MoV ? "mov" : "molora", "Lightweight-experts fine-tune", ct);
+
+    /// <summary>A linked run made by <paramref name="make"/> from the parent's config and newest checkpoint; an
+    /// ArgumentException from it (the wrong kind of parent) is the caller's error.</summary>
+    async Task<(RunRow? Run, Dictionary<string, string[]> Errors)> FromNewestCheckpointAsync(int parentId, Func<RunConfig, string, RunConfig> make,
+        string tag, string what, CancellationToken ct)
     {
         if (await runs.GetAsync(parentId, ct) is not { } parent) return (null, new() { ["id"] = [$"run {parentId} does not exist"] });
         var cfg = System.Text.Json.JsonSerializer.Deserialize<RunConfig>(parent.ConfigJson, Shared.Json.Options)!;
-        if (cfg.Model.Ffn.Kind != FfnKind.MoT) return (null, new() { ["id"] = [$"run {parentId} is {parent.Kind}; only a MoT run transitions to token-choice"] });
         if (Training.Train.Checkpoint.List(parent.RunDir).LastOrDefault() is not { } checkpoint)
             return (null, new() { ["id"] = [$"run {parentId} has no checkpoint yet"] });
+        RunConfig child;
+        try { child = make(cfg, checkpoint); }
+        catch (ArgumentException e) { return (null, new() { ["id"] = [$"run {parentId}: {e.Message}"] }); }
         return await runs.CreateAsync(new CreateRunRequest
         {
-            Config = Transition.ToTokenChoice(cfg, checkpoint, steps, capacityFactor), ParentId = parentId, Device = DevicePools.Requestable(parent.Device), Tags = ["transition"],
-            Notes = $"Transition tuning from run {parentId} at {Path.GetFileName(checkpoint)}",
+            Config = child, ParentId = parentId, Device = DevicePools.Requestable(parent.Device), Tags = [tag],
+            Notes = $"{what} from run {parentId} at {Path.GetFileName(checkpoint)}",
         }, ct);
     }
 }

@@ -96,6 +96,25 @@ public class CliTests
     }
 
     [Fact]
+    public void Finetune_trains_MoV_on_a_frozen_dense_run()
+    {
+        using var dir = new TestUtil.TempDir();
+        var dense = Path.Combine(dir.Path, "dense");
+        Assert.Equal(0, Cli("train", "--preset", "tiny-dense", "--steps", "10", "--out", dense, "--device", "cpu").Code);
+        var mov = Path.Combine(dir.Path, "mov");
+        var (code, output, err) = Cli("finetune", "--checkpoint", dense, "--kind", "mov", "--experts", "4", "--steps", "25", "--out", mov, "--device", "cpu");
+        Assert.True(code == 0, err);
+        Assert.Contains("trainable", output);
+        var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(mov, "config.json"))).RootElement;
+        Assert.Equal("mov", config.GetProperty("model").GetProperty("ffn").GetProperty("kind").GetString());
+        Assert.Contains("\"kind\":\"mov\"", File.ReadAllText(Path.Combine(mov, "routing.jsonl")));
+
+        var refused = Cli("finetune", "--checkpoint", mov, "--kind", "lora", "--steps", "10", "--device", "cpu");
+        Assert.Equal(2, refused.Code);
+        Assert.Contains("--kind: 'lora' is neither mov nor molora", refused.Err);
+    }
+
+    [Fact]
     public void Bench_prints_one_json_line()
     {
         var (code, output, err) = Cli("bench", "--preset", "tiny-dense", "--device", "cpu", "--steps", "2", "--warmup", "1");

@@ -45,6 +45,29 @@ public class LiveRunTests(DashboardFactory dashboard) : IClassFixture<DashboardF
     }
 
     [Fact]
+    public async Task A_dense_run_is_fine_tuned_with_lightweight_experts_as_a_linked_run()
+    {
+        var created = await http.PostAsJsonAsync("/api/runs", new { preset = "tiny-dense", steps = 30 });
+        int parent = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt32();
+        await WaitFor(parent, r => r.Status() is "completed" or "failed");
+
+        var response = await http.PostAsJsonAsync($"/api/runs/{parent}/finetune", new { kind = "molora", experts = 4, rank = 2, steps = 20 });
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        var child = await response.Content.ReadFromJsonAsync<JsonElement>();
+        int id = child.GetProperty("id").GetInt32();
+        Assert.Equal(parent, child.GetProperty("parent_id").GetInt32());
+        Assert.Equal("MoLoRA", child.GetProperty("kind").GetString());
+        var run = await WaitFor(id, r => r.Status() is "completed" or "failed");
+        Assert.True(run.Status() == "completed", run.ToString());
+        var log = File.ReadAllText(Path.Combine(dashboard.DataFolder, "runs", $"run-{id:D6}", "worker.log"));
+        Assert.Matches(@"parameters \([\d,]+ trainable, [\d.]+ ?%\)", log);
+
+        var refused = await http.PostAsJsonAsync($"/api/runs/{id}/finetune", new { kind = "mov", steps = 20 });   // not dense
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains("fine-tune a dense model", await refused.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
     public async Task A_tiny_run_streams_its_metrics_to_a_signalr_client_and_is_stored()
     {
         var events = new ConcurrentQueue<RunEvent>();
