@@ -19,6 +19,7 @@ public static class TrainingProgram
             ReproduceCommand.Create(),
             TransitionCommand.Create(),
             FineTuneCommand.Create(),
+            PlotCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

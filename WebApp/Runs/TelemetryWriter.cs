@@ -100,8 +100,13 @@ public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, RunService 
         foreach (var group in batch.OfType<Routing>().GroupBy(r => r.RunId))
         {
             var rows = group.SelectMany(g => g.Rows).ToList();
-            long first = rows.Min(r => r.Step);
-            await db.Routing.Where(r => r.RunId == group.Key && r.Step >= first).ExecuteDeleteAsync(ct);
+            // a replay (reconnect, resume) overwrites from its first step on, layer by layer: the layers of one step
+            // may come in different batches, and a delete across layers lost all but the last (only block 2 of 2 showed)
+            foreach (var layer in rows.GroupBy(r => r.Layer))
+            {
+                long first = layer.Min(r => r.Step);
+                await db.Routing.Where(r => r.RunId == group.Key && r.Layer == layer.Key && r.Step >= first).ExecuteDeleteAsync(ct);
+            }
             db.Routing.AddRange(rows.GroupBy(r => (r.Layer, r.Step)).Select(g => g.Last())
                 .Select(r => new RoutingRow { RunId = group.Key, Layer = r.Layer, Step = r.Step, Json = JsonSerializer.Serialize(r, Json.Options) }));
         }

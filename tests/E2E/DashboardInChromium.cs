@@ -161,4 +161,34 @@ public sealed class DashboardInChromium : IAsyncLifetime
         Assert.Equal(["cpu-dense", "cpu-mot", "cpu-mot-16e8", "cpu-moe", "cpu-ec"], presets);
         await Shot("reproduce-set");
     }
+
+    [Fact]
+    public async Task Fine_tune_a_dense_run_with_lightweight_experts_from_the_run_page()
+    {
+        using var http = dashboard.Client();
+        var created = await http.PostAsJsonAsync("/api/runs", new { preset = "tiny-dense", steps = 30 });
+        int denseId = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt32();
+        await http.WaitForRunAsync(denseId, r => r.Status() == "completed");
+
+        await page.GotoAsync($"/runs/{denseId}");
+        await page.WaitForFunctionAsync("() => { const g = document.getElementById('loss-plot'); return g && g.data && g.data[0].x.length > 0; }");   // interactive
+        await page.Locator("#finetune-button").ClickAsync();
+        await page.Locator("#finetune-trainable", new() { HasText = "parameters train" }).WaitForAsync();   // MoV by default, its share shown before launch
+        var steps = page.Locator("#finetune-steps");
+        await steps.FillAsync("25");
+        await steps.BlurAsync();
+        await page.Locator("#finetune-start").ClickAsync();
+        await page.WaitForURLAsync(url => !url.EndsWith($"/runs/{denseId}") && url.Contains("/runs/"), new() { WaitUntil = WaitUntilState.Commit });
+        int childId = int.Parse(page.Url.Split('/')[^1]);
+        var child = await http.WaitForRunAsync(childId, r => r.Status() is "completed" or "failed");
+        Assert.Equal("completed", child.Status());
+        Assert.Equal("MoV", child.GetProperty("kind").GetString());
+        await page.ReloadAsync();
+        await page.GetByText("trainable)").WaitForAsync();                                           // "N params (x % trainable)"
+        await page.GetByRole(AriaRole.Tab, new() { Name = "Routing" }).ClickAsync();
+        // router weights per expert (4 by default) in both blocks, like any sparse run's heatmaps
+        foreach (var block in new[] { 0, 1 })
+            await page.WaitForFunctionAsync($"() => {{ const g = document.getElementById('usage-heatmap-{block}'); return g && g.data && g.data[0] && g.data[0].z.length >= 1 && g.data[0].z[0].length === 4; }}");
+        await Shot("finetune");
+    }
 }
