@@ -23,13 +23,15 @@ public static class ReachMetric
         return result;
     }
 
-    public static Result? Compute(IReadOnlyList<Point> baseline, IReadOnlyList<Point> run)
+    /// <param name="toBest">Measure against the baseline's lowest loss and the point where it got there, instead of its
+    /// final loss and last point: the same in a healthy run, but a run that overfits ends above its best.</param>
+    public static Result? Compute(IReadOnlyList<Point> baseline, IReadOnlyList<Point> run, bool toBest = false)
     {
         if (baseline.Count == 0) return null;
-        var final = baseline[^1];
-        var hit = run.FirstOrDefault(p => p.Loss <= final.Loss);
-        if (hit is null) return new Result(final.Loss, null, null, null, null);
-        return new Result(final.Loss, hit, (double)hit.Step / final.Step, final.ElapsedS > 0 ? hit.ElapsedS / final.ElapsedS : null,
-            final.Tokens > 0 ? (double)hit.Tokens / final.Tokens : null);
+        var target = toBest ? baseline.MinBy(p => p.Loss)! : baseline[^1];
+        var hit = run.FirstOrDefault(p => p.Loss <= target.Loss);
+        if (hit is null) return new Result(target.Loss, null, null, null, null);
+        return new Result(target.Loss, hit, (double)hit.Step / target.Step, target.ElapsedS > 0 ? hit.ElapsedS / target.ElapsedS : null,
+            target.Tokens > 0 ? (double)hit.Tokens / target.Tokens : null);
     }
 }

@@ -43,7 +43,7 @@ public static class ReproduceCommand
                 Directory.CreateDirectory(dir);
                 string? resume = Checkpoint.List(dir).Count > 0 ? dir : null;
                 long resumed = resume is null ? -1 : Checkpoint.ReadState(Checkpoint.Resolve(dir)).Step;
-                if (resumed < cfg.Train.Steps)
+                if (resumed < cfg.Train.Steps && LastStep(dir) < cfg.Train.Steps)   // metrics alone (no checkpoints) also count as done
                 {
                     Console.WriteLine($"== {name} ({cfg.Model.Ffn.Kind}) → {Path.GetFullPath(dir)}");
                     using var files = new JsonlSink(dir, resumed);
@@ -59,24 +59,40 @@ public static class ReproduceCommand
         return command;
     }
 
+    static long LastStep(string dir)
+    {
+        var file = Path.Combine(dir, "metrics.jsonl");
+        return File.Exists(file) && File.ReadLines(file).LastOrDefault() is { Length: > 0 } last
+            ? JsonSerializer.Deserialize<StepMetrics>(last, Json.Options)!.Step : -1;
+    }
+
     /// <summary>(step, elapsed, tokens, eval loss) of every evaluated step in a run folder's metrics.jsonl.</summary>
     static IReadOnlyList<ReachMetric.Point> EvalCurve(string dir) =>
         File.ReadLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonSerializer.Deserialize<StepMetrics>(l, Json.Options)!)
             .Where(m => m.EvalLoss is not null).Select(m => new ReachMetric.Point(m.Step, m.ElapsedS, m.Tokens, m.EvalLoss!.Value)).ToList();
 
-    public sealed record Line(string Preset, double? FinalEvalLoss, double? StepFraction, double? TimeFraction, double? TokenFraction, string Text);
+    public sealed record Line(string Preset, double? FinalEvalLoss, double? StepFraction, double? TimeFraction, double? TokenFraction,
+        double? BestEvalLoss, long? BestStep, double? BestStepFraction, double? BestTimeFraction, string Text);
 
+    /// <summary>Per run: its final and best eval loss, and when it first reached the baseline's final eval loss and the
+    /// baseline's best one (as shares of the baseline's steps and time to get there; null = never).</summary>
     static List<Line> Summarise(List<(string Preset, IReadOnlyList<ReachMetric.Point> Eval)> curves)
     {
         var (baseName, baseline) = curves[0];
         return curves.Select(c =>
         {
             var final = c.Eval.Count > 0 ? c.Eval[^1].Loss : (double?)null;
-            if (c.Preset == baseName) return new Line(c.Preset, final, 1, 1, 1, $"{c.Preset}: final eval loss {final:F4} (the baseline)");
+            var best = c.Eval.Count > 0 ? c.Eval.MinBy(p => p.Loss) : null;
+            var bestText = best is null ? "" : $"; best {best.Loss:F4} at step {best.Step}";
+            if (c.Preset == baseName)
+                return new Line(c.Preset, final, 1, 1, 1, best?.Loss, best?.Step, 1, 1, $"{c.Preset}: final eval loss {final:F4}{bestText} (the baseline)");
             var r = ReachMetric.Compute(baseline, c.Eval);
-            return new Line(c.Preset, final, r?.StepFraction, r?.TimeFraction, r?.TokenFraction,
-                $"{c.Preset}: final eval loss {final:F4}; " + (r?.Reached is not { } hit ? $"did not reach {baseName}'s final eval loss"
-                    : $"reached {baseName}'s final eval loss {r.Target:F4} at step {hit.Step}: {r.StepFraction:P0} of the steps, {r.TimeFraction:P0} of the time"));
+            var b = ReachMetric.Compute(baseline, c.Eval, toBest: true);
+            return new Line(c.Preset, final, r?.StepFraction, r?.TimeFraction, r?.TokenFraction, best?.Loss, best?.Step, b?.StepFraction, b?.TimeFraction,
+                $"{c.Preset}: final eval loss {final:F4}{bestText}; " + Reach(r, "final") + "; " + Reach(b, "best"));
+
+            string Reach(ReachMetric.Result? x, string which) => x?.Reached is not { } hit ? $"did not reach {baseName}'s {which} eval loss"
+                : $"reached {baseName}'s {which} eval loss {x.Target:F4} at step {hit.Step}: {x.StepFraction:P0} of the steps, {x.TimeFraction:P0} of the time";
         }).ToList();
     }
 }

@@ -23,6 +23,18 @@ public class ChartMathTests
     }
 
     [Fact]
+    public void Against_the_best_loss_an_overfitting_baseline_is_measured_where_it_was_lowest()
+    {
+        var dense = new[] { P(100, 4), P(200, 3), P(300, 3.5), P(400, 5) };   // eval loss rises after step 200
+        var moe = new[] { P(100, 3.2), P(200, 2.9), P(300, 4), P(400, 6) };
+        Assert.Equal(0.25, ReachMetric.Compute(dense, moe)!.StepFraction);       // "25 % of the steps": an artefact
+        var best = ReachMetric.Compute(dense, moe, toBest: true)!;
+        Assert.Equal(3, best.Target);
+        Assert.Equal(200, best.Reached!.Step);
+        Assert.Equal(1.0, best.StepFraction);                                  // reached dense's best when dense did
+    }
+
+    [Fact]
     public void Ema_smoothing_follows_the_usual_recursion()
     {
         var s = ReachMetric.Smooth([P(1, 1), P(2, 3), P(3, 3)], 0.5);
