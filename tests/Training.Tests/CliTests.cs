@@ -64,7 +64,8 @@ public class CliTests
         Assert.Equal(["cpu-dense", "cpu-mot", "cpu-mot-16e8", "cpu-moe", "cpu-ec"], summary.EnumerateArray().Select(l => l.GetProperty("preset").GetString()));
         Assert.All(summary.EnumerateArray(), l => Assert.True(l.GetProperty("final_eval_loss").GetDouble() > 0));
         Assert.Contains("cpu-dense: final eval loss", output);
-        Assert.Matches(@"cpu-mot: final eval loss \d\.\d{4}; (reached cpu-dense's final eval loss .* of the steps|did not reach)", output);
+        Assert.Matches(@"cpu-mot: final eval loss \d\.\d{4}; best \d\.\d{4} at step \d; (reached cpu-dense's final eval loss .* of the steps|did not reach cpu-dense's final eval loss); (reached|did not reach) cpu-dense's best eval loss", output);
+        Assert.All(summary.EnumerateArray(), l => Assert.True(l.GetProperty("best_eval_loss").GetDouble() > 0));
 
         var again = Cli("reproduce", "--group", "reproduce-cpu", "--steps", "3", "--out", dir.Path, "--device", "cpu");   // finished runs are kept
         Assert.Equal(0, again.Code);
