@@ -44,9 +44,9 @@ public static class ConfigValidator
                 Check(f.GroupSize < 1 || t.BatchSize % f.GroupSize == 0, "train.batch_size",
                     $"must be a multiple of the MoT group size ({f.GroupSize}): MoT mixes tokens of {f.GroupSize} different examples");
                 Check(f.Temperature > 0, "model.ffn.temperature", "must be positive");
-                Check(f.EvalGroupSize is null or >= 1, "model.ffn.eval_group_size", "must be at least 1");
-                Check(f.EvalGroupSize is not { } eg || eg < 1 || t.BatchSize % eg == 0, "model.ffn.eval_group_size",
-                    $"must divide the batch size ({t.BatchSize}): evaluation batches are grouped the same way");
+                foreach (var eg in f.EvalGroupSizes ?? [])
+                    Check(eg >= 1 && t.BatchSize % eg == 0, "model.ffn.eval_group_sizes",
+                        $"{eg} does not divide the batch size ({t.BatchSize}): evaluation batches are grouped the same way");
                 break;
             case FfnKind.TokenChoice:
                 Check(f.TopK >= 1, "model.ffn.top_k", "must be at least 1");

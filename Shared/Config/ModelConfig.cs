@@ -51,7 +51,7 @@ public sealed record FfnConfig
     public bool LearnableTemperature { get; init; } = false; // separate learnable merge and emit temperatures
     public bool EmitOverExperts { get; init; } = false;    // emit softmax over experts instead of reusing merge weights
     public bool DiscreteEval { get; init; } = false;       // evaluation: one-hot argmax of the merge weights
-    public int? EvalGroupSize { get; init; }                // evaluation at another group size (null = GroupSize)
+    public IReadOnlyList<int>? EvalGroupSizes { get; init; } // evaluation also at these group sizes (e.g. g·2, g·4): extra eval curves
 
     // Token-choice MoE
     public int TopK { get; init; } = 1;

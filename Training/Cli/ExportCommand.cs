@@ -47,7 +47,7 @@ public static class ExportCommand
     /// next-token loss (B, T−1), fp32.</summary>
     static string WriteReference(Gpt model, RunConfig cfg, string dir, int batch, Device device, string precision)
     {
-        if (cfg.Model.Ffn.Kind == FfnKind.MoT && batch % (cfg.Model.Ffn.EvalGroupSize ?? cfg.Model.Ffn.GroupSize) != 0)
+        if (cfg.Model.Ffn.Kind == FfnKind.MoT && batch % cfg.Model.Ffn.GroupSize != 0)
             throw new UsageException($"--reference: {batch} is not a multiple of the MoT group size");
         using var scope = NewDisposeScope();
         using var _ = no_grad();

@@ -39,7 +39,6 @@ public sealed class MixtureOfTokens : SparseFeedForward
             logTempMerge = Parameter(tensor(Math.Log(cfg.Temperature), float32));
             logTempEmit = Parameter(tensor(Math.Log(cfg.Temperature), float32));
         }
-        EvalGroupSize = cfg.EvalGroupSize;
         DiscreteEval = cfg.DiscreteEval;
         RegisterComponents();
     }

@@ -202,7 +202,7 @@ public sealed class Trainer : IDisposable
         FusedOps.ClipGradNorm(parameters.Select(p => p.grad).OfType<Tensor>().ToArray(), maxNorm);
 
     /// <summary>Mean held-out loss over the fixed eval batches, plus MoT's extra evaluations
-    /// (discrete argmax routing, another group size) when configured.</summary>
+    /// (discrete argmax routing, other group sizes) when configured.</summary>
     public (double Loss, IReadOnlyDictionary<string, double>? Extra) Evaluate()
     {
         var mot = Model.SparseLayers.Select(l => l.Ffn).OfType<MixtureOfTokens>().ToList();
@@ -211,7 +211,7 @@ public sealed class Trainer : IDisposable
         var f = Config.Model.Ffn;
         if (mot.Count > 0 && f.DiscreteEval)
             (extra ??= [])["discrete"] = EvalLoss(() => mot.ForEach(m => m.DiscreteEval = true));
-        if (mot.Count > 0 && f.EvalGroupSize is { } eg && eg != f.GroupSize)
+        foreach (var eg in mot.Count > 0 ? (f.EvalGroupSizes ?? []).Where(g => g != f.GroupSize).Distinct() : [])
             (extra ??= [])[$"group_{eg}"] = EvalLoss(() => mot.ForEach(m => m.EvalGroupSize = eg));
         return (loss, extra);
 

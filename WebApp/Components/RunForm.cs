@@ -22,6 +22,7 @@ public sealed class RunForm
     public bool LearnableTemperature { get; set; }
     public bool EmitOverExperts { get; set; }
     public bool DiscreteEval { get; set; }
+    public string EvalGroupSizes { get; set; } = "";
     public int TopK { get; set; } = 1;
     public double CapacityFactor { get; set; } = 1.25;
     public double BalanceLoss { get; set; } = 0.01;
@@ -50,14 +51,14 @@ public sealed class RunForm
         Dropout = c.Model.Dropout, Kind = c.Model.Ffn.Kind, SparseBlocks = string.Join(",", c.Model.Ffn.SparseBlocks?.Select(b => b + 1) ?? []),
         Experts = c.Model.Ffn.Experts, ExpertWidth = c.Model.Ffn.ExpertWidth, Granularity = c.Model.Ffn.Granularity, GroupSize = c.Model.Ffn.GroupSize,
         Temperature = c.Model.Ffn.Temperature, LearnableTemperature = c.Model.Ffn.LearnableTemperature, EmitOverExperts = c.Model.Ffn.EmitOverExperts,
-        DiscreteEval = c.Model.Ffn.DiscreteEval, TopK = c.Model.Ffn.TopK, CapacityFactor = c.Model.Ffn.CapacityFactor, BalanceLoss = c.Model.Ffn.BalanceLoss,
+        DiscreteEval = c.Model.Ffn.DiscreteEval, EvalGroupSizes = string.Join(",", c.Model.Ffn.EvalGroupSizes ?? []), TopK = c.Model.Ffn.TopK, CapacityFactor = c.Model.Ffn.CapacityFactor, BalanceLoss = c.Model.Ffn.BalanceLoss,
         ZLoss = c.Model.Ffn.ZLoss, Capacity = c.Model.Ffn.Capacity, Steps = c.Train.Steps, BatchSize = c.Train.BatchSize, LearningRate = c.Train.LearningRate,
         WarmupFraction = c.Train.WarmupFraction, WeightDecay = c.Train.WeightDecay, GradClip = c.Train.GradClip, Seed = c.Train.Seed,
         LogEvery = c.Train.LogEvery, EvalEvery = c.Train.EvalEvery, SnapshotEvery = c.Train.SnapshotEvery, Corpus = c.Data.Corpus, Tokenizer = c.Data.Tokenizer,
     };
 
     /// <summary>The config these fields describe, or the reason the sparse-blocks text cannot be read.</summary>
-    public (RunConfig? Config, string? BlocksError) ToConfig()
+    public (RunConfig? Config, (string Field, string Message)? Error) ToConfig()
     {
         List<int>? blocks = null;
         if (!string.IsNullOrWhiteSpace(SparseBlocks))
@@ -65,7 +66,15 @@ public sealed class RunForm
             blocks = [];
             foreach (var part in SparseBlocks.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
                 if (int.TryParse(part, out var b)) blocks.Add(b - 1);
-                else return (null, $"'{part}' is not a block number (1-based, comma separated)");
+                else return (null, ("model.ffn.sparse_blocks", $"'{part}' is not a block number (1-based, comma separated)"));
+        }
+        List<int>? evalGroups = null;
+        if (!string.IsNullOrWhiteSpace(EvalGroupSizes))
+        {
+            evalGroups = [];
+            foreach (var part in EvalGroupSizes.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                if (int.TryParse(part, out var g)) evalGroups.Add(g);
+                else return (null, ("model.ffn.eval_group_sizes", $"'{part}' is not a number (comma separated, e.g. 64,128)"));
         }
         var c = template;
         return (c with
@@ -78,6 +87,7 @@ public sealed class RunForm
                 {
                     Kind = Kind, SparseBlocks = blocks, Experts = Experts, ExpertWidth = ExpertWidth, Granularity = Granularity, GroupSize = GroupSize,
                     Temperature = Temperature, LearnableTemperature = LearnableTemperature, EmitOverExperts = EmitOverExperts, DiscreteEval = DiscreteEval,
+                    EvalGroupSizes = evalGroups,
                     TopK = TopK, CapacityFactor = CapacityFactor, BalanceLoss = BalanceLoss, ZLoss = ZLoss, Capacity = Capacity,
                 },
             },

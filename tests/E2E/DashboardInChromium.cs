@@ -56,6 +56,9 @@ public sealed class DashboardInChromium : IAsyncLifetime
         var steps = page.GetByLabel("Steps", new() { Exact = true });
         await steps.FillAsync("300");
         await steps.BlurAsync();
+        var evalGroups = page.GetByLabel("Extra eval at group sizes", new() { Exact = false });            // MoT also evaluated mixing 8 tokens
+        await evalGroups.FillAsync("8");
+        await evalGroups.BlurAsync();
         // the server has taken both edits when the estimate shows 300 steps × 16 × 64 tokens
         await page.Locator("#estimate", new() { HasText = "307,200 tokens in all" }).WaitForAsync();
         await page.Locator("#launch-button:not([disabled])").ClickAsync();
@@ -66,6 +69,7 @@ public sealed class DashboardInChromium : IAsyncLifetime
         await page.WaitForFunctionAsync("() => { const g = document.getElementById('loss-plot'); return g && g.data && g.data[0].x.length >= 2; }");
         int first = await PlotLength("loss-plot");
         await page.WaitForFunctionAsync($"() => document.getElementById('loss-plot').data[0].x.length > {first}");
+        await page.WaitForFunctionAsync("() => document.getElementById('loss-plot').data.some(t => t.name === 'eval group_8' && t.x.length > 0)");
         await Shot("run-live-curves");
 
         // Routing tab: the MoT mixing heatmap shows the group (4 tokens) × 8 experts

@@ -11,14 +11,14 @@ public class ConfigTests
     [InlineData("model.heads", "must divide d_model")]
     [InlineData("train.batch_size", "multiple of the MoT group size")]
     [InlineData("model.ffn.top_k", "must not exceed the number of experts")]
-    [InlineData("model.ffn.eval_group_size", "must divide the batch size")]
+    [InlineData("model.ffn.eval_group_sizes", "32 does not divide the batch size")]
     public void Invalid_configs_name_the_field(string field, string message)
     {
         var cfg = field switch
         {
             "model.heads" => new RunConfig { Model = new ModelConfig { DModel = 64, Heads = 5 } },
             "train.batch_size" => new RunConfig { Model = new ModelConfig { Ffn = new FfnConfig { Kind = FfnKind.MoT, GroupSize = 4 } }, Train = new TrainConfig { BatchSize = 6 } },
-            "model.ffn.eval_group_size" => new RunConfig { Model = new ModelConfig { Ffn = new FfnConfig { Kind = FfnKind.MoT, GroupSize = 4, EvalGroupSize = 32 } }, Train = new TrainConfig { BatchSize = 16 } },
+            "model.ffn.eval_group_sizes" => new RunConfig { Model = new ModelConfig { Ffn = new FfnConfig { Kind = FfnKind.MoT, GroupSize = 4, EvalGroupSizes = [8, 32] } }, Train = new TrainConfig { BatchSize = 16 } },
             _ => new RunConfig { Model = new ModelConfig { Ffn = new FfnConfig { Kind = FfnKind.TokenChoice, Experts = 2, TopK = 3 } } },
         };
         var errors = ConfigValidator.Validate(cfg);

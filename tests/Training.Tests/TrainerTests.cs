@@ -80,12 +80,12 @@ public class TrainerTests
     {
         using var dir = new TestUtil.TempDir();
         var baseCfg = Tiny("tiny-mot", 20);
-        var cfg = baseCfg with { Model = baseCfg.Model with { Ffn = baseCfg.Model.Ffn with { DiscreteEval = true, EvalGroupSize = 8 } } };
+        var cfg = baseCfg with { Model = baseCfg.Model with { Ffn = baseCfg.Model.Ffn with { DiscreteEval = true, EvalGroupSizes = [8, 16] } } };
         var sink = new Collect();
         using (var trainer = new Trainer(cfg, dir.Path, "cpu", [sink])) trainer.Run();
         var last = sink.Steps[^1];
         Assert.NotNull(last.EvalLoss);
-        Assert.Equal(new[] { "discrete", "group_8" }, last.EvalExtra!.Keys.Order());
+        Assert.Equal(new[] { "discrete", "group_16", "group_8" }, last.EvalExtra!.Keys.Order());
         Assert.All(last.EvalExtra.Values, v => Assert.InRange(v, 0.5, 10));
         Assert.NotEqual(last.EvalLoss!.Value, last.EvalExtra["discrete"]);   // a different function, not a copy
     }

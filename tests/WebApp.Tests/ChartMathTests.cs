@@ -35,6 +35,18 @@ public class ChartMathTests
     }
 
     [Fact]
+    public void The_run_form_carries_extra_eval_group_sizes_and_names_the_field_of_a_typo()
+    {
+        var mot = MoTLab.Shared.Config.Presets.Find("tiny-mot")!.Config;
+        var form = RunForm.From(mot);
+        form.EvalGroupSizes = "8, 16";
+        Assert.Equal([8, 16], form.ToConfig().Config!.Model.Ffn.EvalGroupSizes);
+        Assert.Equal("8,16", RunForm.From(form.ToConfig().Config!).EvalGroupSizes);
+        form.EvalGroupSizes = "8,x";
+        Assert.Equal("model.ffn.eval_group_sizes", form.ToConfig().Error!.Value.Field);
+    }
+
+    [Fact]
     public void Ema_smoothing_follows_the_usual_recursion()
     {
         var s = ReachMetric.Smooth([P(1, 1), P(2, 3), P(3, 3)], 0.5);
