@@ -116,6 +116,22 @@ public class CliTests
     }
 
     [Fact]
+    public void Plot_draws_run_folders_into_a_png()
+    {
+        using var dir = new TestUtil.TempDir();
+        var run = Path.Combine(dir.Path, "dense");
+        Assert.Equal(0, Cli("train", "--preset", "tiny-dense", "--steps", "20", "--out", run, "--device", "cpu").Code);
+        var png = Path.Combine(dir.Path, "figures", "loss.png");
+        var (code, _, err) = Cli("plot", run, "--metric", "train_loss", "--out", png);
+        Assert.True(code == 0, err);
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, File.ReadAllBytes(png)[..4]);
+
+        var refused = Cli("plot", dir.Path, "--out", png);                     // a folder without metrics.jsonl
+        Assert.Equal(2, refused.Code);
+        Assert.Contains("no metrics.jsonl", refused.Err);
+    }
+
+    [Fact]
     public void Bench_prints_one_json_line()
     {
         var (code, output, err) = Cli("bench", "--preset", "tiny-dense", "--device", "cpu", "--steps", "2", "--warmup", "1");
