@@ -15,7 +15,9 @@ namespace MoTLab.WebApp.Tests;
 [Collection(Workers.A)]
 public sealed class AdoptedWorkerTests : IDisposable
 {
-    readonly DashboardFactory dashboard = new(null, settings: new Dictionary<string, string> { ["MoTLab:WorkerSilenceSeconds"] = "3" });
+    // long enough for the real worker started below (it heartbeats every 15 s while it has nothing else to say, and a
+    // loaded machine can keep it quiet between hello and first step); 3 s once killed it during start-up
+    readonly DashboardFactory dashboard = new(null, settings: new Dictionary<string, string> { ["MoTLab:WorkerSilenceSeconds"] = "30" });
 
     [Fact]
     public async Task A_silent_adopted_worker_frees_its_slot_and_its_run_becomes_interrupted()
@@ -42,7 +44,7 @@ public sealed class AdoptedWorkerTests : IDisposable
         await Task.Delay(1500);
         Assert.Equal("queued", (await http.GetRunAsync(next)).Status());                     // the one CPU slot is the adopted worker's
 
-        var run = await http.WaitForRunAsync(orphan, r => r.Status() == "interrupted", 30);   // the silent worker is given up
+        var run = await http.WaitForRunAsync(orphan, r => r.Status() == "interrupted", 120);  // the silent worker is given up
         Assert.Contains("stopped reporting", run.GetProperty("error").GetString());
         await http.WaitForRunAsync(next, r => r.Status() == "completed");   // then the queued run gets the slot
     }

@@ -38,7 +38,7 @@ public sealed class FaultTests
     [Fact]
     public async Task A_frozen_worker_is_stopped_and_its_run_fails_with_the_reason_then_the_queue_goes_on()
     {
-        using var dashboard = new DashboardFactory(null, settings: new Dictionary<string, string> { ["MoTLab:WorkerSilenceSeconds"] = "10" });
+        using var dashboard = new DashboardFactory(null, settings: new Dictionary<string, string> { ["MoTLab:WorkerSilenceSeconds"] = "20" });
         using var http = dashboard.Client();
         int frozen = await CreateAsync(http, new { preset = "tiny-dense", steps = 100_000 });
         int next = await CreateAsync(http, new { preset = "tiny-dense", steps = 20 });
@@ -48,7 +48,7 @@ public sealed class FaultTests
             pid = (await db.Runs.SingleAsync(r => r.Id == frozen)).WorkerPid!.Value;
 
         using (var stop = Process.Start("kill", ["-STOP", pid.ToString()])) await stop.WaitForExitAsync();   // alive, silent
-        var run = await http.WaitForRunAsync(frozen, r => r.Status() != "running", 60);
+        var run = await http.WaitForRunAsync(frozen, r => r.Status() != "running", 90);
         Assert.Equal("failed", run.Status());
         Assert.Contains("stopped reporting", run.GetProperty("error").GetString());
         Assert.Throws<ArgumentException>(() => Process.GetProcessById(pid).Kill());   // gone, not left frozen
