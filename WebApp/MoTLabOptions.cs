@@ -23,8 +23,9 @@ public sealed class MoTLabOptions
     /// <summary>Worker threads for CPU runs (0 = libtorch's default).</summary>
     [Range(0, 256)] public int WorkerThreads { get; set; } = 0;
     /// <summary>A worker that says nothing (not even its 15 s heartbeat) for this long is taken for hung or gone:
-    /// the dashboard's own worker is stopped and its run Failed; one that outlived a restart leaves its run Interrupted.</summary>
-    [Range(2, 86_400)] public int WorkerSilenceSeconds { get; set; } = 120;
+    /// the dashboard's own worker is stopped and its run Failed; one that outlived a restart leaves its run Interrupted.
+    /// At least 20 s: below the heartbeat's 15 s a healthy worker busy starting up would be killed.</summary>
+    [Range(20, 86_400)] public int WorkerSilenceSeconds { get; set; } = 120;
     /// <summary>Cap on the SQLite file (0 = none): past it, telemetry is refused as "database or disk is full"
     /// and the run shows a warning, as when the disk itself fills up.</summary>
     [Range(0, 1_000_000)] public double MaxDatabaseMB { get; set; }
