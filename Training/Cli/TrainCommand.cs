@@ -1,9 +1,8 @@
 using System.CommandLine;
 using MoTLab.Shared.Config;
 using MoTLab.Training.Data;
-using MoTLab.Training.Train;
-
 using MoTLab.Training.Runtime;
+using MoTLab.Training.Train;
 
 namespace MoTLab.Training.Cli;
 

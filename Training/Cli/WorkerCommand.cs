@@ -3,10 +3,9 @@ using System.Text.Json;
 using MoTLab.Shared;
 using MoTLab.Shared.Config;
 using MoTLab.Shared.Runs;
+using MoTLab.Training.Runtime;
 using MoTLab.Training.Train;
 using Microsoft.AspNetCore.SignalR.Client;
-
-using MoTLab.Training.Runtime;
 
 namespace MoTLab.Training.Cli;
 

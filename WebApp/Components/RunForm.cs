@@ -57,25 +57,13 @@ public sealed class RunForm
         LogEvery = c.Train.LogEvery, EvalEvery = c.Train.EvalEvery, SnapshotEvery = c.Train.SnapshotEvery, Corpus = c.Data.Corpus, Tokenizer = c.Data.Tokenizer,
     };
 
-    /// <summary>The config these fields describe, or the reason the sparse-blocks text cannot be read.</summary>
+    /// <summary>The config these fields describe, or the field whose text cannot be read and why.</summary>
     public (RunConfig? Config, (string Field, string Message)? Error) ToConfig()
     {
-        List<int>? blocks = null;
-        if (!string.IsNullOrWhiteSpace(SparseBlocks))
-        {
-            blocks = [];
-            foreach (var part in SparseBlocks.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-                if (int.TryParse(part, out var b)) blocks.Add(b - 1);
-                else return (null, ("model.ffn.sparse_blocks", $"'{part}' is not a block number (1-based, comma separated)"));
-        }
-        List<int>? evalGroups = null;
-        if (!string.IsNullOrWhiteSpace(EvalGroupSizes))
-        {
-            evalGroups = [];
-            foreach (var part in EvalGroupSizes.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-                if (int.TryParse(part, out var g)) evalGroups.Add(g);
-                else return (null, ("model.ffn.eval_group_sizes", $"'{part}' is not a number (comma separated, e.g. 64,128)"));
-        }
+        var (blocks, badBlock) = Numbers(SparseBlocks);
+        if (badBlock is not null) return (null, ("model.ffn.sparse_blocks", $"'{badBlock}' is not a block number (1-based, comma separated)"));
+        var (evalGroups, badGroup) = Numbers(EvalGroupSizes);
+        if (badGroup is not null) return (null, ("model.ffn.eval_group_sizes", $"'{badGroup}' is not a number (comma separated, e.g. 64,128)"));
         var c = template;
         return (c with
         {
@@ -85,7 +73,7 @@ public sealed class RunForm
                 DModel = DModel, Layers = Layers, Heads = Heads, SeqLen = SeqLen, Dropout = Dropout,
                 Ffn = c.Model.Ffn with
                 {
-                    Kind = Kind, SparseBlocks = blocks, Experts = Experts, ExpertWidth = ExpertWidth, Granularity = Granularity, GroupSize = GroupSize,
+                    Kind = Kind, SparseBlocks = blocks?.Select(b => b - 1).ToList(), Experts = Experts, ExpertWidth = ExpertWidth, Granularity = Granularity, GroupSize = GroupSize,
                     Temperature = Temperature, LearnableTemperature = LearnableTemperature, EmitOverExperts = EmitOverExperts, DiscreteEval = DiscreteEval,
                     EvalGroupSizes = evalGroups,
                     TopK = TopK, CapacityFactor = CapacityFactor, BalanceLoss = BalanceLoss, ZLoss = ZLoss, Capacity = Capacity,
@@ -98,5 +86,16 @@ public sealed class RunForm
             },
             Data = c.Data with { Corpus = Corpus, Tokenizer = Tokenizer },
         }, null);
+    }
+
+    /// <summary>A comma-separated list of integers (null when empty), or the first part that is not one.</summary>
+    static (List<int>? Values, string? Bad) Numbers(string text)
+    {
+        if (string.IsNullOrWhiteSpace(text)) return (null, null);
+        var values = new List<int>();
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            if (int.TryParse(part, out var v)) values.Add(v);
+            else return (null, part);
+        return (values, null);
     }
 }

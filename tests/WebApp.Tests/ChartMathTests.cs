@@ -44,6 +44,11 @@ public class ChartMathTests
         Assert.Equal("8,16", RunForm.From(form.ToConfig().Config!).EvalGroupSizes);
         form.EvalGroupSizes = "8,x";
         Assert.Equal("model.ffn.eval_group_sizes", form.ToConfig().Error!.Value.Field);
+        form.EvalGroupSizes = "";
+        form.SparseBlocks = "2";                                                   // 1-based in the form, 0-based in the config
+        Assert.Equal([1], form.ToConfig().Config!.Model.Ffn.SparseBlocks);
+        form.SparseBlocks = "two";
+        Assert.Equal("model.ffn.sparse_blocks", form.ToConfig().Error!.Value.Field);
     }
 
     [Fact]
