@@ -79,6 +79,8 @@ public static class ConfigValidator
         Check(t.LogEvery >= 1, "train.log_every", "must be at least 1");
         Check(t.SnapshotEvery >= 1, "train.snapshot_every", "must be at least 1");
         Check(t.EvalEvery >= 1, "train.eval_every", "must be at least 1");
+        Check(t.EvalEarlyEvery >= 0, "train.eval_early_every", "must be ≥ 0 (0 = off)");
+        Check(t.EvalEarlyUntil >= 0, "train.eval_early_until", "must be ≥ 0");
         Check(t.EvalBatches >= 1, "train.eval_batches", "must be at least 1");
         Check(t.CheckpointEvery >= 0, "train.checkpoint_every", "must be ≥ 0");
         Check(t.Precision is "auto" or "fp32" or "bf16", "train.precision", "must be auto, fp32 or bf16");

@@ -18,11 +18,12 @@ public static class Presets
     {
         Steps = 5000, BatchSize = 256, WarmupFraction = 0.01, MinLrRatio = 0.1, GradClip = 0.5, WeightDecay = 0.1,
         LogEvery = 10, SnapshotEvery = 100, EvalEvery = 250, EvalBatches = 8, CheckpointEvery = 1000,
+        EvalEarlyEvery = 25, EvalEarlyUntil = 500,   // steps-to-reach a loss is read to 25 steps where the runs part
     };
     static readonly DataConfig Prose = new() { Corpus = "dotnet-docs", Tokenizer = "gpt2" };
     // laptop-sized: the paper's recipe at a quarter of mini's width, byte tokens (a CPU cannot afford a 50k softmax)
     static readonly ModelConfig Cpu = new() { DModel = 128, Layers = 4, Heads = 4, SeqLen = 128 };
-    static readonly TrainConfig CpuTrain = PaperTrain with { Steps = 1000, BatchSize = 64, EvalEvery = 100, EvalBatches = 4, CheckpointEvery = 250 };
+    static readonly TrainConfig CpuTrain = PaperTrain with { Steps = 1000, BatchSize = 64, EvalEvery = 100, EvalBatches = 4, CheckpointEvery = 250, EvalEarlyEvery = 0 };
     static readonly DataConfig CpuProse = new() { Corpus = "dotnet-docs", Tokenizer = "byte" };
     static readonly FfnConfig CpuMoT = new() { Kind = FfnKind.MoT, Experts = 16, GroupSize = 16 };
 

@@ -17,6 +17,10 @@ public sealed record TrainConfig
     public int SnapshotEvery { get; init; } = 50;       // heavy routing snapshots
     public int EvalEvery { get; init; } = 100;          // held-out loss
     public int EvalBatches { get; init; } = 4;
+    /// <summary>Denser evaluation early on, where runs differ most: every this many steps up to <see cref="EvalEarlyUntil"/>
+    /// (0 = off). Steps-to-reach a loss is read from evaluations, so its resolution is this interval.</summary>
+    public int EvalEarlyEvery { get; init; }
+    public int EvalEarlyUntil { get; init; }
     public int CheckpointEvery { get; init; } = 0;      // 0 = only at the end
     /// <summary>auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16.</summary>
     public string Precision { get; init; } = "auto";
@@ -26,6 +30,10 @@ public sealed record TrainConfig
     /// <summary>A checkpoint (or run) folder whose weights start this run, optimizer fresh: transition tuning starts a
     /// token-choice model from a MoT checkpoint this way (controller → router, same experts).</summary>
     public string? InitFrom { get; init; }
+
+    /// <summary>Whether the held-out loss is measured after this many steps (always after the last).</summary>
+    public bool EvaluatesAt(long step) =>
+        step % EvalEvery == 0 || step == Steps || (EvalEarlyEvery > 0 && step <= EvalEarlyUntil && step % EvalEarlyEvery == 0);
 }
 
 /// <summary>Where the text comes from and how it is tokenized.</summary>

@@ -97,7 +97,8 @@ public sealed class Trainer : IDisposable
         {
             long step = State.Step;          // 0-based index of the step being taken
             long done = step + 1;            // steps completed after it
-            bool log = done % t.LogEvery == 0 || done == t.Steps;
+            bool eval = t.EvaluatesAt(done);
+            bool log = done % t.LogEvery == 0 || eval;
             bool snapshot = done % t.SnapshotEvery == 0;
             Model.SetStats(snapshot ? StatsLevel.Full : log ? StatsLevel.Light : StatsLevel.None);
             double lr = LrSchedule.At(step, t.Steps, t.LearningRate, t.WarmupFraction, t.MinLrRatio);
@@ -125,7 +126,7 @@ public sealed class Trainer : IDisposable
                         Time = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0,
                         Mfu = Model.EstimateMfu(batch, tps, peak),
                     };
-                    if (done % t.EvalEvery == 0 || done == t.Steps)
+                    if (eval)
                     {
                         var (evalLoss, extra) = Evaluate();
                         metrics = metrics with { EvalLoss = evalLoss, EvalExtra = extra };

@@ -37,6 +37,8 @@ public sealed class RunForm
     public long Seed { get; set; }
     public int LogEvery { get; set; }
     public int EvalEvery { get; set; }
+    public int EvalEarlyEvery { get; set; }
+    public int EvalEarlyUntil { get; set; }
     public int SnapshotEvery { get; set; }
     public string Corpus { get; set; } = "synthetic";
     public string Tokenizer { get; set; } = "byte";
@@ -54,7 +56,8 @@ public sealed class RunForm
         DiscreteEval = c.Model.Ffn.DiscreteEval, EvalGroupSizes = string.Join(",", c.Model.Ffn.EvalGroupSizes ?? []), TopK = c.Model.Ffn.TopK, CapacityFactor = c.Model.Ffn.CapacityFactor, BalanceLoss = c.Model.Ffn.BalanceLoss,
         ZLoss = c.Model.Ffn.ZLoss, Capacity = c.Model.Ffn.Capacity, Steps = c.Train.Steps, BatchSize = c.Train.BatchSize, LearningRate = c.Train.LearningRate,
         WarmupFraction = c.Train.WarmupFraction, WeightDecay = c.Train.WeightDecay, GradClip = c.Train.GradClip, Seed = c.Train.Seed,
-        LogEvery = c.Train.LogEvery, EvalEvery = c.Train.EvalEvery, SnapshotEvery = c.Train.SnapshotEvery, Corpus = c.Data.Corpus, Tokenizer = c.Data.Tokenizer,
+        LogEvery = c.Train.LogEvery, EvalEvery = c.Train.EvalEvery, SnapshotEvery = c.Train.SnapshotEvery,
+        EvalEarlyEvery = c.Train.EvalEarlyEvery, EvalEarlyUntil = c.Train.EvalEarlyUntil, Corpus = c.Data.Corpus, Tokenizer = c.Data.Tokenizer,
     };
 
     /// <summary>The config these fields describe, or the field whose text cannot be read and why.</summary>
@@ -83,6 +86,7 @@ public sealed class RunForm
             {
                 Steps = Steps, BatchSize = BatchSize, LearningRate = LearningRate, WarmupFraction = WarmupFraction, WeightDecay = WeightDecay,
                 GradClip = GradClip, Seed = Seed, LogEvery = LogEvery, EvalEvery = EvalEvery, SnapshotEvery = SnapshotEvery,
+                EvalEarlyEvery = EvalEarlyEvery, EvalEarlyUntil = EvalEarlyUntil,
             },
             Data = c.Data with { Corpus = Corpus, Tokenizer = Tokenizer },
         }, null);

@@ -72,6 +72,17 @@ public class TrainerTests
         Assert.Equal(lossesA, lossesB);
     }
 
+    [Fact]
+    public void Early_evaluation_is_denser_then_falls_back_to_eval_every()
+    {
+        var t = Tiny("tiny-dense", 30).Train with { LogEvery = 7, EvalEvery = 20, EvalEarlyEvery = 4, EvalEarlyUntil = 12, EvalBatches = 1 };
+        using var dir = new TestUtil.TempDir();
+        var sink = new Collect();
+        using (var trainer = new Trainer(Tiny("tiny-dense", 30) with { Train = t }, dir.Path, "cpu", [sink])) trainer.Run();
+        Assert.Equal(new long[] { 4, 8, 12, 20, 30 }, sink.Steps.Where(m => m.EvalLoss is not null).Select(m => m.Step));
+        Assert.Equal(new long[] { 4, 7, 8, 12, 14, 20, 21, 28, 30 }, sink.Steps.Select(m => m.Step));   // evaluated steps are logged too
+    }
+
     static List<(long Step, double Loss)> Losses(string dir) => File.ReadLines(Path.Combine(dir, "metrics.jsonl"))
         .Select(l => JsonSerializer.Deserialize<StepMetrics>(l, Json.Options)!).Select(m => (m.Step, m.TrainLoss)).ToList();
 
