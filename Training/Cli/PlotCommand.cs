@@ -16,19 +16,22 @@ public static class PlotCommand
         var metric = new Option<string>("--metric") { Description = "eval_loss or train_loss", DefaultValueFactory = _ => "eval_loss" };
         var title = new Option<string?>("--title") { Description = "Figure title" };
         var xAxis = new Option<string>("--x") { Description = "step or tokens", DefaultValueFactory = _ => "step" };
-        var command = new Command("plot", "Draw run folders' loss curves into a PNG") { runs, output, metric, title, xAxis };
+        var until = new Option<long?>("--until") { Description = "Only steps up to this one (zoom into the start of runs)" };
+        var command = new Command("plot", "Draw run folders' loss curves into a PNG") { runs, output, metric, title, xAxis, until };
         command.SetAction(parse => CliErrors.Run(() =>
         {
             var m = parse.GetValue(metric)!;
             if (m is not ("eval_loss" or "train_loss")) throw new UsageException($"--metric: '{m}' is neither eval_loss nor train_loss");
             var x = parse.GetValue(xAxis)!;
             if (x is not ("step" or "tokens")) throw new UsageException($"--x: '{x}' is neither step nor tokens");
+            long last = parse.GetValue(until) ?? long.MaxValue;
+            if (last < 1) throw new UsageException($"--until: {last} is not a step (must be at least 1)");
             var plot = new ScottPlot.Plot();
             foreach (var dir in parse.GetValue(runs)!)
             {
                 var file = Path.Combine(dir, "metrics.jsonl");
                 if (!File.Exists(file)) throw new UsageException($"{dir}: no metrics.jsonl (not a run folder)");
-                var points = File.ReadLines(file).Select(l => JsonSerializer.Deserialize<StepMetrics>(l, Json.Options)!)
+                var points = File.ReadLines(file).Select(l => JsonSerializer.Deserialize<StepMetrics>(l, Json.Options)!).Where(s => s.Step <= last)
                     .Select(s => (X: x == "step" ? s.Step : (double)s.Tokens, Y: m == "eval_loss" ? s.EvalLoss : s.TrainLoss))
                     .Where(p => p.Y is { } y && double.IsFinite(y)).ToList();
                 var line = plot.Add.Scatter(points.Select(p => p.X).ToArray(), points.Select(p => p.Y!.Value).ToArray());

@@ -129,6 +129,10 @@ public class CliTests
         var refused = Cli("plot", dir.Path, "--out", png);                     // a folder without metrics.jsonl
         Assert.Equal(2, refused.Code);
         Assert.Contains("no metrics.jsonl", refused.Err);
+        var zoomed = Path.Combine(dir.Path, "start.png");
+        Assert.Equal(0, Cli("plot", run, "--metric", "train_loss", "--until", "10", "--out", zoomed).Code);
+        Assert.NotEqual(File.ReadAllBytes(png), File.ReadAllBytes(zoomed));
+        Assert.Contains("--until: 0 is not a step", Cli("plot", run, "--until", "0", "--out", zoomed).Err);
     }
 
     [Fact]

@@ -171,11 +171,15 @@ def main():
     ap.add_argument("--vocab", type=int, default=50257)
     ap.add_argument("--omit", default="none", choices=["none", "backward", "clip", "optimizer"],
                     help="leave a stage out to measure its cost (as MoTLab's bench --omit)")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (a fused reference, not eager)")
+    ap.add_argument("--profile", type=int, default=0, metavar="N",
+                    help="after timing, profile 3 steps and print the N kernels with the most GPU time to stderr")
     a = ap.parse_args()
     shape, _, variant = a.preset.partition("-")
     dev = "cuda"
     torch.manual_seed(0)
     model = GPT(a.vocab, a.seq, sparse=SPARSE[variant], **SHAPES[shape]).to(dev)
+    fwd = torch.compile(model) if a.compile else model
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
@@ -185,7 +189,7 @@ def main():
     def step(i):
         x, y = data[i, :, :-1], data[i, :, 1:]
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = model(x, y)
+            loss = fwd(x, y)
         opt.zero_grad(set_to_none=True)
         if a.omit == "backward":
             return
@@ -204,9 +208,29 @@ def main():
     torch.cuda.synchronize()
     dt = time.perf_counter() - t0
     tps = a.steps * a.batch * a.seq / dt
-    print(json.dumps(dict(preset=a.preset, omitted=None if a.omit == "none" else a.omit, framework="pytorch-eager", torch=torch.__version__, tokens_per_s=tps,
+    print(json.dumps(dict(preset=a.preset, omitted=None if a.omit == "none" else a.omit,
+                          framework="pytorch-compile" if a.compile else "pytorch-eager", torch=torch.__version__, tokens_per_s=tps,
                           step_ms=dt * 1000 / a.steps, params=sum(p.numel() for p in model.parameters()),
                           peak_memory_mib=torch.cuda.max_memory_allocated() / 2**20)))
+
+    if a.profile:
+        profile(lambda: step(a.warmup), a.profile)
+
+
+def profile(step, top):
+    """Where a step's GPU time goes: the kernels with the most self time over 3 steps, and their share."""
+    from torch.profiler import profile as prof, ProfilerActivity
+    with prof(activities=[ProfilerActivity.CUDA]) as p:
+        for _ in range(3):
+            step()
+        torch.cuda.synchronize()
+    events = [e for e in p.key_averages() if e.self_device_time_total > 0]
+    total = sum(e.self_device_time_total for e in events)
+    import sys
+    print(f"GPU time per step {total / 3 / 1000:.1f} ms over {len(events)} kernel kinds", file=sys.stderr)
+    for e in sorted(events, key=lambda e: -e.self_device_time_total)[:top]:
+        print(f"{e.self_device_time_total / 3 / 1000:8.2f} ms {100 * e.self_device_time_total / total:5.1f} % "
+              f"x{e.count // 3:<4d} {e.key[:110]}", file=sys.stderr)
 
 
 if __name__ == "__main__":
