@@ -63,25 +63,32 @@ public sealed class Gpt : Module<Tensor, Tensor>
     /// <returns>(B, T, V) logits in the compute dtype</returns>
     public override Tensor forward(Tensor idx)
     {
+        using var h = Hidden(idx);                                                 // (B, T, d)
+        return functional.linear(h.To(compute), HeadWeight.To(compute));          // (B, T, V)
+    }
+
+    /// <summary>The final hidden states, before the head.</summary>
+    /// <returns>(B, T, d) fp32</returns>
+    public Tensor Hidden(Tensor idx)
+    {
         long T = idx.shape[1];
         if (T > Config.SeqLen) throw new ArgumentException($"sequence length {T} exceeds the model's seq_len {Config.SeqLen}");
         using var pos = arange(T, dtype: ScalarType.Int64, device: idx.device);   // (T)
         var x = wte.forward(idx) + wpe.forward(pos);                               // (B, T, d) fp32
         if (Config.Dropout > 0) x = drop.forward(x);
         foreach (var block in blocks) x = block.forward(x);                       // (B, T, d)
-        x = lnF.forward(x);                                                        // (B, T, d)
-        return functional.linear(x.To(compute), (head ?? wte.weight!).To(compute)); // (B, T, V)
+        return lnF.forward(x);                                                     // (B, T, d)
     }
 
-    /// <summary>Cross-entropy (computed in fp32) of next-token prediction plus the sparse layers' aux losses.</summary>
+    Tensor HeadWeight => head ?? wte.weight!;                                      // (V, d)
+
+    /// <summary>Cross-entropy (softmax in fp32) of next-token prediction plus the sparse layers' aux losses. The head
+    /// and the loss are one fused function (<see cref="LinearCrossEntropy"/>): the (B·T, V) logits are never kept.</summary>
     /// <returns>(objective, cross-entropy, aux) scalars; aux is 0 when no layer has one.</returns>
     public (Tensor Objective, Tensor CrossEntropy, Tensor Aux) Loss(Tensor idx, Tensor targets)
     {
-        using var logits = forward(idx);                                           // (B, T, V)
-        // log-softmax computed in fp32 straight from the compute-dtype logits: the same values as casting first
-        // (bf16 → fp32 is exact) without writing and reading back a fp32 copy of the (B·T, V) logits
-        using var logp = logits.reshape(-1, logits.shape[2]).log_softmax(1, ScalarType.Float32); // (B·T, V) fp32
-        var ce = functional.nll_loss(logp, targets.reshape(-1));
+        using var h = Hidden(idx);                                                 // (B, T, d)
+        var ce = LinearCrossEntropy.Loss(h.reshape(-1, h.shape[2]), HeadWeight, targets.reshape(-1), compute);
         var aux = AuxLoss(ce.device);
         return (ce + aux, ce, aux);
     }

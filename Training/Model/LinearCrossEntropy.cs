@@ -1,0 +1,92 @@
+using static TorchSharp.torch;
+using static TorchSharp.torch.autograd;
+
+namespace MoTLab.Training.Model;
+
+/// <summary>The output head and the mean next-token cross-entropy in one autograd function: mean over rows of
+/// −log softmax(x Wᵀ)[target], with the softmax in fp32. It never keeps the (N, V) logits: rows go through in chunks,
+/// and when gradients are wanted each chunk's (softmax − onehot) is multiplied out into dx and dW right away, so the
+/// backward only scales those by the incoming gradient. The vocabulary is padded to a multiple of 64 inside (the
+/// padded logits are −∞): with V = 50,257 the unpadded matmuls fall back to slow unaligned kernels on CUDA.</summary>
+public sealed class LinearCrossEntropy : SingleTensorFunction<LinearCrossEntropy>
+{
+    public const long DefaultChunkElements = 1L << 30;   // logits per chunk: 2 GiB in bf16, plus its fp32 log-softmax
+    static readonly object Gate = new();
+    static List<Tensor> handedBack = [];        // backward's results, disposed once autograd has taken its copies
+
+    public override string Name => nameof(LinearCrossEntropy);
+
+    /// <param name="x">(N, d) hidden states, any float dtype</param>
+    /// <param name="weight">(V, d) head weight</param>
+    /// <param name="targets">(N) int64 token ids</param>
+    /// <param name="compute">dtype of the matmuls</param>
+    /// <param name="chunkElements">at most this many logits exist at once (rows per chunk: a multiple of 128 when ≥ 128)</param>
+    /// <returns>0-d fp32 mean cross-entropy, differentiable in x and weight</returns>
+    public static Tensor Loss(Tensor x, Tensor weight, Tensor targets, ScalarType compute, long chunkElements = DefaultChunkElements) =>
+        apply(x, weight, targets, compute, is_grad_enabled(), chunkElements);
+
+    public override Tensor forward(AutogradContext ctx, params object[] vars)
+    {
+        ReleaseHandedBack();
+        var (x, weight, targets, compute, grad) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], (ScalarType)vars[3], (bool)vars[4]);
+        long chunkElements = (long)vars[5];
+        bool needX = grad && x.requires_grad, needW = grad && weight.requires_grad;
+        long n = x.shape[0], d = x.shape[1], vocab = weight.shape[0], padded = (vocab + 63) / 64 * 64;
+        long chunk = Math.Max(1, chunkElements / padded);
+        if (chunk >= 128) chunk = chunk / 128 * 128;
+
+        using var scope = NewDisposeScope();
+        var w = weight.to_type(compute);                                             // (V, d)
+        if (padded > vocab) w = cat([w, zeros(padded - vocab, d, dtype: compute, device: w.device)]);   // (Vp, d)
+        var xc = x.to_type(compute);                                                 // (N, d)
+        var nll = zeros(Array.Empty<long>(), dtype: ScalarType.Float32, device: x.device);
+        var dx = needX ? empty(n, d, dtype: compute, device: x.device) : null;     // (N, d)
+        var dw = needW ? zeros(padded, d, dtype: ScalarType.Float32, device: x.device) : null;   // (Vp, d) fp32 sum
+
+        for (long start = 0; start < n; start += chunk)
+        {
+            using var inner = NewDisposeScope();
+            long rows = Math.Min(chunk, n - start);
+            var xi = xc.narrow(0, start, rows);                                     // (n, d)
+            var ti = targets.narrow(0, start, rows).unsqueeze(1);                   // (n, 1)
+            var z = xi.mm(w.t());                                                   // (n, Vp) logits
+            if (padded > vocab) z.narrow(1, vocab, padded - vocab).fill_(double.NegativeInfinity);
+            using (var logp = z.log_softmax(1, ScalarType.Float32))                 // (n, Vp) fp32
+                nll.sub_(logp.gather(1, ti).sum());
+            if (dx is null && dw is null) continue;
+            var p = z.softmax(1);                                                   // (n, Vp) ∂(Σ nll)/∂z = p − onehot
+            z.Dispose();
+            p.scatter_add_(1, ti, full(rows, 1, -1.0, dtype: p.dtype, device: p.device));
+            dx?.narrow(0, start, rows).copy_(p.mm(w));                              // (n, d)
+            dw?.add_(p.t().mm(xi));                                                 // (Vp, d)
+        }
+        double scale = 1.0 / n;
+        var loss = nll.mul_(scale).MoveToOuterDisposeScope();
+        var saved = new List<Tensor>();
+        if (dx is not null) saved.Add(dx.mul_(scale).to_type(x.dtype).MoveToOuterDisposeScope());
+        if (dw is not null) saved.Add(dw.narrow(0, 0, vocab).mul_(scale).to_type(weight.dtype).MoveToOuterDisposeScope());
+        ctx.save_for_backward(saved);
+        ctx.save_data("has", (dx is not null, dw is not null));
+        return loss;
+    }
+
+    public override List<Tensor> backward(AutogradContext ctx, Tensor gradOutput)
+    {
+        var (hasX, hasW) = ((bool, bool))ctx.get_data("has");
+        var saved = ctx.get_saved_variables();
+        Tensor? gx = hasX ? saved[0] * gradOutput : null;                        // (N, d)
+        Tensor? gw = hasW ? saved[hasX ? 1 : 0] * gradOutput : null;             // (V, d)
+        foreach (var s in saved) s.Dispose();
+        lock (Gate) handedBack.AddRange(new[] { gx, gw }.OfType<Tensor>());
+        return [gx!, gw!, null!, null!, null!, null!];
+    }
+
+    /// <summary>Autograd copies what backward returns; the managed handles (made on autograd's thread, outside any
+    /// dispose scope) would otherwise hold the GPU memory until a garbage collection.</summary>
+    static void ReleaseHandedBack()
+    {
+        List<Tensor> old;
+        lock (Gate) { old = handedBack; handedBack = []; }
+        foreach (var t in old) t.Dispose();
+    }
+}
