@@ -67,7 +67,8 @@ public static class BenchCommand
 
     static void Sync(Device d) { if (d.type == DeviceType.CUDA) cuda.synchronize(d); }
 
-    /// <summary>GPU memory this process holds (nvidia-smi; libtorch's caching allocator keeps its peak), or null.</summary>
+    /// <summary>GPU memory this process holds on all GPUs (nvidia-smi; libtorch's caching allocator keeps its peak), or
+    /// null. Summed: a run on cuda:N also holds a small context on GPU 0, which nvidia-smi lists first.</summary>
     static long? GpuMemoryMiB(Device d)
     {
         if (d.type != DeviceType.CUDA) return null;
@@ -77,8 +78,8 @@ public static class BenchCommand
             using var p = Process.Start(psi)!;
             var lines = p.StandardOutput.ReadToEnd().Split('\n', StringSplitOptions.RemoveEmptyEntries);
             p.WaitForExit();
-            var mine = lines.Select(l => l.Split(',')).FirstOrDefault(f => f[0].Trim() == Environment.ProcessId.ToString());
-            return mine is null ? null : long.Parse(mine[1].Trim());
+            var mine = lines.Select(l => l.Split(',')).Where(f => f[0].Trim() == Environment.ProcessId.ToString()).ToList();
+            return mine.Count == 0 ? null : mine.Sum(f => long.Parse(f[1].Trim()));
         }
         catch (System.ComponentModel.Win32Exception) { return null; }
     }

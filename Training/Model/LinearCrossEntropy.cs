@@ -4,7 +4,7 @@ using static TorchSharp.torch.autograd;
 namespace MoTLab.Training.Model;
 
 /// <summary>The output head and the mean next-token cross-entropy in one autograd function: mean over rows of
-/// −log softmax(x Wᵀ)[target], with the softmax in fp32. It never keeps the (N, V) logits: rows go through in chunks,
+/// −log softmax(x Wᵀ)[target], the softmax computed in fp32. It never keeps the (N, V) logits: rows go through in chunks,
 /// and when gradients are wanted each chunk's (softmax − onehot) is multiplied out into dx and dW right away, so the
 /// backward only scales those by the incoming gradient. The vocabulary is padded to a multiple of 64 inside (the
 /// padded logits are −∞): with V = 50,257 the unpadded matmuls fall back to slow unaligned kernels on CUDA.</summary>
@@ -51,11 +51,15 @@ public sealed class LinearCrossEntropy : SingleTensorFunction<LinearCrossEntropy
             var ti = targets.narrow(0, start, rows).unsqueeze(1);                   // (n, 1)
             var z = xi.mm(w.t());                                                   // (n, Vp) logits
             if (padded > vocab) z.narrow(1, vocab, padded - vocab).fill_(double.NegativeInfinity);
-            using (var logp = z.log_softmax(1, ScalarType.Float32))                 // (n, Vp) fp32
-                nll.sub_(logp.gather(1, ti).sum());
-            if (dx is null && dw is null) continue;
-            var p = z.softmax(1);                                                   // (n, Vp) ∂(Σ nll)/∂z = p − onehot
+            var (zMax, argMax) = z.max(1, keepdim: true);                           // (n, 1) each
+            var p = z.softmax(1);                                                   // (n, Vp) softmax in fp32, stored in z's dtype
+            // log-sum-exp from the most likely token's probability (≥ 1/V, so it never underflows): one read of z
+            // instead of an fp32 log-softmax over it. Stored in bf16, that probability adds at most 2⁻⁹ nats to a
+            // token's loss, less than rounding its logits to bf16 already does (2⁻⁹ of their size); fp32 is exact.
+            var lse = zMax.to_type(ScalarType.Float32) - p.gather(1, argMax).to_type(ScalarType.Float32).log();   // (n, 1)
+            nll.add_((lse - z.gather(1, ti).to_type(ScalarType.Float32)).sum());
             z.Dispose();
+            if (dx is null && dw is null) continue;
             p.scatter_add_(1, ti, full(rows, 1, -1.0, dtype: p.dtype, device: p.device));
             dx?.narrow(0, start, rows).copy_(p.mm(w));                              // (n, d)
             dw?.add_(p.t().mm(xi));                                                 // (Vp, d)

@@ -40,7 +40,9 @@ public sealed class TokenChoiceMoE : SparseFeedForward
         var probs = functional.softmax(logits, 1);                         // (N, E)
         var (gate, choice) = probs.topk(k, 1);                             // (N, k) each
         var order = choice.t().reshape(k * N);                             // (k·N) first choices first
-        var mask = functional.one_hot(order, E);                           // (k·N, E) int64
+        // one-hot by scatter: functional.one_hot range-checks its input, which waits for the GPU
+        using var one = ones(k * N, 1, dtype: ScalarType.Int64, device: x.device);
+        var mask = zeros(k * N, E, dtype: ScalarType.Int64, device: x.device).scatter_(1, order.unsqueeze(1), one); // (k·N, E)
         var position = (mask.cumsum(0) * mask).sum(1) - 1;                 // (k·N) slot within the chosen expert
         var kept = position.lt(C);                                         // (k·N) within capacity
         var slot = where(kept, order * C + position, E * C);               // (k·N) dropped → spare row E·C
