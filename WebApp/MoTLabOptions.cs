@@ -20,8 +20,15 @@ public sealed class MoTLabOptions
     /// <summary>Folders users may train on (corpus paths must resolve inside one). The uploads folder is always allowed.</summary>
     public List<string> DataRoots { get; set; } = [];
     [Range(1, 100_000)] public int MaxUploadMB { get; set; } = 200;
-    /// <summary>Worker threads for CPU runs (0 = libtorch's default).</summary>
+    /// <summary>libtorch threads of each CPU run; 0 = automatic (<see cref="CpuWorkerThreads"/>).</summary>
     [Range(0, 256)] public int WorkerThreads { get; set; } = 0;
+
+    /// <summary>Threads a CPU run gets: <see cref="WorkerThreads"/> when set, else the cores shared among the CPU slots
+    /// with one core left to the dashboard (its web server and SignalR pushes stay responsive while a run trains).
+    /// On 2 cores that is one thread, which costs the small presets nothing: they are bound by per-operation
+    /// overhead, not arithmetic (docs/benchmarks.md, CPU).</summary>
+    public int CpuWorkerThreads =>
+        WorkerThreads > 0 ? WorkerThreads : Math.Max(1, (Environment.ProcessorCount - 1) / Math.Max(1, CpuSlots));
     /// <summary>A worker that says nothing (not even its 15 s heartbeat) for this long is taken for hung or gone:
     /// the dashboard's own worker is stopped and its run Failed; one that outlived a restart leaves its run Interrupted.
     /// At least 20 s: below the heartbeat's 15 s a healthy worker busy starting up would be killed.</summary>

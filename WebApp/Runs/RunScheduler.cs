@@ -75,7 +75,7 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
             try
             {
                 worker = launcher.Launch(new WorkerLaunch(run.Id, HubUrl(), token, run.RunDir, slot == "cpu" ? "cpu" : slot,
-                    slot == "cpu" ? o.WorkerThreads : 0, o.CachePath));
+                    slot == "cpu" ? o.CpuWorkerThreads : 0, o.CachePath));
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
