@@ -133,8 +133,9 @@ public sealed class DashboardInChromium : IAsyncLifetime
         await steps.FillAsync("40");
         await steps.BlurAsync();
         await page.Locator("#transition-start").ClickAsync();
-        await page.WaitForURLAsync(url => !url.EndsWith($"/runs/{motId}") && url.Contains("/runs/"), new() { WaitUntil = WaitUntilState.Commit });   // client-side navigation
-        int childId = int.Parse(page.Url.Split('/')[^1]);
+        // client-side navigation (pushState): polled, since a navigation that lands before a WaitForURL subscribes is missed
+        await page.WaitForFunctionAsync($"() => location.pathname.startsWith('/runs/') && location.pathname !== '/runs/{motId}'");
+        int childId = int.Parse((await page.EvaluateAsync<string>("() => location.pathname")).Split('/')[^1]);
         await page.Locator("#run-title", new() { HasText = $"#{childId} " }).WaitForAsync();      // the same page, showing the new run
         await page.GoBackAsync(new() { WaitUntil = WaitUntilState.Commit });
         await page.Locator("#run-title", new() { HasText = $"#{motId} " }).WaitForAsync();        // and back again
@@ -182,8 +183,8 @@ public sealed class DashboardInChromium : IAsyncLifetime
         await steps.FillAsync("25");
         await steps.BlurAsync();
         await page.Locator("#finetune-start").ClickAsync();
-        await page.WaitForURLAsync(url => !url.EndsWith($"/runs/{denseId}") && url.Contains("/runs/"), new() { WaitUntil = WaitUntilState.Commit });
-        int childId = int.Parse(page.Url.Split('/')[^1]);
+        await page.WaitForFunctionAsync($"() => location.pathname.startsWith('/runs/') && location.pathname !== '/runs/{denseId}'");
+        int childId = int.Parse((await page.EvaluateAsync<string>("() => location.pathname")).Split('/')[^1]);
         var child = await http.WaitForRunAsync(childId, r => r.Status() is "completed" or "failed");
         Assert.Equal("completed", child.Status());
         Assert.Equal("MoV", child.GetProperty("kind").GetString());
