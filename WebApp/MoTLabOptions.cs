@@ -25,8 +25,8 @@ public sealed class MoTLabOptions
 
     /// <summary>Threads a CPU run gets: <see cref="WorkerThreads"/> when set, else the cores shared among the CPU slots
     /// with one core left to the dashboard (its web server and SignalR pushes stay responsive while a run trains).
-    /// On 2 cores that is one thread, which costs the small presets nothing: they are bound by per-operation
-    /// overhead, not arithmetic (docs/benchmarks.md, CPU).</summary>
+    /// On 2 cores that is one thread: the tiny presets train 4–30 % slower than on two (docs/benchmarks.md, CPU), the
+    /// price of a dashboard that stays responsive while a run trains.</summary>
     public int CpuWorkerThreads =>
         WorkerThreads > 0 ? WorkerThreads : Math.Max(1, (Environment.ProcessorCount - 1) / Math.Max(1, CpuSlots));
     /// <summary>A worker that says nothing (not even its 15 s heartbeat) for this long is taken for hung or gone:
