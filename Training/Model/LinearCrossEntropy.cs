@@ -10,9 +10,11 @@ namespace MoTLab.Training.Model;
 /// padded logits are −∞): with V = 50,257 the unpadded matmuls fall back to slow unaligned kernels on CUDA.</summary>
 public sealed class LinearCrossEntropy : SingleTensorFunction<LinearCrossEntropy>
 {
-    public const long DefaultChunkElements = 1L << 30;   // logits per chunk: 2 GiB in bf16, plus its fp32 log-softmax
-    static readonly object Gate = new();
-    static List<Tensor> handedBack = [];        // backward's results, disposed once autograd has taken its copies
+    public const long DefaultChunkElements = 1L << 30;   // logits per chunk: 2 GiB in bf16, and as much for their softmax
+    // What this thread's last backward returned. Autograd copies those tensors as the backward returns, but the managed
+    // handles, made on autograd's thread outside any dispose scope, would hold their memory until a garbage
+    // collection; they are disposed when the same thread runs the next backward, which it can only do after that copy.
+    [ThreadStatic] static List<Tensor>? handedBack;
 
     public override string Name => nameof(LinearCrossEntropy);
 
@@ -27,7 +29,6 @@ public sealed class LinearCrossEntropy : SingleTensorFunction<LinearCrossEntropy
 
     public override Tensor forward(AutogradContext ctx, params object[] vars)
     {
-        ReleaseHandedBack();
         var (x, weight, targets, compute, grad) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], (ScalarType)vars[3], (bool)vars[4]);
         long chunkElements = (long)vars[5];
         bool needX = grad && x.requires_grad, needW = grad && weight.requires_grad;
@@ -76,21 +77,13 @@ public sealed class LinearCrossEntropy : SingleTensorFunction<LinearCrossEntropy
 
     public override List<Tensor> backward(AutogradContext ctx, Tensor gradOutput)
     {
+        foreach (var t in handedBack ?? []) t.Dispose();
         var (hasX, hasW) = ((bool, bool))ctx.get_data("has");
         var saved = ctx.get_saved_variables();
         Tensor? gx = hasX ? saved[0] * gradOutput : null;                        // (N, d)
         Tensor? gw = hasW ? saved[hasX ? 1 : 0] * gradOutput : null;             // (V, d)
         foreach (var s in saved) s.Dispose();
-        lock (Gate) handedBack.AddRange(new[] { gx, gw }.OfType<Tensor>());
+        handedBack = [.. new[] { gx, gw }.OfType<Tensor>()];
         return [gx!, gw!, null!, null!, null!, null!];
-    }
-
-    /// <summary>Autograd copies what backward returns; the managed handles (made on autograd's thread, outside any
-    /// dispose scope) would otherwise hold the GPU memory until a garbage collection.</summary>
-    static void ReleaseHandedBack()
-    {
-        List<Tensor> old;
-        lock (Gate) { old = handedBack; handedBack = []; }
-        foreach (var t in old) t.Dispose();
     }
 }
