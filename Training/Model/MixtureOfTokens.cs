@@ -100,7 +100,8 @@ public sealed class MixtureOfTokens : SparseFeedForward
     }
 
     Tensor Tempered(Tensor logits, Parameter? logTemperature) =>
-        logTemperature is null ? logits / cfg.Temperature : logits / logTemperature.exp();
+        logTemperature is not null ? logits / logTemperature.exp()
+        : cfg.Temperature == 1.0 ? logits : logits / cfg.Temperature;   // no division (and its backward) at T = 1
 
     /// <summary>Merge temperature now (learnable or fixed).</summary>
     public double Temperature => logTempMerge is null ? cfg.Temperature : Math.Exp(logTempMerge.item<float>());

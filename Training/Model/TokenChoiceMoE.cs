@@ -52,7 +52,7 @@ public sealed class TokenChoiceMoE : SparseFeedForward
         var slot = where(kept, order * C + position, E * C);               // (k·N) dropped → spare row E·C
 
         var buffer = zeros(E * C + 1, d, dtype: x.dtype, device: x.device)
-            .index_copy(0, slot, flat.repeat(k, 1));                       // (E·C+1, d) kept tokens in expert slots
+            .index_copy(0, slot, k == 1 ? flat : flat.repeat(k, 1));       // (E·C+1, d) kept tokens in expert slots
         var y = experts.forward(buffer[..(int)(E * C)].view(E, C, d))      // (E, C, d)
             .reshape(E * C, d);
         var yPlus = cat([y, zeros(1, d, dtype: y.dtype, device: y.device)], 0); // (E·C+1, d) spare row is 0
