@@ -3,9 +3,8 @@ using System.Text.Json;
 using MoTLab.Shared;
 using MoTLab.Shared.Config;
 using MoTLab.Shared.Telemetry;
-using MoTLab.Training.Train;
-
 using MoTLab.Training.Runtime;
+using MoTLab.Training.Train;
 
 namespace MoTLab.Training.Cli;
 
@@ -52,7 +51,8 @@ public static class ReproduceCommand
                 }
                 curves.Add((name, EvalCurve(dir)));
             }
-            if (subset.Length > 0) return;            var summary = Summarise(curves);
+            if (subset.Length > 0) return;
+            var summary = Summarise(curves);
             foreach (var line in summary) Console.WriteLine(line.Text);
             File.WriteAllText(Path.Combine(root, "summary.json"), JsonSerializer.Serialize(summary, Json.Indented));
         }));

@@ -6,7 +6,7 @@
 Prints one JSON line like `MoTLab.Training bench`. Architecture mirrors Training/Model: pre-norm,
 learned positions, tied head, bias-free projections, ReLU FFN, fused QKV; MoT as in DESIGN §3.1.
 """
-import argparse, json, math, time
+import argparse, json, math, sys, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -226,7 +226,6 @@ def profile(step, top):
         torch.cuda.synchronize()
     events = [e for e in p.key_averages() if e.self_device_time_total > 0]
     total = sum(e.self_device_time_total for e in events)
-    import sys
     print(f"GPU time per step {total / 3 / 1000:.1f} ms over {len(events)} kernel kinds", file=sys.stderr)
     for e in sorted(events, key=lambda e: -e.self_device_time_total)[:top]:
         print(f"{e.self_device_time_total / 3 / 1000:8.2f} ms {100 * e.self_device_time_total / total:5.1f} % "
