@@ -24,11 +24,11 @@ public sealed class MoTLabOptions
     [Range(0, 256)] public int WorkerThreads { get; set; } = 0;
 
     /// <summary>Threads a CPU run gets: <see cref="WorkerThreads"/> when set, else the cores shared among the CPU slots
-    /// with one core left to the dashboard (its web server and SignalR pushes stay responsive while a run trains).
-    /// On 2 cores that is one thread: the tiny presets train 4–30 % slower than on two (docs/benchmarks.md, CPU), the
-    /// price of a dashboard that stays responsive while a run trains.</summary>
+    /// with one core left to the dashboard, so its web server and SignalR pushes stay responsive while runs train. On
+    /// 2 cores that is one thread: the tiny presets train 4–30 % slower than on two (docs/benchmarks.md, CPU).</summary>
     public int CpuWorkerThreads =>
         WorkerThreads > 0 ? WorkerThreads : Math.Max(1, (Environment.ProcessorCount - 1) / Math.Max(1, CpuSlots));
+
     /// <summary>A worker that says nothing (not even its 15 s heartbeat) for this long is taken for hung or gone:
     /// the dashboard's own worker is stopped and its run Failed; one that outlived a restart leaves its run Interrupted.
     /// At least 20 s: below the heartbeat's 15 s a healthy worker busy starting up would be killed.</summary>
