@@ -40,6 +40,17 @@ public sealed class DashboardInChromium : IAsyncLifetime
     Task<int> PlotLength(string id, string field = "x") =>
         page.EvaluateAsync<int>($"() => {{ const g = document.getElementById('{id}'); return g && g.data && g.data[0] && g.data[0].{field} ? g.data[0].{field}.length : 0; }}");
 
+    Task LossCurveDrawnAsync() =>
+        page.WaitForFunctionAsync("() => { const g = document.getElementById('loss-plot'); return g && g.data && g.data[0].x.length > 0; }");
+
+    /// <summary>The id of the run the page moved to from run <paramref name="runId"/>'s page. Blazor navigates with
+    /// pushState, so the location is polled: a navigation that lands before WaitForURL subscribes would be missed.</summary>
+    async Task<int> NavigatedFromRunAsync(int runId)
+    {
+        await page.WaitForFunctionAsync($"() => location.pathname.startsWith('/runs/') && location.pathname !== '/runs/{runId}'");
+        return int.Parse((await page.EvaluateAsync<string>("() => location.pathname")).Split('/')[^1]);
+    }
+
     [Fact]
     public async Task Launch_tiny_mot_from_the_form_watch_it_live_then_compare_with_a_dense_run()
     {
@@ -127,15 +138,13 @@ public sealed class DashboardInChromium : IAsyncLifetime
 
         // Run page: Transition to token-choice → a linked run whose curve continues the parent's
         await page.GotoAsync($"/runs/{motId}");
-        await page.WaitForFunctionAsync("() => { const g = document.getElementById('loss-plot'); return g && g.data && g.data[0].x.length > 0; }");   // interactive
+        await LossCurveDrawnAsync();   // interactive
         await page.Locator("#transition-button").ClickAsync();
         var steps = page.Locator("#transition-steps");
         await steps.FillAsync("40");
         await steps.BlurAsync();
         await page.Locator("#transition-start").ClickAsync();
-        // client-side navigation (pushState): polled, since a navigation that lands before a WaitForURL subscribes is missed
-        await page.WaitForFunctionAsync($"() => location.pathname.startsWith('/runs/') && location.pathname !== '/runs/{motId}'");
-        int childId = int.Parse((await page.EvaluateAsync<string>("() => location.pathname")).Split('/')[^1]);
+        int childId = await NavigatedFromRunAsync(motId);
         await page.Locator("#run-title", new() { HasText = $"#{childId} " }).WaitForAsync();      // the same page, showing the new run
         await page.GoBackAsync(new() { WaitUntil = WaitUntilState.Commit });
         await page.Locator("#run-title", new() { HasText = $"#{motId} " }).WaitForAsync();        // and back again
@@ -176,15 +185,14 @@ public sealed class DashboardInChromium : IAsyncLifetime
         await http.WaitForRunAsync(denseId, r => r.Status() == "completed");
 
         await page.GotoAsync($"/runs/{denseId}");
-        await page.WaitForFunctionAsync("() => { const g = document.getElementById('loss-plot'); return g && g.data && g.data[0].x.length > 0; }");   // interactive
+        await LossCurveDrawnAsync();   // interactive
         await page.Locator("#finetune-button").ClickAsync();
         await page.Locator("#finetune-trainable", new() { HasText = "parameters train" }).WaitForAsync();   // MoV by default, its share shown before launch
         var steps = page.Locator("#finetune-steps");
         await steps.FillAsync("25");
         await steps.BlurAsync();
         await page.Locator("#finetune-start").ClickAsync();
-        await page.WaitForFunctionAsync($"() => location.pathname.startsWith('/runs/') && location.pathname !== '/runs/{denseId}'");
-        int childId = int.Parse((await page.EvaluateAsync<string>("() => location.pathname")).Split('/')[^1]);
+        int childId = await NavigatedFromRunAsync(denseId);
         var child = await http.WaitForRunAsync(childId, r => r.Status() is "completed" or "failed");
         Assert.Equal("completed", child.Status());
         Assert.Equal("MoV", child.GetProperty("kind").GetString());
