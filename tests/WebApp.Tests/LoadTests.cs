@@ -64,7 +64,10 @@ public sealed class LoadTests
         try
         {
             foreach (var id in ids)
-                Assert.Equal("completed", (await http.WaitForRunAsync(id, r => r.Status() is "completed" or "failed", 300)).Status());
+            {
+                var run = await http.WaitForRunAsync(id, r => r.Status() is "completed" or "failed", 300);
+                Assert.True(run.Status() == "completed", $"run {id} did not complete: {run}");   // the run's error, if it failed
+            }
             await Task.Delay(1000);                                        // the last events are in flight
             foreach (var id in ids)
             {
