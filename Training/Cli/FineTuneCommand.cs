@@ -30,7 +30,7 @@ public static class FineTuneCommand
             var dense = Checkpoint.ReadConfig(from);
             if (dense.Model.Ffn.Kind != FfnKind.Dense) throw new UsageException($"--checkpoint: {from} is a {dense.Model.Ffn.Kind} model; lightweight experts fine-tune a dense one");
             current = FineTune.WithLightweightExperts(dense, Path.GetFullPath(from), k, parse.GetValue(experts), parse.GetValue(rank), parse.GetValue(steps), parse.GetValue(lr));
-            TransitionCommand.Train(current, parse.GetValue(output) ?? Path.Combine("runs", $"{dense.Name}-{k.ToString().ToLowerInvariant()}-{DateTime.Now:yyyyMMdd-HHmmss}"), parse.GetValue(device)!);
+            TrainCommand.Train(current, parse.GetValue(output) ?? Path.Combine("runs", $"{dense.Name}-{k.ToString().ToLowerInvariant()}-{DateTime.Now:yyyyMMdd-HHmmss}"), parse.GetValue(device)!);
         }, () => current));
         return command;
     }

@@ -49,9 +49,9 @@ public static class ReproduceCommand
                     using var trainer = new Trainer(cfg, dir, parse.GetValue(device)!, [files, new ConsoleSink(cfg.Train.Steps)], resume);
                     trainer.Run();
                 }
-                curves.Add((name, EvalCurve(dir)));
+                if (subset.Length == 0) curves.Add((name, EvalCurve(dir)));
             }
-            if (subset.Length > 0) return;
+            if (subset.Length > 0) return;                                   // part of the set: the last call summarises
             var summary = Summarise(curves);
             foreach (var line in summary) Console.WriteLine(line.Text);
             File.WriteAllText(Path.Combine(root, "summary.json"), JsonSerializer.Serialize(summary, Json.Indented));

@@ -34,18 +34,29 @@ public static class TrainCommand
             current = cfg;
             TorchRuntime.SetThreads(parse.GetValue(threads));
             var dir = resumeDir ?? parse.GetValue(output) ?? Path.Combine("runs", $"{cfg.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
-
-            var console = new ConsoleSink(cfg.Train.Steps);
-            long resumedStep = resumeDir is null ? -1 : Checkpoint.ReadState(Checkpoint.Resolve(resumeDir)).Step;
-            Directory.CreateDirectory(dir);
-            using var files = new JsonlSink(dir, resumedStep);
-            using var trainer = new Trainer(cfg, dir, parse.GetValue(device)!, [files, console], resumeDir);
-            using var cancel = new CancellationTokenSource();
-            Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); console.OnLog("stopping after this step (checkpoint follows)"); };
-            var state = trainer.Run(cancel.Token);
-            console.OnLog($"done: step {state.Step}, train loss {state.LastTrainLoss:F4}, eval loss {state.LastEvalLoss:F4}, run folder {Path.GetFullPath(dir)}");
+            Train(cfg, dir, parse.GetValue(device)!, resumeDir);
         }, () => current));
         return command;
+    }
+
+    /// <summary>Trains <paramref name="cfg"/> into <paramref name="dir"/> with progress on the console: what `train`,
+    /// `transition` and `finetune` share. Ctrl-C stops after the current step, which is checkpointed.</summary>
+    internal static void Train(RunConfig cfg, string dir, string device, string? resumeDir = null)
+    {
+        var console = new ConsoleSink(cfg.Train.Steps);
+        long resumedStep = resumeDir is null ? -1 : Checkpoint.ReadState(Checkpoint.Resolve(resumeDir)).Step;
+        Directory.CreateDirectory(dir);
+        using var files = new JsonlSink(dir, resumedStep);
+        using var trainer = new Trainer(cfg, dir, device, [files, console], resumeDir);
+        using var cancel = new CancellationTokenSource();
+        ConsoleCancelEventHandler stop = (_, e) => { e.Cancel = true; cancel.Cancel(); console.OnLog("stopping after this step (checkpoint follows)"); };
+        Console.CancelKeyPress += stop;
+        try
+        {
+            var state = trainer.Run(cancel.Token);
+            console.OnLog($"done: step {state.Step}, train loss {state.LastTrainLoss:F4}, eval loss {state.LastEvalLoss:F4}, run folder {Path.GetFullPath(dir)}");
+        }
+        finally { Console.CancelKeyPress -= stop; }
     }
 }
 

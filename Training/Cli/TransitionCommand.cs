@@ -23,19 +23,8 @@ public static class TransitionCommand
             var mot = Checkpoint.ReadConfig(from);
             if (mot.Model.Ffn.Kind != FfnKind.MoT) throw new UsageException($"--checkpoint: {from} is a {mot.Model.Ffn.Kind} model; transition starts from MoT");
             current = Transition.ToTokenChoice(mot, Path.GetFullPath(from), parse.GetValue(steps), parse.GetValue(capacity));
-            Train(current, parse.GetValue(output) ?? Path.Combine("runs", $"{mot.Name}-tc-{DateTime.Now:yyyyMMdd-HHmmss}"), parse.GetValue(device)!);
+            TrainCommand.Train(current, parse.GetValue(output) ?? Path.Combine("runs", $"{mot.Name}-tc-{DateTime.Now:yyyyMMdd-HHmmss}"), parse.GetValue(device)!);
         }, () => current));
         return command;
-    }
-
-    /// <summary>Trains a run made from a checkpoint (transition, fine-tune) into <paramref name="dir"/>, printing as `train` does.</summary>
-    internal static void Train(RunConfig cfg, string dir, string device)
-    {
-        var console = new ConsoleSink(cfg.Train.Steps);
-        Directory.CreateDirectory(dir);
-        using var files = new JsonlSink(dir);
-        using var trainer = new Trainer(cfg, dir, device, [files, console]);
-        var state = trainer.Run();
-        console.OnLog($"done: step {state.Step}, train loss {state.LastTrainLoss:F4}, eval loss {state.LastEvalLoss:F4}, run folder {Path.GetFullPath(dir)}");
     }
 }
