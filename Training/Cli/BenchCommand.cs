@@ -58,9 +58,10 @@ public static class BenchCommand
             double peak = TorchRuntime.PeakFlops(trainer.Device, trainer.Compute);
             double flops = 3 * ModelSize.ForwardFlopsPerToken(trainer.Config.Model, cfg.Train.BatchSize);
             double? matmul = trainer.Device.type == DeviceType.CPU ? TorchRuntime.MeasureMatmulFlops(CPU, 512, 0.5) / 1e9 : null;
+            double achieved = flops * tps / 1e9;
             return new BenchResult(cfg.Preset ?? cfg.Name, omit == StepStages.None ? null : omit.ToString().ToLowerInvariant(), trainer.Device.ToString(), trainer.Compute.ToString(), get_num_threads(),
                 cfg.Train.BatchSize, cfg.Model.SeqLen, steps, tps, seconds * 1000 / steps, trainer.Model.EstimateMfu(cfg.Train.BatchSize, tps, peak),
-                flops * tps / 1e9, matmul, trainer.Model.ParameterCount(), flops, Process.GetCurrentProcess().PeakWorkingSet64, GpuMemoryMiB(trainer.Device));
+                achieved, matmul, achieved / matmul, trainer.Model.ParameterCount(), flops, Process.GetCurrentProcess().PeakWorkingSet64, GpuMemoryMiB(trainer.Device));
         }
         finally { Directory.Delete(runDir, true); }
     }
@@ -85,6 +86,8 @@ public static class BenchCommand
     }
 }
 
+/// <summary>One bench line. On the CPU, MatmulGflops is a plain 512² matmul timed in the same process with the same threads,
+/// and MatmulShare the achieved rate over it: the share of that ceiling these shapes reach (null on a GPU).</summary>
 public sealed record BenchResult(string Preset, string? Omitted, string Device, string Compute, int Threads, int Batch, int SeqLen, int Steps,
-    double TokensPerS, double StepMs, double Mfu, double AchievedGflops, double? MatmulGflops, long Params, double TrainFlopsPerToken,
+    double TokensPerS, double StepMs, double Mfu, double AchievedGflops, double? MatmulGflops, double? MatmulShare, long Params, double TrainFlopsPerToken,
     long PeakRssBytes, long? GpuMemoryMib);

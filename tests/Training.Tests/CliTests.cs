@@ -143,7 +143,9 @@ public class CliTests
         var json = JsonDocument.Parse(output.Trim()).RootElement;
         Assert.True(json.GetProperty("tokens_per_s").GetDouble() > 0);
         Assert.True(json.GetProperty("params").GetInt64() > 100_000);
-        Assert.True(json.GetProperty("matmul_gflops").GetDouble() > 0);
+        double matmul = json.GetProperty("matmul_gflops").GetDouble();
+        Assert.True(matmul > 0);
+        Assert.Equal(json.GetProperty("achieved_gflops").GetDouble() / matmul, json.GetProperty("matmul_share").GetDouble(), 9);
     }
 
     [Fact]
