@@ -43,13 +43,23 @@ public sealed class DashboardInChromium : IAsyncLifetime
     Task LossCurveDrawnAsync() =>
         page.WaitForFunctionAsync("() => { const g = document.getElementById('loss-plot'); return g && g.data && g.data[0].x.length > 0; }");
 
-    /// <summary>The id of the run the page moved to from run <paramref name="runId"/>'s page. Blazor navigates with
-    /// pushState, so the location is polled: a navigation that lands before WaitForURL subscribes would be missed.</summary>
-    async Task<int> NavigatedFromRunAsync(int runId)
+    /// <summary>Waits until the page's location satisfies <paramref name="condition"/> (JavaScript over `location`) and
+    /// returns its path and query. Blazor navigates with pushState, so the location is polled: a navigation that lands
+    /// before WaitForURL subscribes would be missed. A timeout names the error alerts the page shows instead.</summary>
+    async Task<string> NavigatedAsync(string condition)
     {
-        await page.WaitForFunctionAsync($"() => location.pathname.startsWith('/runs/') && location.pathname !== '/runs/{runId}'");
-        return int.Parse((await page.EvaluateAsync<string>("() => location.pathname")).Split('/')[^1]);
+        try { await page.WaitForFunctionAsync($"() => {condition}"); }
+        catch (TimeoutException e)
+        {
+            var alerts = await page.Locator(".mud-alert").AllInnerTextsAsync();
+            throw new TimeoutException($"no navigation to {condition} from {page.Url}; alerts: [{string.Join(" | ", alerts)}]", e);
+        }
+        return await page.EvaluateAsync<string>("() => location.pathname + location.search");
     }
+
+    /// <summary>The id of the run the page moved to from run <paramref name="runId"/>'s page.</summary>
+    async Task<int> NavigatedFromRunAsync(int runId) =>
+        int.Parse((await NavigatedAsync($"location.pathname.startsWith('/runs/') && location.pathname !== '/runs/{runId}'")).Split('/')[^1]);
 
     [Fact]
     public async Task Launch_tiny_mot_from_the_form_watch_it_live_then_compare_with_a_dense_run()
@@ -73,8 +83,7 @@ public sealed class DashboardInChromium : IAsyncLifetime
         // the server has taken both edits when the estimate shows 300 steps × 16 × 64 tokens
         await page.Locator("#estimate", new() { HasText = "307,200 tokens in all" }).WaitForAsync();
         await page.Locator("#launch-button:not([disabled])").ClickAsync();
-        await page.WaitForURLAsync("**/runs/*");
-        int motId = int.Parse(page.Url.Split('/')[^1]);
+        int motId = int.Parse((await NavigatedAsync("location.pathname.startsWith('/runs/')")).Split('/')[^1]);
 
         // Run page: the loss chart gains points while training runs
         await page.WaitForFunctionAsync("() => { const g = document.getElementById('loss-plot'); return g && g.data && g.data[0].x.length >= 2; }");
@@ -162,8 +171,8 @@ public sealed class DashboardInChromium : IAsyncLifetime
         await page.GetByLabel("Steps (empty: each preset's own)").FillAsync("2");
         await page.GetByLabel("Steps (empty: each preset's own)").BlurAsync();
         await page.Locator("#launch-group-button").ClickAsync();
-        await page.WaitForURLAsync("**/compare?ids=*");
-        var ids = page.Url.Split("ids=")[1].Split(',').Select(int.Parse).ToList();
+        var compare = await NavigatedAsync("location.pathname === '/compare' && location.search.includes('ids=')");
+        var ids = Uri.UnescapeDataString(compare.Split("ids=")[1]).Split(',').Select(int.Parse).ToList();
         Assert.Equal(5, ids.Count);
         var presets = new List<string>();
         foreach (var id in ids)
