@@ -1,6 +1,4 @@
 using MoTLab.Shared.Config;
-using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -10,23 +8,12 @@ namespace MoTLab.Training.Model;
 /// expert takes its top C = round(capacity·N/E) tokens of the batch by score, so load is balanced by
 /// construction and a token may be processed by several experts or none. Note: the choice looks at the
 /// whole batch, including later positions, so unlike MoT it is not causal across positions.</summary>
-public sealed class ExpertChoiceMoE : SparseFeedForward
+public sealed class ExpertChoiceMoE : RoutedMoE
 {
-    private readonly Parameter router;  // (d, E)
-    private readonly ExpertBank experts;
-    private readonly FfnConfig cfg;
-
     public override string KindName => "expert_choice";
-    public override int Experts => experts.Experts;
 
-    public ExpertChoiceMoE(int dModel, FfnConfig cfg, int denseMultiplier, double outStd, ScalarType compute) : base(nameof(ExpertChoiceMoE))
-    {
-        this.cfg = cfg;
-        router = Parameter(empty(dModel, cfg.EffectiveExperts));
-        using (no_grad()) init.normal_(router, 0, 0.02);
-        experts = new ExpertBank(cfg.EffectiveExperts, dModel, cfg.ExpertHidden(dModel, denseMultiplier), outStd, compute);
-        RegisterComponents();
-    }
+    public ExpertChoiceMoE(int dModel, FfnConfig cfg, int denseMultiplier, double outStd, ScalarType compute)
+        : base(nameof(ExpertChoiceMoE), dModel, cfg, denseMultiplier, outStd, compute) { }
 
     /// <param name="x">(B, T, d)</param>
     public override Tensor forward(Tensor x)

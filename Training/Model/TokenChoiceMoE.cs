@@ -1,6 +1,4 @@
 using MoTLab.Shared.Config;
-using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -10,25 +8,12 @@ namespace MoTLab.Training.Model;
 /// probability; each expert takes at most C = min(floor(cf·N·k/E), N) assignments in order (all first
 /// choices before second choices, then token order); the rest are dropped and the residual carries the
 /// token through. Outputs are scaled by the gate probability. No host sync in forward.</summary>
-public sealed class TokenChoiceMoE : SparseFeedForward
+public sealed class TokenChoiceMoE : RoutedMoE
 {
-    private readonly Parameter router;  // (d, E)
-    private readonly ExpertBank experts;
-    private readonly FfnConfig cfg;
-
     public override string KindName => "token_choice";
-    public override int Experts => experts.Experts;
-    public ExpertBank ExpertWeights => experts;
-    public Tensor Router => router;
 
-    public TokenChoiceMoE(int dModel, FfnConfig cfg, int denseMultiplier, double outStd, ScalarType compute) : base(nameof(TokenChoiceMoE))
-    {
-        this.cfg = cfg;
-        router = Parameter(empty(dModel, cfg.EffectiveExperts));
-        using (no_grad()) init.normal_(router, 0, 0.02);
-        experts = new ExpertBank(cfg.EffectiveExperts, dModel, cfg.ExpertHidden(dModel, denseMultiplier), outStd, compute);
-        RegisterComponents();
-    }
+    public TokenChoiceMoE(int dModel, FfnConfig cfg, int denseMultiplier, double outStd, ScalarType compute)
+        : base(nameof(TokenChoiceMoE), dModel, cfg, denseMultiplier, outStd, compute) { }
 
     /// <param name="x">(B, T, d)</param>
     public override Tensor forward(Tensor x)
