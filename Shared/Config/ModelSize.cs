@@ -36,6 +36,9 @@ public static class ModelSize
     public static long TrainableParameters(ModelConfig m) =>
         m.Ffn.IsLightweight ? m.SparseBlockIndices().Count * AdapterParameters(m) : Parameters(m);
 
+    /// <summary>The trainable parameters' share of all (1 unless a lightweight-experts fine-tune).</summary>
+    public static double TrainableShare(ModelConfig m) => (double)TrainableParameters(m) / Parameters(m);
+
     /// <summary>Forward FLOPs per token for a batch of <paramref name="batch"/> sequences.</summary>
     public static double ForwardFlopsPerToken(ModelConfig m, int batch)
     {
