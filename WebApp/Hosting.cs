@@ -23,7 +23,7 @@ public static class Hosting
             if (options.MaxDatabaseMB > 0) o.AddInterceptors(new DatabaseSizeCap(options.MaxDatabaseMB));
         });
         s.AddSingleton<WorkerTokens>().AddSingleton<SchedulerSignal>().AddSingleton<RunEvents>()
-         .AddSingleton<CorpusCatalog>().AddSingleton<RunService>().AddSingleton<MetricsQuery>()
+         .AddSingleton<CorpusCatalog>().AddSingleton<RunRequests>().AddSingleton<RunService>().AddSingleton<MetricsQuery>()
          .AddSingleton<SampleRunner>().AddSingleton<UploadStore>().AddSingleton<AccessGate>().AddSingleton<RemoteWorkers>().AddSingleton<RunGroups>()
          .AddSingleton<ILauncher, LocalProcessLauncher>();
         s.AddSingleton<TelemetryWriter>().AddHostedService(sp => sp.GetRequiredService<TelemetryWriter>());

@@ -7,7 +7,7 @@ namespace MoTLab.WebApp.Runs;
 /// (every run validated first, nothing stored unless all are valid; same steps, device and a shared tag), and a
 /// MoT run's transition to token-choice and a dense run's lightweight-experts fine-tune (linked runs starting from
 /// the parent's newest checkpoint).</summary>
-public sealed class RunGroups(RunService runs)
+public sealed class RunGroups(RunService runs, RunRequests validation)
 {
     public sealed record Launched(string Tag, IReadOnlyList<int> Ids)
     {
@@ -20,7 +20,7 @@ public sealed class RunGroups(RunService runs)
             return (null, new() { ["group"] = [$"unknown group '{group}' (one of {string.Join(", ", Presets.Groups.Select(x => x.Name))})"] });
         var tag = $"{g.Name}-{DateTime.UtcNow:yyyyMMdd-HHmmss}";
         var requests = g.Presets.Select(p => new CreateRunRequest { Preset = p, Steps = steps, Device = device, Tags = [tag, g.Name] }).ToList();
-        var errors = requests.SelectMany(r => runs.Resolve(r).Errors.Select(e => (Key: $"{r.Preset}: {e.Key}", e.Value)))
+        var errors = requests.SelectMany(r => validation.Resolve(r).Errors.Select(e => (Key: $"{r.Preset}: {e.Key}", e.Value)))
             .ToDictionary(e => e.Key, e => e.Value);
         if (errors.Count > 0) return (null, errors);
         var ids = new List<int>();

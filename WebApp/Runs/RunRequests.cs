@@ -1,0 +1,67 @@
+using Microsoft.Extensions.Options;
+using MoTLab.Shared.Config;
+using MoTLab.Shared.Runs;
+
+namespace MoTLab.WebApp.Runs;
+
+/// <summary>Turns a create-run request (a preset or a config, with overrides) into the run's config, or into the field
+/// errors, keyed by JSON path, that prevent it: the config's own rules, the corpus, the checkpoint it starts from, the
+/// device and the memory the run would need.</summary>
+public sealed class RunRequests(CorpusCatalog corpora, IOptions<MoTLabOptions> options)
+{
+    /// <summary>The run to create, or the field errors (JSON paths) that prevent it.</summary>
+    public (RunConfig? Config, Dictionary<string, string[]> Errors) Resolve(CreateRunRequest r)
+    {
+        var errors = new Dictionary<string, List<string>>();
+        void Add(string field, string message) => (errors.TryGetValue(field, out var l) ? l : errors[field] = []).Add(message);
+        RunConfig cfg;
+        if (r.Config is not null) cfg = r.Config with { Preset = r.Preset ?? r.Config.Preset };
+        else if (r.Preset is not null)
+        {
+            var p = Presets.Find(r.Preset);
+            if (p is null) { Add("preset", $"unknown preset '{r.Preset}'"); return (null, Flatten(errors)); }
+            cfg = p.Config;
+        }
+        else { Add("preset", "give a preset or a config"); return (null, Flatten(errors)); }
+
+        if (!string.IsNullOrWhiteSpace(r.Name)) cfg = cfg with { Name = r.Name.Trim() };
+        if (r.Steps is { } s) cfg = cfg with { Train = cfg.Train with { Steps = s } };
+        if (!string.IsNullOrWhiteSpace(r.Corpus)) cfg = cfg with { Data = cfg.Data with { Corpus = r.Corpus } };
+        cfg = cfg with { Model = cfg.Model with { VocabSize = Training.Data.Tokenizers.VocabSize(cfg.Data.Tokenizer) } };
+        foreach (var e in ConfigValidator.Validate(cfg)) Add(e.Field, e.Message);
+        if (corpora.Check(cfg.Data.Corpus) is { } problem) Add("data.corpus", problem);
+        if (cfg.Train.InitFrom is { } init && InitFromProblem(init) is { } initProblem) Add("train.init_from", initProblem);
+        var device = r.Device ?? "cpu";
+        if (device == DevicePools.Slurm && options.Value.Slurm is null)
+            Add("device", "this dashboard has no Slurm pool (MoTLab:Slurm in appsettings.json)");
+        else if (device != "cpu" && device != "cuda" && device != DevicePools.Remote && device != DevicePools.Slurm
+                 && !(device.StartsWith("cuda:") && int.TryParse(device[5..], out var gpu) && gpu >= 0 && gpu < options.Value.Gpus))
+            Add("device", $"must be cpu, cuda, cuda:N with N < {options.Value.Gpus} (GPUs configured), slurm (a batch job) or remote (a worker you start yourself)");
+        else if (device.StartsWith("cuda") && options.Value.Gpus == 0)
+            Add("device", "this dashboard has no GPUs configured (MoTLab:Gpus in appsettings.json)");
+        if (errors.Count == 0 && !DevicePools.IsExternal(device) && MemoryProblem(cfg, device) is { } memory) Add(memory.Field, memory.Message);
+        if (r.Tags is { } tags && tags.Any(t => t.Length > 50 || t.Contains(','))) Add("tags", "each tag: at most 50 characters, no commas");
+        if (r.Notes is { Length: > 10_000 }) Add("notes", "at most 10,000 characters");
+        return errors.Count > 0 ? (null, Flatten(errors)) : (cfg, []);
+    }
+
+    /// <summary>Weights may only come from a checkpoint of this dashboard's own runs.</summary>
+    string? InitFromProblem(string path)
+    {
+        var full = Path.GetFullPath(path);
+        if (!full.StartsWith(options.Value.RunsPath + Path.DirectorySeparatorChar, StringComparison.Ordinal)) return "must be a checkpoint of one of this dashboard's runs";
+        try { Training.Train.Checkpoint.Resolve(full); return null; }
+        catch (InvalidOperationException e) { return e.Message; }
+    }
+
+    /// <summary>CPU runs are checked against this machine's memory, GPU runs against MoTLab:GpuMemoryGB when set.</summary>
+    ConfigError? MemoryProblem(RunConfig cfg, string device)
+    {
+        bool gpu = device.StartsWith("cuda");
+        bool bf16 = cfg.Train.Precision == "bf16" || (cfg.Train.Precision == "auto" && gpu);
+        if (gpu) return options.Value.GpuMemoryGB > 0 ? ConfigValidator.CheckMemory(cfg, bf16, options.Value.GpuMemoryGB * 1024.0 * 1024 * 1024, "GPU memory (MoTLab:GpuMemoryGB)") : null;
+        return ConfigValidator.CheckMemory(cfg, bf16, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes, "this machine's memory");
+    }
+
+    static Dictionary<string, string[]> Flatten(Dictionary<string, List<string>> e) => e.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray());
+}
