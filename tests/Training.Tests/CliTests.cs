@@ -136,6 +136,24 @@ public class CliTests
     }
 
     [Fact]
+    public void On_one_thread_attention_runs_on_the_CPU_kernel_and_trains_as_libtorch_does()
+    {
+        using var dir = new TestUtil.TempDir();
+        double Train(int threads, string attention)
+        {
+            var (code, output, err) = Cli("train", "--preset", "tiny-mot", "--steps", "20", "--threads", $"{threads}",
+                "--out", Path.Combine(dir.Path, $"t{threads}"), "--device", "cpu");
+            Assert.True(code == 0, err);
+            Assert.Contains($"attention {attention}", output);
+            var last = JsonDocument.Parse(File.ReadLines(Path.Combine(dir.Path, $"t{threads}", "metrics.jsonl")).Last()).RootElement;
+            return last.GetProperty("train_loss").GetDouble();
+        }
+        bool kernel = System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported;
+        double one = Train(1, kernel ? "CPU kernel" : "SDPA"), two = Train(2, "SDPA");
+        Assert.Equal(two, one, 2e-3);                                     // same seed and data; float rounding only
+    }
+
+    [Fact]
     public void Bench_prints_one_json_line()
     {
         var (code, output, err) = Cli("bench", "--preset", "tiny-dense", "--device", "cpu", "--steps", "2", "--warmup", "1");

@@ -1,0 +1,75 @@
+using System.Runtime.Intrinsics.X86;
+using MoTLab.Training.Model;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MoTLab.Training.Tests;
+
+public class CpuCausalAttentionTests
+{
+    /// <summary>libtorch's attention on the same (B, T, 3·d) projection output, as the module called it before.</summary>
+    static Tensor Reference(Tensor qkv, int heads)
+    {
+        long B = qkv.shape[0], T = qkv.shape[1], d = qkv.shape[2] / 3;
+        var parts = qkv.view(B, T, 3, heads, d / heads).permute(2, 0, 3, 1, 4).unbind(0);    // 3 × (B, H, T, hd)
+        return nn.functional.scaled_dot_product_attention(parts[0], parts[1], parts[2], is_casual: true)
+            .transpose(1, 2).reshape(B, T, d);
+    }
+
+    /// <summary>Whether this machine has what the kernel needs (AVX2 and FMA); where not, the module must not pick it.</summary>
+    static bool KernelRuns()
+    {
+        bool simd = Avx2.IsSupported && Fma.IsSupported;
+        if (!simd) Assert.False(CpuCausalAttention.Supports(DeviceType.CPU, ScalarType.Float32, 16, threads: 1));
+        return simd;
+    }
+
+    [Theory]
+    [InlineData(2, 5, 2, 8)]      // shorter than one vector of keys
+    [InlineData(3, 17, 2, 16)]    // T neither a multiple of 4 nor of 8
+    [InlineData(16, 64, 4, 16)]   // the tiny presets' shape
+    [InlineData(1, 33, 1, 64)]    // wide heads
+    [InlineData(2, 20, 3, 24)]    // head size an odd number of vectors
+    [InlineData(2, 1, 2, 8)]      // one position: each query sees only itself
+    public void Output_and_gradient_equal_scaled_dot_product_attention(int batch, int length, int heads, int headSize)
+    {
+        if (!KernelRuns()) return;
+        manual_seed(11);
+        var qkv = (randn(batch, length, 3 * heads * headSize) * 2).requires_grad_();   // scores of a few units: a peaked softmax
+        var outputGradient = randn(batch, length, heads * headSize);
+
+        var kernel = CpuCausalAttention.Apply(qkv, heads);
+        kernel.backward([outputGradient]);
+        var kernelGradient = qkv.grad!.clone();
+        qkv.grad = null;
+        var reference = Reference(qkv, heads);
+        reference.backward([outputGradient]);
+
+        Assert.Equal(reference.shape, kernel.shape);
+        Assert.True(kernel.allclose(reference, rtol: 1e-4, atol: 1e-5), $"output differs by {(kernel - reference).abs().max().item<float>()}");
+        Assert.True(kernelGradient.allclose(qkv.grad!, rtol: 1e-4, atol: 1e-5), $"gradient differs by {(kernelGradient - qkv.grad!).abs().max().item<float>()}");
+    }
+
+    [Fact]
+    public void A_query_never_sees_a_later_position()
+    {
+        if (!KernelRuns()) return;
+        var qkv = randn(1, 12, 3 * 16);
+        var changed = qkv.clone();
+        changed[0, 7..] = randn(5, 3 * 16);                                     // positions 7… rewritten
+        var (before, after) = (CpuCausalAttention.Apply(qkv, 2), CpuCausalAttention.Apply(changed, 2));
+        Assert.True(before[0, ..7].eq(after[0, ..7]).all().item<bool>(), "positions 0–6 moved when later ones changed");
+        Assert.False(before[0, 7..].allclose(after[0, 7..]));
+    }
+
+    [Fact]
+    public void Stands_in_only_for_fp32_on_one_CPU_thread_with_whole_vector_heads()
+    {
+        bool simd = Avx2.IsSupported && Fma.IsSupported;
+        Assert.Equal(simd, CpuCausalAttention.Supports(DeviceType.CPU, ScalarType.Float32, 16, threads: 1));
+        Assert.False(CpuCausalAttention.Supports(DeviceType.CPU, ScalarType.Float32, 16, threads: 2));   // libtorch's pool
+        Assert.False(CpuCausalAttention.Supports(DeviceType.CPU, ScalarType.Float32, 12, threads: 1));   // not whole vectors
+        Assert.False(CpuCausalAttention.Supports(DeviceType.CPU, ScalarType.BFloat16, 16, threads: 1));
+        Assert.False(CpuCausalAttention.Supports(DeviceType.CUDA, ScalarType.Float32, 16, threads: 1));
+    }
+}
