@@ -11,10 +11,11 @@ namespace MoTLab.Training.Model;
 /// Only the causal part is computed: row i of a score matrix needs columns 0…i.</summary>
 static unsafe class AttentionKernels
 {
-    public const int L = 8; // floats per vector
+    const int L = CpuKernels.L;
 
     /// <summary>c[i, j] = scale·Σ_c a[i, c]·bt[c, j] for every 4-row block i0 &lt; t and 16 columns at a time up to
     /// i0 + 4 (the causal part, rounded up). a: (Tp, k) rows; bt: (k, Tp) columns; c: (Tp, Tp).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RowsTimesColumns(float* a, float* bt, int k, int tp, int t, float scale, float* c)
     {
         for (int i0 = 0; i0 < t; i0 += 4)
@@ -42,6 +43,7 @@ static unsafe class AttentionKernels
 
     /// <summary>output[i] = Σ_{j &lt; i0+4} w[i, j]·rows[j] for every 4-row block i0 &lt; t (w is zero past the diagonal).
     /// w: (Tp, Tp); rows, output: (Tp, hd).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void WeightsTimesRows(float* w, int tp, float* rows, int hd, int t, float* output)
     {
         for (int i0 = 0; i0 < t; i0 += 4)
@@ -68,6 +70,7 @@ static unsafe class AttentionKernels
 
     /// <summary>output[j] = Σ_{j ≤ i &lt; t} w[i, j]·rows[i] for every 4-row block j0 &lt; t (w is zero past the diagonal):
     /// the transposed product, without transposing w. w: (Tp, Tp); rows, output: (Tp, hd).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void TransposedWeightsTimesRows(float* w, int tp, float* rows, int hd, int t, float* output)
     {
         for (int j0 = 0; j0 < t; j0 += 4)
@@ -97,6 +100,7 @@ static unsafe class AttentionKernels
     }
 
     /// <summary>(t rows `stride` apart, hd) → (Tp, hd) rows, padding rows zero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Gather(float* source, long stride, int t, int tp, int hd, float* rows)
     {
         for (int i = 0; i < t; i++)
@@ -105,6 +109,7 @@ static unsafe class AttentionKernels
     }
 
     /// <summary>(t, hd) rows → t rows `stride` apart, each times its scale (or 1).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Scatter(float* rows, int t, int hd, float* destination, long stride, float* scales = null)
     {
         for (int i = 0; i < t; i++)
@@ -114,27 +119,9 @@ static unsafe class AttentionKernels
         }
     }
 
-    /// <summary>eˣ lane by lane (Cephes' single-precision polynomial, about 1 ulp); 0 for x below −87.3, −∞ included.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static V Exp(V x)
-    {
-        var low = Vector256.LessThan(x, Vector256.Create(-87.3f));
-        x = Vector256.Min(x, Vector256.Create(88.3f));
-        var n = Vector256.Round(x * 1.44269504088896341f);                          // x = n·ln 2 + r
-        var r = Vector256.FusedMultiplyAdd(n, Vector256.Create(-0.693359375f), x);
-        r = Vector256.FusedMultiplyAdd(n, Vector256.Create(2.12194440e-4f), r);
-        var p = Vector256.Create(1.9875691500e-4f);
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1.3981999507e-3f));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(8.3334519073e-3f));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(4.1665795894e-2f));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(1.6666665459e-1f));
-        p = Vector256.FusedMultiplyAdd(p, r, Vector256.Create(5.0000001201e-1f));
-        p = Vector256.FusedMultiplyAdd(p * r, r, r) + Vector256.Create(1f);           // 1 + r + r²·P(r)
-        var scale = (Vector256.ConvertToInt32(n) + Vector256.Create(127)) << 23;      // 2ⁿ as float bits
-        return Vector256.ConditionalSelect(low, V.Zero, p * scale.AsSingle());
-    }
 
     /// <summary>(t rows `stride` apart, hd) → (hd, Tp) columns, padding columns zero; 8 × 8 blocks in registers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void GatherTransposed(float* source, long stride, int t, int tp, int hd, float* columns)
     {
         int full = t / L * L;

@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.autograd;
@@ -13,18 +12,15 @@ namespace MoTLab.Training.Model;
 /// at the tiny presets' shapes, so it stays in cache); per query only the log-sum-exp is kept, and the backward
 /// recomputes the probabilities from it, as flash attention does. No layout copies around it: q, k and v are read where
 /// the projection wrote them, the output is written as (B, T, d), the gradient as (B, T, 3·d). libtorch's CPU flash
-/// kernel calls a GEMM per block of 32 queries, which at head size 16 and length 64 costs several times the arithmetic
-/// (docs/benchmarks.md, CPU).</summary>
+/// kernel calls a GEMM per block of 32 queries, which at head size 16 and length 64 costs several times the arithmetic.</summary>
 public sealed unsafe class CpuCausalAttention : SingleTensorFunction<CpuCausalAttention>
 {
-    const int L = AttentionKernels.L;
+    const int L = CpuKernels.L;
 
-    /// <summary>Whether this kernel stands in for scaled_dot_product_attention: fp32 on an x86 CPU with AVX2 and FMA,
-    /// a head size of whole vectors, and libtorch on one thread (its own kernels spread over its thread pool; this one
-    /// runs on the calling thread). The caller checks that no attention dropout is wanted.</summary>
+    /// <summary>Whether this kernel stands in for scaled_dot_product_attention (<see cref="CpuKernels.Supports"/>); the
+    /// caller checks that no attention dropout is wanted.</summary>
     public static bool Supports(DeviceType device, ScalarType dtype, int headSize, int threads) =>
-        device == DeviceType.CPU && dtype == ScalarType.Float32 && headSize % L == 0 && threads == 1
-        && Avx2.IsSupported && Fma.IsSupported;
+        CpuKernels.Supports(device, dtype, headSize, threads);
 
     /// <param name="qkv">(B, T, 3·d): q, then k, then v, each H heads of d/H values</param>
     /// <returns>(B, T, d) softmax(q·kᵀ/√(d/H), causal)·v, heads side by side</returns>
@@ -57,7 +53,7 @@ public sealed unsafe class CpuCausalAttention : SingleTensorFunction<CpuCausalAt
     /// <summary>One forward or backward: the tensors' memory, their shapes, and the work per (example, head).</summary>
     readonly struct Call(Tensor qkv, int heads, Tensor y, Tensor lse, Tensor? dy = null, Tensor? dqkv = null)
     {
-        readonly float* qkv = Ptr(qkv), y = Ptr(y), lse = Ptr(lse), dy = dy is null ? null : Ptr(dy), dqkv = dqkv is null ? null : Ptr(dqkv);
+        readonly float* qkv = CpuKernels.Ptr(qkv), y = CpuKernels.Ptr(y), lse = CpuKernels.Ptr(lse), dy = dy is null ? null : CpuKernels.Ptr(dy), dqkv = dqkv is null ? null : CpuKernels.Ptr(dqkv);
         readonly int B = (int)qkv.shape[0], T = (int)qkv.shape[1], D = (int)qkv.shape[2] / 3, H = heads, Hd = (int)qkv.shape[2] / 3 / heads;
         readonly int Row3 = (int)qkv.shape[2], Tp = ((int)qkv.shape[1] + 15) / 16 * 16;  // T rounded up to two vectors
         readonly float Scale = 1 / MathF.Sqrt((int)qkv.shape[2] / 3 / heads);
@@ -76,6 +72,7 @@ public sealed unsafe class CpuCausalAttention : SingleTensorFunction<CpuCausalAt
 
         float* Row(float* t, int b, int i, int width = 0) => t + ((long)b * T + i) * (width == 0 ? Row3 : width);
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void Forward(int b, int h, float* scratch)
         {
             int t = T, tp = Tp, hd = Hd;
@@ -91,6 +88,7 @@ public sealed unsafe class CpuCausalAttention : SingleTensorFunction<CpuCausalAt
             AttentionKernels.Scatter(w.Out, t, hd, Row(y, b, 0, D) + h * hd, D, w.Normaliser);
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         void Backward(int b, int h, float* scratch)
         {
             int t = T, tp = Tp, hd = Hd;
@@ -115,6 +113,7 @@ public sealed unsafe class CpuCausalAttention : SingleTensorFunction<CpuCausalAt
     }
 
     /// <summary>s ← exp(s − rowmax) on the causal part (0 past the diagonal); per row the log-sum-exp and 1 / Σ exp.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Softmax(float* s, int t, int tp, float* lse, float* normaliser)
     {
         for (int i = 0; i < t; i++) lse[i] = RowMax(s + i * tp, i);                       // rows independent: they overlap
@@ -124,7 +123,7 @@ public sealed unsafe class CpuCausalAttention : SingleTensorFunction<CpuCausalAt
             var (m, sum) = (Vector256.Create(lse[i]), Vector256<float>.Zero);
             for (int j = 0; j <= i; j += L)
             {
-                var e = AttentionKernels.Exp(Causal(si, j, i) - m);
+                var e = CpuKernels.Exp(Causal(si, j, i) - m);
                 e.Store(si + j); sum += e;
             }
             normaliser[i] = Vector256.Sum(sum);
@@ -139,6 +138,7 @@ public sealed unsafe class CpuCausalAttention : SingleTensorFunction<CpuCausalAt
     }
 
     /// <summary>From the scores s and dP = dO·vᵀ: s ← P = exp(s − lse) and dP ← dS·scale = P∘(dP − d)·scale, causal.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void SoftmaxBackward(float* s, float* dp, float* lse, float* d, int t, int tp, float scale)
     {
         for (int i = 0; i < t; i++)
@@ -147,7 +147,7 @@ public sealed unsafe class CpuCausalAttention : SingleTensorFunction<CpuCausalAt
             var (li, di) = (Vector256.Create(lse[i]), Vector256.Create(d[i]));
             for (int j = 0; j <= i; j += L)
             {
-                var p = AttentionKernels.Exp(Causal(si, j, i) - li);                         // 0 past i
+                var p = CpuKernels.Exp(Causal(si, j, i) - li);                         // 0 past i
                 p.Store(si + j);
                 (p * (Vector256.Load(dpi + j) - di) * scale).Store(dpi + j);
             }
@@ -164,6 +164,7 @@ public sealed unsafe class CpuCausalAttention : SingleTensorFunction<CpuCausalAt
     }
 
     /// <summary>max of row[0…i].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static float RowMax(float* row, int i)
     {
         var m = Vector256.Create(float.NegativeInfinity);
@@ -173,6 +174,7 @@ public sealed unsafe class CpuCausalAttention : SingleTensorFunction<CpuCausalAt
         return MathF.Max(half.ToScalar(), half[1]);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static float Dot(float* a, float* b, int n)
     {
         var acc = Vector256<float>.Zero;
@@ -190,6 +192,5 @@ public sealed unsafe class CpuCausalAttention : SingleTensorFunction<CpuCausalAt
         public static long Floats(int tp, int hd) => 7L * tp * hd + 2L * tp * tp + 2L * tp;
     }
 
-    static float* Ptr(Tensor t) => (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(MemoryMarshal.Cast<byte, float>(t.bytes)));
 
 }

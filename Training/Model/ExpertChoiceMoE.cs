@@ -24,7 +24,9 @@ public sealed class ExpertChoiceMoE : RoutedMoE
         // scores expert-major, the layout the choice reads; the softmax over experts is along dim 0 of the transposed
         // logits: libtorch's CPU softmax over a last dimension of < 16 values is slow (1,024 × 8, forward and backward:
         // 210 µs, against 45 µs this way; tests/benchmarks/CpuOps)
-        var scoresT = functional.softmax(flat.matmul(router).t(), 0);      // (E, N) over experts
+        var scoresT = CpuRouting.Supports(flat, (int)E, get_num_threads())
+            ? CpuRouting.Probabilities(flat, router).t().contiguous()     // (E, N) over experts, in one pass
+            : functional.softmax(flat.matmul(router).t(), 0);              // (E, N) over experts
         var (gate, index) = scoresT.topk(C, 1);                            // (E, C) each expert's tokens
         var picked = flat.index_select(0, index.reshape(E * C)).view(E, C, d); // (E, C, d)
         var y = experts.forward(picked);                                   // (E, C, d)

@@ -55,20 +55,29 @@ public sealed class MixtureOfTokens : SparseFeedForward
         if (B % g != 0)
             throw new ArgumentException($"batch size {B} is not a multiple of the MoT group size {g}: MoT mixes tokens of {g} different examples at each position");
         long G = B / g;
+        if (CpuKernels.Supports(x.device_type, compute, (int)d, get_num_threads())) return ForwardOnCpu(x, g);
         var (xg, logits, w) = Route(x, g);                                 // (T, G, g, d), (T, G, g, E) ×2
         var merged = w.transpose(2, 3).To(compute).matmul(xg.To(compute)); // (T, G, E, d) one mixed token per expert
         var perExpert = merged.reshape(T * G, E, d).transpose(0, 1);       // (E, T·G, d)
         var y = experts.forward(perExpert)                                 // (E, T·G, d)
             .transpose(0, 1).reshape(T, G, E, d);                          // (T, G, E, d)
 
-        Tensor emit = w;
-        if (cfg.EmitOverExperts)
-            emit = functional.softmax(Tempered(logits, logTempEmit), 3);      // (T, G, g, E) over experts
-        else if (logTempEmit is not null && !(!training && DiscreteEval))
-            emit = functional.softmax(Tempered(logits, logTempEmit), 2);      // separate learnable emit temperature
-        var outG = emit.To(compute).matmul(y);                             // (T, G, g, d) each token gets its share
+        var outG = EmitWeights(logits, w, 2).To(compute).matmul(y);        // (T, G, g, d) each token gets its share
         Record(w);
         return outG.reshape(T, B, d).transpose(0, 1);                      // (B, T, d)
+    }
+
+    /// <summary>The same layer on <see cref="CpuTokenMixing"/>: routing in the tokens' own (B, T, ·) layout, viewed as
+    /// (G, g, T, ·) for the softmax over each group, and no transposes around the experts.</summary>
+    Tensor ForwardOnCpu(Tensor x, int g)
+    {
+        long B = x.shape[0], T = x.shape[1], E = Experts;
+        var logits = x.matmul(controller).view(B / g, g, T, E);            // (G, g, T, E) fp32 routing
+        var w = Weights(logits, 1);                                        // (G, g, T, E) over each group's members
+        var y = experts.forward(CpuTokenMixing.Merge(x, w.reshape(B, T, E), g)); // (E, G·T, d)
+        var output = CpuTokenMixing.Emit(y, EmitWeights(logits, w, 1).reshape(B, T, E), g); // (B, T, d)
+        Record(w.permute(2, 0, 1, 3));                                     // (T, G, g, E) view
+        return output;
     }
 
     /// <summary>Merge weights for a batch grouped by <paramref name="g"/>: (T, B/g, g, E), each expert's column a
@@ -80,10 +89,22 @@ public sealed class MixtureOfTokens : SparseFeedForward
         long B = x.shape[0], T = x.shape[1], d = x.shape[2];
         var xg = x.transpose(0, 1).reshape(T, B / g, g, d);                // (T, G, g, d) group = g examples at one position
         var logits = xg.matmul(controller);                                // (T, G, g, E) fp32 routing
-        var w = !training && DiscreteEval
-            ? functional.one_hot(logits.argmax(2), g).to_type(x.dtype).permute(0, 1, 3, 2) // (T, G, g, E) one token per expert
-            : functional.softmax(Tempered(logits, logTempMerge), 2);       // (T, G, g, E) sums to 1 over g
-        return (xg, logits, w);
+        return (xg, logits, Weights(logits, 2));                           // (T, G, g, E) sums to 1 over g
+    }
+
+    /// <summary>Merge weights from controller logits whose dimension <paramref name="groupDim"/> runs over a group's
+    /// members: the tempered softmax over it, or one-hot argmax under discrete evaluation (one token per expert).</summary>
+    Tensor Weights(Tensor logits, long groupDim) => !training && DiscreteEval
+        ? functional.one_hot(logits.argmax(groupDim), logits.shape[groupDim]).to_type(logits.dtype).movedim([-1], [groupDim])
+        : functional.softmax(Tempered(logits, logTempMerge), groupDim);
+
+    /// <summary>Emit weights: the merge weights, a softmax over experts (the last dimension), or the merge softmax with
+    /// the separate learnable emit temperature.</summary>
+    Tensor EmitWeights(Tensor logits, Tensor merge, long groupDim)
+    {
+        if (cfg.EmitOverExperts) return functional.softmax(Tempered(logits, logTempEmit), -1);
+        if (logTempEmit is not null && !(!training && DiscreteEval)) return functional.softmax(Tempered(logits, logTempEmit), groupDim);
+        return merge;
     }
 
     /// <summary>Batch of one (sampling): there is no group to mix, so each token goes, whole, to the expert

@@ -21,20 +21,12 @@ public sealed class TokenChoiceMoE : RoutedMoE
         long B = x.shape[0], T = x.shape[1], d = x.shape[2], N = B * T, E = Experts;
         int k = cfg.TopK, C = ModelSize.TokenChoiceCapacity(cfg, N);
         var flat = x.reshape(N, d);                                        // (N, d)
-        var logits = flat.matmul(router);                                  // (N, E) fp32
-        var probs = functional.softmax(logits, 1);                         // (N, E)
+        bool cpu = CpuRouting.Supports(flat, (int)E, get_num_threads());
+        var logits = cpu ? null : flat.matmul(router);                     // (N, E) fp32
+        var probs = cpu ? CpuRouting.Probabilities(flat, router) : functional.softmax(logits!, 1); // (N, E)
         var (gate, choice) = probs.topk(k, 1);                             // (N, k) each
-        var order = choice.t().reshape(k * N);                             // (k·N) first choices first
-        // slot within the chosen expert = how many assignments up to this one chose it: a running count per expert,
-        // scanned along the innermost dimension (a scan over the outer dimension of a (k·N, E) one-hot took 13 ms per
-        // layer on an H200). One-hot by scatter: functional.one_hot range-checks its input, which waits for the GPU.
-        using var one = ones(1, k * N, dtype: ScalarType.Int32, device: x.device);
-        var mask = zeros(E, k * N, dtype: ScalarType.Int32, device: x.device)
-            .scatter_(0, order.unsqueeze(0), one);                         // (E, k·N)
-        var position = mask.cumsum(1, ScalarType.Int32).gather(0, order.unsqueeze(0))
-            .squeeze(0).to_type(ScalarType.Int64) - 1;                     // (k·N) slot within the chosen expert
-        var kept = position.lt(C);                                         // (k·N) within capacity
-        var slot = where(kept, order * C + position, E * C);               // (k·N) dropped → spare row E·C
+        var (slot, frac) = cpu ? AssignOnCpu(choice, E, C) : Assign(choice, E, C); // (k·N) slot or E·C when dropped, (E) load
+        var kept = slot.lt(E * C);                                         // (k·N) within capacity
 
         var buffer = zeros(E * C + 1, d, dtype: x.dtype, device: x.device)
             .index_copy(0, slot, k == 1 ? flat : flat.repeat(k, 1));       // (E·C+1, d) kept tokens in expert slots
@@ -47,11 +39,37 @@ public sealed class TokenChoiceMoE : RoutedMoE
             .view(k, N, d).sum(0L);                                        // (N, d)
 
         // Switch balance loss α·E·Σ_e mean_p_e·frac_e (frac over all assignments, before dropping); = α when uniform.
-        var frac = mask.to_type(ScalarType.Float32).mean([1]);             // (E)
         BalanceLoss = cfg.BalanceLoss > 0 ? cfg.BalanceLoss * E * (probs.mean([0]) * frac).sum() : null;
-        ZLoss = cfg.ZLoss > 0 ? cfg.ZLoss * logits.logsumexp(1).square().mean() : null;
+        ZLoss = cfg.ZLoss > 0 ? cfg.ZLoss * (logits ?? flat.matmul(router)).logsumexp(1).square().mean() : null;
         Record(probs, kept, frac);
         return outFlat.view(B, T, d);
+    }
+
+    /// <summary>Each assignment's slot (first choices of all tokens before second choices, then token order; E·C when its
+    /// expert is full) and each expert's share of the assignments, with tensor operations that stay on the device.</summary>
+    /// <param name="choice">(N, k) chosen experts per token</param>
+    /// <returns>(k·N) slot, (E) share of the assignments</returns>
+    public static (Tensor Slot, Tensor Frac) Assign(Tensor choice, long E, int C)
+    {
+        long N = choice.shape[0]; int k = (int)choice.shape[1];
+        var order = choice.t().reshape(k * N);                             // (k·N) first choices first
+        // slot within the chosen expert = how many assignments up to this one chose it: a running count per expert,
+        // scanned along the innermost dimension (a scan over the outer dimension of a (k·N, E) one-hot took 13 ms per
+        // layer on an H200). One-hot by scatter: functional.one_hot range-checks its input, which waits for the GPU.
+        using var one = ones(1, k * N, dtype: ScalarType.Int32, device: choice.device);
+        var mask = zeros(E, k * N, dtype: ScalarType.Int32, device: choice.device)
+            .scatter_(0, order.unsqueeze(0), one);                         // (E, k·N)
+        var position = mask.cumsum(1, ScalarType.Int32).gather(0, order.unsqueeze(0))
+            .squeeze(0).to_type(ScalarType.Int64) - 1;                     // (k·N) slot within the chosen expert
+        var slot = where(position.lt(C), order * C + position, E * C);     // (k·N) dropped → spare row E·C
+        return (slot, mask.to_type(ScalarType.Float32).mean([1]));         // (E) share of the assignments
+    }
+
+    /// <summary><see cref="Assign"/> in one pass over the choices (<see cref="CpuRouting.Slots"/>).</summary>
+    public static (Tensor Slot, Tensor Frac) AssignOnCpu(Tensor choice, long E, int C)
+    {
+        var (slot, counts) = CpuRouting.Slots(choice, (int)E, C);
+        return (slot, counts / choice.numel());
     }
 
     void Record(Tensor probs, Tensor kept, Tensor frac)

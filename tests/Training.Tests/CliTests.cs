@@ -135,13 +135,16 @@ public class CliTests
         Assert.Contains("--until: 0 is not a step", Cli("plot", run, "--until", "0", "--out", zoomed).Err);
     }
 
-    [Fact]
-    public void On_one_thread_attention_runs_on_the_CPU_kernel_and_trains_as_libtorch_does()
+    [Theory]
+    [InlineData("tiny-mot")]
+    [InlineData("tiny-moe")]
+    [InlineData("tiny-ec")]
+    public void On_one_thread_the_CPU_kernels_train_as_libtorch_does(string preset)
     {
         using var dir = new TestUtil.TempDir();
         double Train(int threads, string attention)
         {
-            var (code, output, err) = Cli("train", "--preset", "tiny-mot", "--steps", "20", "--threads", $"{threads}",
+            var (code, output, err) = Cli("train", "--preset", preset, "--steps", "20", "--threads", $"{threads}",
                 "--out", Path.Combine(dir.Path, $"t{threads}"), "--device", "cpu");
             Assert.True(code == 0, err);
             Assert.Contains($"attention {attention}", output);

@@ -1,0 +1,154 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using static TorchSharp.torch;
+using static TorchSharp.torch.autograd;
+using V = System.Runtime.Intrinsics.Vector256<float>;
+
+namespace MoTLab.Training.Model;
+
+/// <summary>Mixture of Tokens' merge and emit in fp32 on one CPU thread (<see cref="CpuKernels.Supports"/>), in the
+/// layouts around them: tokens stay (B, T, d) and the expert side is (E, G·T, d), the expert bank's input and output,
+/// so neither direction copies between layouts. Example b = i·g + j is member j of group i; weights are (B, T, E).
+/// For each group i and position t:
+///   merge  m[e, i·T + t] = Σ_j w[i·g + j, t, e] · x[i·g + j, t]
+///   emit   x[i·g + j, t] = Σ_e w[i·g + j, t, e] · m[e, i·T + t]
+/// Each is the other's input gradient; the weight gradient is the dot product of the two sides. libtorch does the same
+/// as 256 tiny batched matmuls per layer at the tiny presets' shapes, plus transposes on both sides.</summary>
+public static unsafe class CpuTokenMixing
+{
+    /// <param name="x">(B, T, d) tokens</param>
+    /// <param name="w">(B, T, E) merge weights, a distribution over each group's members per expert</param>
+    /// <returns>(E, (B/g)·T, d) one mixed token per expert, group and position</returns>
+    public static Tensor Merge(Tensor x, Tensor w, int g) => MergeFunction.apply(x.contiguous(), w.contiguous(), g);
+
+    /// <param name="m">(E, (B/g)·T, d) expert outputs</param>
+    /// <param name="w">(B, T, E) emit weights</param>
+    /// <returns>(B, T, d) each token's share of its group's expert outputs</returns>
+    public static Tensor Emit(Tensor m, Tensor w, int g) => EmitFunction.apply(m.contiguous(), w.contiguous(), g);
+
+    sealed class MergeFunction : SingleTensorFunction<MergeFunction>
+    {
+        public override string Name => "MoTMerge";
+
+        public override Tensor forward(AutogradContext ctx, params object[] vars)
+        {
+            var (x, w, g) = ((Tensor)vars[0], (Tensor)vars[1], (int)vars[2]);
+            var m = empty(w.shape[2], x.shape[0] / g * x.shape[1], x.shape[2]);   // (E, G·T, d)
+            new Shape(x, w, g).Merge(CpuKernels.Ptr(w), CpuKernels.Ptr(x), CpuKernels.Ptr(m));
+            ctx.save_for_backward([x, w]); ctx.save_data("g", g);
+            return m;
+        }
+
+        public override List<Tensor> backward(AutogradContext ctx, Tensor dm)
+        {
+            var saved = ctx.get_saved_variables();
+            var (x, w, g) = (saved[0], saved[1], (int)ctx.get_data("g"));
+            using var grad = dm.contiguous();
+            var (dx, dw) = (empty_like(x), empty_like(w));
+            var s = new Shape(x, w, g);
+            float* pg = CpuKernels.Ptr(grad), pw = CpuKernels.Ptr(w);
+            s.Emit(pw, pg, CpuKernels.Ptr(dx));                                     // dx = emit(dm)
+            s.Dots(CpuKernels.Ptr(x), pg, CpuKernels.Ptr(dw));                      // dw = x · dm
+            foreach (var t in saved) t.Dispose();
+            return [dx, dw, null!];
+        }
+    }
+
+    sealed class EmitFunction : SingleTensorFunction<EmitFunction>
+    {
+        public override string Name => "MoTEmit";
+
+        public override Tensor forward(AutogradContext ctx, params object[] vars)
+        {
+            var (m, w, g) = ((Tensor)vars[0], (Tensor)vars[1], (int)vars[2]);
+            var x = empty(w.shape[0], w.shape[1], m.shape[2]);                   // (B, T, d)
+            new Shape(x, w, g).Emit(CpuKernels.Ptr(w), CpuKernels.Ptr(m), CpuKernels.Ptr(x));
+            ctx.save_for_backward([m, w]); ctx.save_data("g", g);
+            return x;
+        }
+
+        public override List<Tensor> backward(AutogradContext ctx, Tensor dx)
+        {
+            var saved = ctx.get_saved_variables();
+            var (m, w, g) = (saved[0], saved[1], (int)ctx.get_data("g"));
+            using var grad = dx.contiguous();
+            var (dm, dw) = (empty_like(m), empty_like(w));
+            var s = new Shape(grad, w, g);
+            float* pg = CpuKernels.Ptr(grad), pw = CpuKernels.Ptr(w);
+            s.Merge(pw, pg, CpuKernels.Ptr(dm));                                    // dm = merge(dx)
+            s.Dots(pg, CpuKernels.Ptr(m), CpuKernels.Ptr(dw));                      // dw = dx · m
+            foreach (var t in saved) t.Dispose();
+            return [dm, dw, null!];
+        }
+    }
+
+    /// <summary>Sizes of one call and the three loops over (group, position) pairs. Members of a group lie T·d floats
+    /// apart in x and T·E apart in w; experts lie G·T·d apart in m.</summary>
+    readonly struct Shape(Tensor x, Tensor w, int g)
+    {
+        readonly int T = (int)x.shape[1], D = (int)x.shape[2], E = (int)w.shape[2], G = g, Groups = (int)x.shape[0] / g;
+
+        /// <summary>m[e, slot] = Σ_j w[j, e]·x[j].</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Merge(float* w, float* x, float* m)
+        {
+            long xs = (long)T * D, ws = (long)T * E, ms = (long)Groups * T * D;
+            for (int i = 0; i < Groups; i++)
+                for (int t = 0; t < T; t++)
+                {
+                    float* x0 = x + ((long)i * G * T + t) * D, w0 = w + ((long)i * G * T + t) * E, m0 = m + ((long)i * T + t) * D;
+                    for (int e = 0; e < E; e++)
+                        for (int c = 0; c < D; c += CpuKernels.L)
+                        {
+                            var acc = V.Zero;
+                            float* xp = x0 + c, wp = w0 + e;
+                            for (int j = 0; j < G; j++, xp += xs, wp += ws)
+                                acc = Vector256.FusedMultiplyAdd(Vector256.Create(*wp), Vector256.Load(xp), acc);
+                            acc.Store(m0 + e * ms + c);
+                        }
+                }
+        }
+
+        /// <summary>x[j] = Σ_e w[j, e]·m[e, slot].</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Emit(float* w, float* m, float* x)
+        {
+            long xs = (long)T * D, ws = (long)T * E, ms = (long)Groups * T * D;
+            for (int i = 0; i < Groups; i++)
+                for (int t = 0; t < T; t++)
+                {
+                    float* x0 = x + ((long)i * G * T + t) * D, w0 = w + ((long)i * G * T + t) * E, m0 = m + ((long)i * T + t) * D;
+                    for (int j = 0; j < G; j++)
+                        for (int c = 0; c < D; c += CpuKernels.L)
+                        {
+                            var acc = V.Zero;
+                            float* mp = m0 + c, wj = w0 + j * ws;
+                            for (int e = 0; e < E; e++, mp += ms)
+                                acc = Vector256.FusedMultiplyAdd(Vector256.Create(wj[e]), Vector256.Load(mp), acc);
+                            acc.Store(x0 + j * xs + c);
+                        }
+                }
+        }
+
+        /// <summary>dw[j, e] = x[j] · m[e, slot]: the weight gradient of either direction.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public void Dots(float* x, float* m, float* dw)
+        {
+            long xs = (long)T * D, ws = (long)T * E, ms = (long)Groups * T * D;
+            for (int i = 0; i < Groups; i++)
+                for (int t = 0; t < T; t++)
+                {
+                    float* x0 = x + ((long)i * G * T + t) * D, w0 = dw + ((long)i * G * T + t) * E, m0 = m + ((long)i * T + t) * D;
+                    for (int j = 0; j < G; j++)
+                        for (int e = 0; e < E; e++)
+                        {
+                            float* xp = x0 + j * xs, mp = m0 + e * ms;
+                            var acc = V.Zero;
+                            for (int c = 0; c < D; c += CpuKernels.L)
+                                acc = Vector256.FusedMultiplyAdd(Vector256.Load(xp + c), Vector256.Load(mp + c), acc);
+                            w0[j * ws + e] = Vector256.Sum(acc);
+                        }
+                }
+        }
+    }
+}
