@@ -68,7 +68,8 @@ public static unsafe class CpuRouting
             using var dp = gradOutput.contiguous();
             var (dx, dw) = (empty_like(x), empty_like(w));
             using var g = empty_like(p);                                      // (N, E) gradient of the logits
-            Backward(CpuKernels.Ptr(x), CpuKernels.Ptr(w), CpuKernels.Ptr(p), CpuKernels.Ptr(dp), n, d, e, CpuKernels.Ptr(g), CpuKernels.Ptr(dx), CpuKernels.Ptr(dw));
+            using var wt = w.t().contiguous();                                // (E, d)
+            Backward(CpuKernels.Ptr(x), CpuKernels.Ptr(wt), CpuKernels.Ptr(p), CpuKernels.Ptr(dp), n, d, e, CpuKernels.Ptr(g), CpuKernels.Ptr(dx), CpuKernels.Ptr(dw));
             foreach (var t in saved) t.Dispose();
             return [dx, dw];
         }
@@ -111,10 +112,10 @@ public static unsafe class CpuRouting
         }
     }
 
-    /// <summary>g = p∘(dp − p·dp) per token (the logits' gradient, kept in dp's place in <paramref name="g"/>), then
-    /// dx = g·wᵀ token by token and dw = xᵀ·g four rows of w at a time over all tokens.</summary>
+    /// <summary>g = p∘(dp − p·dp) per token (the logits' gradient), then dx = g·wᵀ token by token from w transposed
+    /// (wt, (E, d)), and dw = xᵀ·g four rows of w at a time over all tokens.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Backward(float* x, float* w, float* p, float* dp, int n, int d, int e, float* g, float* dx, float* dw)
+    static void Backward(float* x, float* wt, float* p, float* dp, int n, int d, int e, float* g, float* dx, float* dw)
     {
         for (int t = 0; t < n; t++)
         {
@@ -124,11 +125,18 @@ public static unsafe class CpuRouting
             var s = Vector256.Create(Vector256.Sum(dot));
             for (int v = 0; v < e; v += L) (Vector256.Load(pt + v) * (Vector256.Load(dpt + v) - s)).Store(gt + v);
             float* dxt = dx + (long)t * d;
-            for (int c = 0; c < d; c++)                                          // dx[t, c] = w[c] · g[t]
+            int c = 0;
+            for (; c + L <= d; c += L)                                          // dx[t, c…c+8) = Σ_e g[t, e]·wt[e, c…c+8)
             {
                 var acc = V.Zero;
-                for (int v = 0; v < e; v += L) acc = Vector256.FusedMultiplyAdd(Vector256.Load(w + c * e + v), Vector256.Load(gt + v), acc);
-                dxt[c] = Vector256.Sum(acc);
+                for (int j = 0; j < e; j++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(gt[j]), Vector256.Load(wt + j * d + c), acc);
+                acc.Store(dxt + c);
+            }
+            for (; c < d; c++)
+            {
+                float acc = 0;
+                for (int j = 0; j < e; j++) acc += gt[j] * wt[j * d + c];
+                dxt[c] = acc;
             }
         }
         for (int c0 = 0; c0 < d; c0 += 4)                                      // dw[c] = Σ_t x[t, c]·g[t]
