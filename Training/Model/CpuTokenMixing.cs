@@ -82,72 +82,79 @@ public static unsafe class CpuTokenMixing
         }
     }
 
-    /// <summary>Sizes of one call and the three loops over (group, position) pairs. Members of a group lie T·d floats
-    /// apart in x and T·E apart in w; experts lie G·T·d apart in m.</summary>
+    enum Op { Merge, Emit, Dots }
+
+    /// <summary>Sizes of one call and the loop over (group, position) pairs. Per pair: the group's g tokens in x, T·d
+    /// floats apart; their weights in w, T·E apart; the E expert slots in m, G·T·d apart.</summary>
     readonly struct Shape(Tensor x, Tensor w, int g)
     {
         readonly int T = (int)x.shape[1], D = (int)x.shape[2], E = (int)w.shape[2], G = g, Groups = (int)x.shape[0] / g;
 
-        /// <summary>m[e, slot] = Σ_j w[j, e]·x[j].</summary>
+        public void Merge(float* w, float* x, float* m) => Run(Op.Merge, w, x, m);
+        public void Emit(float* w, float* m, float* x) => Run(Op.Emit, w, x, m);
+        public void Dots(float* x, float* m, float* dw) => Run(Op.Dots, dw, x, m);
+
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        void Run(Op op, float* w, float* x, float* m)
+        {
+            var p = new Pair(D, E, G, (long)T * D, (long)T * E, (long)Groups * T * D);
+            for (int i = 0; i < Groups; i++)
+                for (int t = 0; t < T; t++)
+                {
+                    long token = (long)i * G * T + t;
+                    float* x0 = x + token * D, w0 = w + token * E, m0 = m + ((long)i * T + t) * D;
+                    if (op == Op.Merge) p.Merge(w0, x0, m0);
+                    else if (op == Op.Emit) p.Emit(w0, m0, x0);
+                    else p.Dots(x0, m0, w0);
+                }
+        }
+    }
+
+    /// <summary>One (group, position) pair: g tokens xs apart, their weights ws apart, E slots ms apart.</summary>
+    readonly struct Pair(int d, int e, int g, long xs, long ws, long ms)
+    {
+        /// <summary>m[e] = Σ_j w[j, e]·x[j].</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Merge(float* w, float* x, float* m)
         {
-            long xs = (long)T * D, ws = (long)T * E, ms = (long)Groups * T * D;
-            for (int i = 0; i < Groups; i++)
-                for (int t = 0; t < T; t++)
+            for (int k = 0; k < e; k++)
+                for (int c = 0; c < d; c += CpuKernels.L)
                 {
-                    float* x0 = x + ((long)i * G * T + t) * D, w0 = w + ((long)i * G * T + t) * E, m0 = m + ((long)i * T + t) * D;
-                    for (int e = 0; e < E; e++)
-                        for (int c = 0; c < D; c += CpuKernels.L)
-                        {
-                            var acc = V.Zero;
-                            float* xp = x0 + c, wp = w0 + e;
-                            for (int j = 0; j < G; j++, xp += xs, wp += ws)
-                                acc = Vector256.FusedMultiplyAdd(Vector256.Create(*wp), Vector256.Load(xp), acc);
-                            acc.Store(m0 + e * ms + c);
-                        }
+                    var acc = V.Zero;
+                    float* xp = x + c, wp = w + k;
+                    for (int j = 0; j < g; j++, xp += xs, wp += ws)
+                        acc = Vector256.FusedMultiplyAdd(Vector256.Create(*wp), Vector256.Load(xp), acc);
+                    acc.Store(m + k * ms + c);
                 }
         }
 
-        /// <summary>x[j] = Σ_e w[j, e]·m[e, slot].</summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        /// <summary>x[j] = Σ_e w[j, e]·m[e].</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Emit(float* w, float* m, float* x)
         {
-            long xs = (long)T * D, ws = (long)T * E, ms = (long)Groups * T * D;
-            for (int i = 0; i < Groups; i++)
-                for (int t = 0; t < T; t++)
+            for (int j = 0; j < g; j++)
+                for (int c = 0; c < d; c += CpuKernels.L)
                 {
-                    float* x0 = x + ((long)i * G * T + t) * D, w0 = w + ((long)i * G * T + t) * E, m0 = m + ((long)i * T + t) * D;
-                    for (int j = 0; j < G; j++)
-                        for (int c = 0; c < D; c += CpuKernels.L)
-                        {
-                            var acc = V.Zero;
-                            float* mp = m0 + c, wj = w0 + j * ws;
-                            for (int e = 0; e < E; e++, mp += ms)
-                                acc = Vector256.FusedMultiplyAdd(Vector256.Create(wj[e]), Vector256.Load(mp), acc);
-                            acc.Store(x0 + j * xs + c);
-                        }
+                    var acc = V.Zero;
+                    float* mp = m + c, wj = w + j * ws;
+                    for (int k = 0; k < e; k++, mp += ms)
+                        acc = Vector256.FusedMultiplyAdd(Vector256.Create(wj[k]), Vector256.Load(mp), acc);
+                    acc.Store(x + j * xs + c);
                 }
         }
 
-        /// <summary>dw[j, e] = x[j] · m[e, slot]: the weight gradient of either direction.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        /// <summary>dw[j, e] = x[j] · m[e]: the weight gradient of either direction.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public void Dots(float* x, float* m, float* dw)
         {
-            long xs = (long)T * D, ws = (long)T * E, ms = (long)Groups * T * D;
-            for (int i = 0; i < Groups; i++)
-                for (int t = 0; t < T; t++)
+            for (int j = 0; j < g; j++)
+                for (int k = 0; k < e; k++)
                 {
-                    float* x0 = x + ((long)i * G * T + t) * D, w0 = dw + ((long)i * G * T + t) * E, m0 = m + ((long)i * T + t) * D;
-                    for (int j = 0; j < G; j++)
-                        for (int e = 0; e < E; e++)
-                        {
-                            float* xp = x0 + j * xs, mp = m0 + e * ms;
-                            var acc = V.Zero;
-                            for (int c = 0; c < D; c += CpuKernels.L)
-                                acc = Vector256.FusedMultiplyAdd(Vector256.Load(xp + c), Vector256.Load(mp + c), acc);
-                            w0[j * ws + e] = Vector256.Sum(acc);
-                        }
+                    float* xp = x + j * xs, mp = m + k * ms;
+                    var acc = V.Zero;
+                    for (int c = 0; c < d; c += CpuKernels.L)
+                        acc = Vector256.FusedMultiplyAdd(Vector256.Load(xp + c), Vector256.Load(mp + c), acc);
+                    dw[j * ws + k] = Vector256.Sum(acc);
                 }
         }
     }
