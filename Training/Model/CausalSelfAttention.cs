@@ -44,7 +44,7 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
 
     /// <summary>Whether attention runs on <see cref="CpuCausalAttention"/> rather than scaled_dot_product_attention.</summary>
     public static bool UsesCpuKernel(DeviceType device, ScalarType compute, int headSize, double dropout) =>
-        dropout == 0 && CpuCausalAttention.Supports(device, compute, headSize, get_num_threads());
+        dropout == 0 && CpuKernels.Supports(device, compute, headSize, get_num_threads());
 
     Tensor Project(Tensor y)
     {

@@ -1,7 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.autograd;
 
@@ -12,15 +11,11 @@ namespace MoTLab.Training.Model;
 /// at the tiny presets' shapes, so it stays in cache); per query only the log-sum-exp is kept, and the backward
 /// recomputes the probabilities from it, as flash attention does. No layout copies around it: q, k and v are read where
 /// the projection wrote them, the output is written as (B, T, d), the gradient as (B, T, 3·d). libtorch's CPU flash
-/// kernel calls a GEMM per block of 32 queries, which at head size 16 and length 64 costs several times the arithmetic.</summary>
+/// kernel calls a GEMM per block of 32 queries, which at head size 16 and length 64 costs several times the arithmetic.
+/// Used where <see cref="CpuKernels.Supports"/> and no attention dropout is wanted.</summary>
 public sealed unsafe class CpuCausalAttention : SingleTensorFunction<CpuCausalAttention>
 {
     const int L = CpuKernels.L;
-
-    /// <summary>Whether this kernel stands in for scaled_dot_product_attention (<see cref="CpuKernels.Supports"/>); the
-    /// caller checks that no attention dropout is wanted.</summary>
-    public static bool Supports(DeviceType device, ScalarType dtype, int headSize, int threads) =>
-        CpuKernels.Supports(device, dtype, headSize, threads);
 
     /// <param name="qkv">(B, T, 3·d): q, then k, then v, each H heads of d/H values</param>
     /// <returns>(B, T, d) softmax(q·kᵀ/√(d/H), causal)·v, heads side by side</returns>
@@ -53,7 +48,8 @@ public sealed unsafe class CpuCausalAttention : SingleTensorFunction<CpuCausalAt
     /// <summary>One forward or backward: the tensors' memory, their shapes, and the work per (example, head).</summary>
     readonly struct Call(Tensor qkv, int heads, Tensor y, Tensor lse, Tensor? dy = null, Tensor? dqkv = null)
     {
-        readonly float* qkv = CpuKernels.Ptr(qkv), y = CpuKernels.Ptr(y), lse = CpuKernels.Ptr(lse), dy = dy is null ? null : CpuKernels.Ptr(dy), dqkv = dqkv is null ? null : CpuKernels.Ptr(dqkv);
+        readonly float* qkv = CpuKernels.Ptr(qkv), y = CpuKernels.Ptr(y), lse = CpuKernels.Ptr(lse);
+        readonly float* dy = dy is null ? null : CpuKernels.Ptr(dy), dqkv = dqkv is null ? null : CpuKernels.Ptr(dqkv);
         readonly int B = (int)qkv.shape[0], T = (int)qkv.shape[1], D = (int)qkv.shape[2] / 3, H = heads, Hd = (int)qkv.shape[2] / 3 / heads;
         readonly int Row3 = (int)qkv.shape[2], Tp = ((int)qkv.shape[1] + 15) / 16 * 16;  // T rounded up to two vectors
         readonly float Scale = 1 / MathF.Sqrt((int)qkv.shape[2] / 3 / heads);

@@ -1,6 +1,4 @@
-using System.Runtime.Intrinsics.X86;
 using MoTLab.Training.Model;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace MoTLab.Training.Tests;
@@ -16,14 +14,6 @@ public class CpuCausalAttentionTests
             .transpose(1, 2).reshape(B, T, d);
     }
 
-    /// <summary>Whether this machine has what the kernel needs (AVX2 and FMA); where not, the module must not pick it.</summary>
-    static bool KernelRuns()
-    {
-        bool simd = Avx2.IsSupported && Fma.IsSupported;
-        if (!simd) Assert.False(CpuCausalAttention.Supports(DeviceType.CPU, ScalarType.Float32, 16, threads: 1));
-        return simd;
-    }
-
     [Theory]
     [InlineData(2, 5, 2, 8)]      // shorter than one vector of keys
     [InlineData(3, 17, 2, 16)]    // T neither a multiple of 4 nor of 8
@@ -33,7 +23,7 @@ public class CpuCausalAttentionTests
     [InlineData(2, 1, 2, 8)]      // one position: each query sees only itself
     public void Output_and_gradient_equal_scaled_dot_product_attention(int batch, int length, int heads, int headSize)
     {
-        if (!KernelRuns()) return;
+        if (!CpuKernelTests.KernelsRun()) return;
         manual_seed(11);
         var qkv = (randn(batch, length, 3 * heads * headSize) * 2).requires_grad_();   // scores of a few units: a peaked softmax
         var outputGradient = randn(batch, length, heads * headSize);
@@ -53,23 +43,12 @@ public class CpuCausalAttentionTests
     [Fact]
     public void A_query_never_sees_a_later_position()
     {
-        if (!KernelRuns()) return;
+        if (!CpuKernelTests.KernelsRun()) return;
         var qkv = randn(1, 12, 3 * 16);
         var changed = qkv.clone();
         changed[0, 7..] = randn(5, 3 * 16);                                     // positions 7… rewritten
         var (before, after) = (CpuCausalAttention.Apply(qkv, 2), CpuCausalAttention.Apply(changed, 2));
         Assert.True(before[0, ..7].eq(after[0, ..7]).all().item<bool>(), "positions 0–6 moved when later ones changed");
         Assert.False(before[0, 7..].allclose(after[0, 7..]));
-    }
-
-    [Fact]
-    public void Stands_in_only_for_fp32_on_one_CPU_thread_with_whole_vector_heads()
-    {
-        bool simd = Avx2.IsSupported && Fma.IsSupported;
-        Assert.Equal(simd, CpuCausalAttention.Supports(DeviceType.CPU, ScalarType.Float32, 16, threads: 1));
-        Assert.False(CpuCausalAttention.Supports(DeviceType.CPU, ScalarType.Float32, 16, threads: 2));   // libtorch's pool
-        Assert.False(CpuCausalAttention.Supports(DeviceType.CPU, ScalarType.Float32, 12, threads: 1));   // not whole vectors
-        Assert.False(CpuCausalAttention.Supports(DeviceType.CPU, ScalarType.BFloat16, 16, threads: 1));
-        Assert.False(CpuCausalAttention.Supports(DeviceType.CUDA, ScalarType.Float32, 16, threads: 1));
     }
 }

@@ -1,14 +1,32 @@
 using System.Runtime.Intrinsics.X86;
 using MoTLab.Training.Model;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace MoTLab.Training.Tests;
 
-/// <summary>MoT's mixing and MoE routing on MoTLab's CPU kernels against the libtorch formulations the layers use
-/// elsewhere: values and gradients. (The attention kernel has its own tests.)</summary>
+/// <summary>When MoTLab's CPU kernels are used, and MoT's mixing and MoE routing on them against the libtorch
+/// formulations the layers use elsewhere: values and gradients. (The attention kernel has its own tests.)</summary>
 public class CpuKernelTests
 {
-    static readonly bool Simd = Avx2.IsSupported && Fma.IsSupported;
+    /// <summary>Whether this machine has what the kernels need (AVX2 and FMA); where not, no layer may pick them.</summary>
+    internal static bool KernelsRun()
+    {
+        bool simd = Avx2.IsSupported && Fma.IsSupported;
+        if (!simd) Assert.False(CpuKernels.Supports(DeviceType.CPU, ScalarType.Float32, 16, threads: 1));
+        return simd;
+    }
+
+    [Fact]
+    public void Kernels_stand_in_only_for_fp32_on_one_CPU_thread_with_rows_of_whole_vectors()
+    {
+        bool simd = Avx2.IsSupported && Fma.IsSupported;
+        Assert.Equal(simd, CpuKernels.Supports(DeviceType.CPU, ScalarType.Float32, 16, threads: 1));
+        Assert.False(CpuKernels.Supports(DeviceType.CPU, ScalarType.Float32, 16, threads: 2));   // libtorch's pool
+        Assert.False(CpuKernels.Supports(DeviceType.CPU, ScalarType.Float32, 12, threads: 1));   // not whole vectors
+        Assert.False(CpuKernels.Supports(DeviceType.CPU, ScalarType.BFloat16, 16, threads: 1));
+        Assert.False(CpuKernels.Supports(DeviceType.CUDA, ScalarType.Float32, 16, threads: 1));
+    }
 
     static void Close(Tensor expected, Tensor actual, string what) =>
         Assert.True(actual.allclose(expected, rtol: 1e-4, atol: 1e-5), $"{what} differs by {(actual - expected).abs().max().item<float>()}");
@@ -19,7 +37,7 @@ public class CpuKernelTests
     [InlineData(16, 64, 64, 8, 4)]   // tiny-mot's shape
     public void MoT_merge_and_emit_equal_the_grouped_matmuls(int batch, int length, int width, int experts, int group)
     {
-        if (!Simd) { Assert.False(CpuKernels.Supports(TorchSharp.DeviceType.CPU, ScalarType.Float32, 8, 1)); return; }
+        if (!KernelsRun()) return;
         manual_seed(5);
         int G = batch / group;
         var x = randn(batch, length, width).requires_grad_();
@@ -54,7 +72,7 @@ public class CpuKernelTests
     [InlineData(33, 16, 16)]
     public void Router_probabilities_equal_softmax_of_the_logits(int tokens, int width, int experts)
     {
-        if (!Simd) return;
+        if (!KernelsRun()) return;
         manual_seed(6);
         var x = randn(tokens, width).requires_grad_();
         var router = (randn(width, experts) * 0.5).requires_grad_();
