@@ -31,7 +31,7 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
     {
         long B = x.shape[0], T = x.shape[1], d = x.shape[2], hd = d / heads;
         var qkvOut = functional.linear(x.To(compute), qkv.To(compute));   // (B, T, 3d)
-        if (UsesCpuKernel(x.device_type, compute, (int)hd, training ? dropout : 0))
+        if (UsesCpuKernel(x.device_type, compute, (int)hd, T, training ? dropout : 0))
             return Project(CpuCausalAttention.Apply(qkvOut, heads));       // (B, T, d)
         // unbind, not three selects: its backward stacks the three grads in one write, where each select's
         // backward would zero-fill a buffer the size of all three and autograd would then add them up
@@ -42,9 +42,10 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
         return Project(y);
     }
 
-    /// <summary>Whether attention runs on <see cref="CpuCausalAttention"/> rather than scaled_dot_product_attention.</summary>
-    public static bool UsesCpuKernel(DeviceType device, ScalarType compute, int headSize, double dropout) =>
-        dropout == 0 && CpuKernels.Supports(device, compute, headSize, get_num_threads());
+    /// <summary>Whether attention runs on <see cref="CpuCausalAttention"/> rather than scaled_dot_product_attention:
+    /// where the CPU kernels run, without attention dropout, and up to <see cref="CpuCausalAttention.MaxLength"/>.</summary>
+    public static bool UsesCpuKernel(DeviceType device, ScalarType compute, int headSize, long length, double dropout) =>
+        dropout == 0 && length <= CpuCausalAttention.MaxLength && CpuKernels.Supports(device, compute, headSize, get_num_threads());
 
     Tensor Project(Tensor y)
     {

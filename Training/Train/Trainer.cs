@@ -81,7 +81,7 @@ public sealed class Trainer : IDisposable
         long trainable = parameters.Sum(p => p.numel());
         Log($"{Model.ParameterCount():N0} parameters{(trainable < Model.ParameterCount() ? $" ({trainable:N0} trainable, {(double)trainable / Model.ParameterCount():P2})" : "")}, {ModelSize.ForwardFlopsPerToken(config.Model, t.BatchSize) * 3 / 1e6:N1} MFLOP per token per training step, " +
             $"device {Device}{(Device.type == DeviceType.CPU ? $" ({get_num_threads()} thread{(get_num_threads() == 1 ? "" : "s")})" : "")}, compute {Compute}, attention " +
-            $"{(CausalSelfAttention.UsesCpuKernel(Device.type, Compute, config.Model.HeadDim, config.Model.Dropout) ? "CPU kernel" : "SDPA")}, " +
+            $"{(CausalSelfAttention.UsesCpuKernel(Device.type, Compute, config.Model.HeadDim, config.Model.SeqLen, config.Model.Dropout) ? "CPU kernel" : "SDPA")}, " +
             $"{data.TrainTokens:N0} train / {data.ValTokens:N0} eval tokens");
     }
 

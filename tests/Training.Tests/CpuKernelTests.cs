@@ -26,6 +26,8 @@ public class CpuKernelTests
         Assert.False(CpuKernels.Supports(DeviceType.CPU, ScalarType.Float32, 12, threads: 1));   // not whole vectors
         Assert.False(CpuKernels.Supports(DeviceType.CPU, ScalarType.BFloat16, 16, threads: 1));
         Assert.False(CpuKernels.Supports(DeviceType.CUDA, ScalarType.Float32, 16, threads: 1));
+        Assert.False(CausalSelfAttention.UsesCpuKernel(DeviceType.CPU, ScalarType.Float32, 16, 64, dropout: 0.1));
+        Assert.False(CausalSelfAttention.UsesCpuKernel(DeviceType.CPU, ScalarType.Float32, 16, CpuCausalAttention.MaxLength + 1, dropout: 0));
     }
 
     static void Close(Tensor expected, Tensor actual, string what) =>

@@ -20,7 +20,7 @@ Console.WriteLine($"{name}: batch {B} × seq {T}, d {d}, one thread; plain 512²
 var x = randn(B, T, d).requires_grad_();                                          // (B, T, d)
 Time("LayerNorm", 0, [x], nn.LayerNorm(d).forward);
 var attention = new CausalSelfAttention(d, H, 0, 0.02, f32);
-var path = CausalSelfAttention.UsesCpuKernel(DeviceType.CPU, f32, d / H, 0) ? "CPU kernel" : "SDPA";
+var path = CausalSelfAttention.UsesCpuKernel(DeviceType.CPU, f32, d / H, T, 0) ? "CPU kernel" : "SDPA";
 Time($"attention (QKV, {path}, projection)", 2 * 4 * d * d + 2 * 2 * T * d, [x], attention.forward);
 var qkv = randn(B, T, 3 * d).requires_grad_();                                    // (B, T, 3d) as the projection writes it
 Time("  scaled_dot_product_attention alone", 2 * 2 * T * d, [qkv], _ =>
