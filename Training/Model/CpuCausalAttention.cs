@@ -12,7 +12,7 @@ namespace MoTLab.Training.Model;
 /// recomputes the probabilities from it, as flash attention does. No layout copies around it: q, k and v are read where
 /// the projection wrote them, the output is written as (B, T, d), the gradient as (B, T, 3·d). libtorch's CPU flash
 /// kernel calls a GEMM per block of 32 queries, which at head size 16 and length 64 costs several times the arithmetic.
-/// Used where <see cref="CpuKernels.Supports"/> and no attention dropout is wanted.</summary>
+/// Used where <see cref="CpuKernels.Supports"/>, no attention dropout is wanted and T ≤ <see cref="MaxLength"/>.</summary>
 public sealed unsafe class CpuCausalAttention : SingleTensorFunction<CpuCausalAttention>
 {
     const int L = CpuKernels.L;
@@ -23,7 +23,14 @@ public sealed unsafe class CpuCausalAttention : SingleTensorFunction<CpuCausalAt
 
     /// <param name="qkv">(B, T, 3·d): q, then k, then v, each H heads of d/H values</param>
     /// <returns>(B, T, d) softmax(q·kᵀ/√(d/H), causal)·v, heads side by side</returns>
-    public static Tensor Apply(Tensor qkv, int heads) => apply(qkv.contiguous(), heads);
+    public static Tensor Apply(Tensor qkv, int heads)
+    {
+        long d3 = qkv.shape[^1];
+        if (qkv.dim() != 3 || qkv.dtype != ScalarType.Float32 || heads <= 0 || d3 % (3 * heads) != 0 || d3 / 3 / heads % L != 0 || qkv.shape[1] > MaxLength)
+            throw new ArgumentException($"{nameof(CpuCausalAttention)}: needs fp32 (B, T, 3·d), d/heads a multiple of {L}, T ≤ {MaxLength}; " +
+                $"got {qkv.dtype} {string.Join('×', qkv.shape)}, {heads} heads");
+        return apply(qkv.contiguous(), heads);
+    }
 
     public override string Name => nameof(CpuCausalAttention);
 
@@ -55,7 +62,7 @@ public sealed unsafe class CpuCausalAttention : SingleTensorFunction<CpuCausalAt
         readonly float* qkv = CpuKernels.Ptr(qkv), y = CpuKernels.Ptr(y), lse = CpuKernels.Ptr(lse);
         readonly float* dy = dy is null ? null : CpuKernels.Ptr(dy), dqkv = dqkv is null ? null : CpuKernels.Ptr(dqkv);
         readonly int B = (int)qkv.shape[0], T = (int)qkv.shape[1], D = (int)qkv.shape[2] / 3, H = heads, Hd = (int)qkv.shape[2] / 3 / heads;
-        readonly int Row3 = (int)qkv.shape[2], Tp = ((int)qkv.shape[1] + 15) / 16 * 16;  // T rounded up to two vectors
+        readonly int Row3 = (int)qkv.shape[2], Tp = ((int)qkv.shape[1] + 15) / 16 * 16;  // T rounded up to a multiple of 16
         readonly float Scale = 1 / MathF.Sqrt((int)qkv.shape[2] / 3 / heads);
 
         public void Run(bool backward)
@@ -116,7 +123,8 @@ public sealed unsafe class CpuCausalAttention : SingleTensorFunction<CpuCausalAt
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     static void Softmax(float* s, int t, int tp, float* lse, float* normaliser)
     {
-        for (int i = 0; i < t; i++) lse[i] = RowMax(s + i * tp, i);                       // rows independent: they overlap
+        // the maxima in a pass of their own: they do not depend on each other, so the CPU overlaps them
+        for (int i = 0; i < t; i++) lse[i] = RowMax(s + i * tp, i);
         for (int i = 0; i < t; i++)
         {
             float* si = s + i * tp;

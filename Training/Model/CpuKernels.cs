@@ -12,20 +12,27 @@ namespace MoTLab.Training.Model;
 /// <see cref="CpuRouting"/>) share: when they stand in for libtorch's operations, and the raw memory they work on. They exist for the small
 /// shapes of CPU training, where libtorch's eager kernels spend more on calls, GEMM packing and layout copies than on
 /// arithmetic (docs/benchmarks.md, CPU). Their loops are marked AggressiveOptimization: compiled optimised at the first
-/// call, since tier-0 code would not inline the vector operations.</summary>
+/// call, since tier-0 code would not inline the vector operations. Their loops do not check bounds, so each public
+/// entry point checks the shapes it relies on and throws, naming the kernel, rather than read or write past a tensor.</summary>
 public static unsafe class CpuKernels
 {
     public const int L = 8; // floats per vector
 
-    /// <summary>fp32 on an x86 CPU with AVX2 and FMA, rows of whole vectors, and libtorch on one thread: libtorch's own
-    /// kernels spread over its thread pool, these run on the calling thread (a .NET parallel loop beside libtorch's
-    /// spinning OpenMP threads did not scale on 2 cores).</summary>
+    /// <summary>fp32 on an x86 CPU with AVX2 and FMA, libtorch on one thread, and the width a kernel vectorises over (a
+    /// head, a token, the experts) a whole number of vectors. libtorch's own kernels spread over its thread pool, these
+    /// run on the calling thread (a .NET parallel loop beside libtorch's spinning OpenMP threads did not scale on 2
+    /// cores).</summary>
     public static bool Supports(DeviceType device, ScalarType dtype, int rowWidth, int threads) =>
         device == DeviceType.CPU && dtype == ScalarType.Float32 && rowWidth % L == 0 && threads == 1
         && Avx2.IsSupported && Fma.IsSupported;
 
-    /// <summary>The first element of a contiguous CPU tensor (libtorch's memory: it does not move).</summary>
-    public static T* Ptr<T>(Tensor t) where T : unmanaged => (T*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
+    /// <summary>The first element of a contiguous CPU tensor of T (libtorch's memory: it does not move).</summary>
+    public static T* Ptr<T>(Tensor t) where T : unmanaged
+    {
+        if (t.device_type != DeviceType.CPU || t.element_size() != sizeof(T))
+            throw new ArgumentException($"a CPU kernel needs a CPU tensor of {typeof(T).Name}, got {t.dtype} on {t.device}");
+        return (T*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(t.bytes));
+    }
 
     public static float* Ptr(Tensor t) => Ptr<float>(t);
 

@@ -15,35 +15,43 @@ public static unsafe class CpuRouting
 {
     const int L = CpuKernels.L;
 
-    public static bool Supports(Tensor x, int experts, int threads) =>
-        experts % L == 0 && CpuKernels.Supports(x.device_type, x.dtype, (int)x.shape[^1], threads);
+    /// <summary><see cref="CpuKernels.Supports"/> over the experts: the width vectorised is E, any d works.</summary>
+    public static bool Supports(Tensor x, int experts, int threads) => CpuKernels.Supports(x.device_type, x.dtype, experts, threads);
 
     /// <param name="x">(N, d) tokens</param>
     /// <param name="router">(d, E) router weight</param>
     /// <returns>(N, E) softmax over experts of x·router</returns>
-    public static Tensor Probabilities(Tensor x, Tensor router) => ProbabilitiesFunction.apply(x.contiguous(), router.contiguous());
+    public static Tensor Probabilities(Tensor x, Tensor router)
+    {
+        if (!(x.dim() == 2 && router.dim() == 2 && x.shape[1] == router.shape[0] && router.shape[1] % L == 0
+            && x.dtype == ScalarType.Float32 && router.dtype == ScalarType.Float32))
+            throw new ArgumentException($"router softmax: needs fp32 x (N, d) and router (d, E), E a multiple of {L}; got {x.dtype} {string.Join('×', x.shape)}, {router.dtype} {string.Join('×', router.shape)}");
+        return ProbabilitiesFunction.apply(x.contiguous(), router.contiguous());
+    }
 
     /// <summary>Capacity assignment of token-choice: assignment a (first choices of all tokens, then second choices, …,
     /// in token order) takes the next free slot of its expert, or is dropped when the expert holds C already.</summary>
     /// <param name="choice">(N, k) int64 chosen experts per token</param>
-    /// <returns>slot (k·N) int64, e·C + position or E·C when dropped; counts (E) fp32, assignments per expert before dropping</returns>
+    /// <returns>slot (k·N) int64, e·C + position or E·C when dropped; counts (E) fp32, assignments per expert before dropping
+    /// (counted in int64)</returns>
     public static (Tensor Slot, Tensor Counts) Slots(Tensor choice, int experts, int capacity)
     {
+        if (choice.dim() != 2 || choice.dtype != ScalarType.Int64)
+            throw new ArgumentException($"capacity slots: needs int64 choices (N, k); got {choice.dtype} {string.Join('×', choice.shape)}");
         using var c = choice.contiguous();
         long n = c.shape[0], k = c.shape[1];
         var slot = empty(k * n, dtype: ScalarType.Int64);
-        var counts = zeros(experts);
-        long* pc = CpuKernels.Ptr<long>(c), ps = CpuKernels.Ptr<long>(slot);
-        float* pn = CpuKernels.Ptr(counts);
-        var used = stackalloc int[experts];
+        var counts = zeros(experts, dtype: ScalarType.Int64);
+        long* pc = CpuKernels.Ptr<long>(c), ps = CpuKernels.Ptr<long>(slot), pn = CpuKernels.Ptr<long>(counts);
         for (long r = 0; r < k; r++)
             for (long t = 0; t < n; t++)
             {
                 long e = pc[t * k + r];
+                if (e < 0 || e >= experts) throw new ArgumentException($"capacity slots: expert {e} chosen, but there are {experts}");
+                ps[r * n + t] = pn[e] < capacity ? e * capacity + pn[e] : (long)experts * capacity;
                 pn[e]++;
-                ps[r * n + t] = used[e] < capacity ? e * capacity + used[e]++ : (long)experts * capacity;
             }
-        return (slot, counts);
+        return (slot, counts.to_type(ScalarType.Float32));
     }
 
     sealed class ProbabilitiesFunction : SingleTensorFunction<ProbabilitiesFunction>

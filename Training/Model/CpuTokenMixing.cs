@@ -19,12 +19,32 @@ public static unsafe class CpuTokenMixing
     /// <param name="x">(B, T, d) tokens</param>
     /// <param name="w">(B, T, E) merge weights, a distribution over each group's members per expert</param>
     /// <returns>(E, (B/g)·T, d) one mixed token per expert, group and position</returns>
-    public static Tensor Merge(Tensor x, Tensor w, int g) => MergeFunction.apply(x.contiguous(), w.contiguous(), g);
+    public static Tensor Merge(Tensor x, Tensor w, int g)
+    {
+        Check(x, w, g, x.shape[^1]);
+        return MergeFunction.apply(x.contiguous(), w.contiguous(), g);
+    }
 
     /// <param name="m">(E, (B/g)·T, d) expert outputs</param>
     /// <param name="w">(B, T, E) emit weights</param>
     /// <returns>(B, T, d) each token's share of its group's expert outputs</returns>
-    public static Tensor Emit(Tensor m, Tensor w, int g) => EmitFunction.apply(m.contiguous(), w.contiguous(), g);
+    public static Tensor Emit(Tensor m, Tensor w, int g)
+    {
+        if (!(m.dim() == 3 && w.dim() == 3 && g > 0 && m.shape[0] == w.shape[2] && m.shape[1] == w.shape[0] / g * w.shape[1]))
+            throw new ArgumentException($"MoT emit: needs m (E, (B/g)·T, d) for w (B, T, E); got m {string.Join('×', m.shape)}, w {string.Join('×', w.shape)}, g {g}");
+        Check(w, w, g, m.shape[^1]);
+        if (m.dtype != ScalarType.Float32) throw new ArgumentException($"MoT emit: needs fp32 expert outputs; got {m.dtype}");
+        return EmitFunction.apply(m.contiguous(), w.contiguous(), g);
+    }
+
+    /// <summary>The rules both directions' loops rely on: fp32, B a multiple of g, w (B, T, E) beside (B, T, ·), d whole vectors.</summary>
+    static void Check(Tensor tokens, Tensor w, int g, long d)
+    {
+        if (!(tokens.dim() == 3 && w.dim() == 3 && g > 0 && tokens.shape[0] % g == 0 && w.shape[0] == tokens.shape[0]
+            && w.shape[1] == tokens.shape[1] && d % CpuKernels.L == 0 && tokens.dtype == ScalarType.Float32 && w.dtype == ScalarType.Float32))
+            throw new ArgumentException($"MoT mixing: needs fp32 tokens (B, T, d), d a multiple of {CpuKernels.L}, weights (B, T, E), " +
+                $"B a multiple of g; got {tokens.dtype} {string.Join('×', tokens.shape)}, {w.dtype} {string.Join('×', w.shape)}, g {g}, d {d}");
+    }
 
     sealed class MergeFunction : SingleTensorFunction<MergeFunction>
     {

@@ -55,7 +55,7 @@ public sealed class MixtureOfTokens : SparseFeedForward
         if (B % g != 0)
             throw new ArgumentException($"batch size {B} is not a multiple of the MoT group size {g}: MoT mixes tokens of {g} different examples at each position");
         long G = B / g;
-        if (CpuKernels.Supports(x.device_type, compute, (int)d, get_num_threads())) return ForwardOnCpu(x, g);
+        if (x.dtype == compute && CpuKernels.Supports(x.device_type, compute, (int)d, get_num_threads())) return ForwardOnCpu(x, g);
         var (xg, logits, w) = Route(x, g);                                 // (T, G, g, d), (T, G, g, E) ×2
         var merged = w.transpose(2, 3).To(compute).matmul(xg.To(compute)); // (T, G, E, d) one mixed token per expert
         var perExpert = merged.reshape(T * G, E, d).transpose(0, 1);       // (E, T·G, d)

@@ -80,9 +80,16 @@ public sealed class Trainer : IDisposable
         File.WriteAllText(Path.Combine(runDir, "config.json"), JsonSerializer.Serialize(config, Json.Indented));
         long trainable = parameters.Sum(p => p.numel());
         Log($"{Model.ParameterCount():N0} parameters{(trainable < Model.ParameterCount() ? $" ({trainable:N0} trainable, {(double)trainable / Model.ParameterCount():P2})" : "")}, {ModelSize.ForwardFlopsPerToken(config.Model, t.BatchSize) * 3 / 1e6:N1} MFLOP per token per training step, " +
-            $"device {Device}{(Device.type == DeviceType.CPU ? $" ({get_num_threads()} thread{(get_num_threads() == 1 ? "" : "s")})" : "")}, compute {Compute}, attention " +
-            $"{(CausalSelfAttention.UsesCpuKernel(Device.type, Compute, config.Model.HeadDim, config.Model.SeqLen, config.Model.Dropout) ? "CPU kernel" : "SDPA")}, " +
-            $"{data.TrainTokens:N0} train / {data.ValTokens:N0} eval tokens");
+            $"device {Device}{(Device.type == DeviceType.CPU ? $" ({get_num_threads()} thread{(get_num_threads() == 1 ? "" : "s")})" : "")}, compute {Compute}, " +
+            $"attention {AttentionPath(config.Model)}, {data.TrainTokens:N0} train / {data.ValTokens:N0} eval tokens");
+    }
+
+    /// <summary>Which attention the model runs here: MoTLab's CPU kernel or SDPA; with attention dropout, training
+    /// takes SDPA and evaluation (no dropout) can still take the kernel.</summary>
+    string AttentionPath(ModelConfig m)
+    {
+        bool Kernel(double dropout) => CausalSelfAttention.UsesCpuKernel(Device.type, Compute, m.HeadDim, m.SeqLen, dropout);
+        return Kernel(m.Dropout) ? "CPU kernel" : Kernel(0) ? "SDPA (CPU kernel when evaluating)" : "SDPA";
     }
 
     /// <summary>Trains until the configured step count (or <paramref name="until"/>, or cancellation), writes a

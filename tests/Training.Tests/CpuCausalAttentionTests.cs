@@ -21,6 +21,7 @@ public class CpuCausalAttentionTests
     [InlineData(1, 33, 1, 64)]    // wide heads
     [InlineData(2, 20, 3, 24)]    // head size an odd number of vectors
     [InlineData(2, 1, 2, 8)]      // one position: each query sees only itself
+    [InlineData(1, 1024, 1, 8)]   // the longest sequence it takes
     public void Output_and_gradient_equal_scaled_dot_product_attention(int batch, int length, int heads, int headSize)
     {
         if (!CpuKernelTests.KernelsRun()) return;

@@ -105,7 +105,7 @@ public class CpuKernelTests
         Assert.Equal(slot.data<long>().ToArray(), cpuSlot.data<long>().ToArray());
         Close(frac, cpuFrac, "load");
         var dropped = cpuSlot.data<long>().Count(s => s == experts * capacity);
-        var overflow = cpuFrac.data<float>().Sum(f => Math.Max(0, (int)Math.Round(f * tokens * k) - capacity));
+        var overflow = frac.data<float>().Sum(f => Math.Max(0, (int)Math.Round(f * tokens * k) - capacity)); // from the tensor path
         Assert.Equal(overflow, dropped);                                            // exactly what exceeds each expert's C
     }
 }
