@@ -108,7 +108,7 @@ public sealed unsafe class CpuCausalAttention : SingleTensorFunction<CpuCausalAt
             AttentionKernels.Gather(Row(dy, b, 0, D) + h * hd, D, t, tp, hd, w.DO);
             AttentionKernels.RowsTimesColumns(w.Q, w.Kt, hd, tp, t, Scale, w.S);          // scores
             AttentionKernels.RowsTimesColumns(w.DO, w.Vt, hd, tp, t, 1, w.DS);              // dP = dO·vᵀ
-            for (int i = 0; i < t; i++) w.Normaliser[i] = Dot(w.DO + i * hd, Row(y, b, i, D) + h * hd, hd); // dO_i · o_i
+            for (int i = 0; i < t; i++) w.Normaliser[i] = CpuKernels.Dot(w.DO + i * hd, Row(y, b, i, D) + h * hd, hd); // dO_i · o_i
             SoftmaxBackward(w.S, w.DS, lse + ((long)b * H + h) * t, w.Normaliser, t, tp, Scale);
             AttentionKernels.WeightsTimesRows(w.DS, tp, w.K, hd, t, w.Out);                   // dq = dS·k
             AttentionKernels.Scatter(w.Out, t, hd, dq0, Row3);
@@ -177,17 +177,7 @@ public sealed unsafe class CpuCausalAttention : SingleTensorFunction<CpuCausalAt
     {
         var m = Vector256.Create(float.NegativeInfinity);
         for (int j = 0; j <= i; j += L) m = Vector256.Max(m, Causal(row, j, i));
-        var half = Vector128.Max(m.GetLower(), m.GetUpper());
-        half = Vector128.Max(half, Vector128.Shuffle(half, Vector128.Create(2, 3, 0, 1)));
-        return MathF.Max(half.ToScalar(), half[1]);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static float Dot(float* a, float* b, int n)
-    {
-        var acc = Vector256<float>.Zero;
-        for (int c = 0; c < n; c += L) acc = Vector256.FusedMultiplyAdd(Vector256.Load(a + c), Vector256.Load(b + c), acc);
-        return Vector256.Sum(acc);
+        return CpuKernels.HorizontalMax(m);
     }
 
     /// <summary>Working memory for one head: padded rows (Tp, hd) of q, k, v, dO and an output; k and v transposed

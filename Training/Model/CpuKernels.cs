@@ -36,6 +36,24 @@ public static unsafe class CpuKernels
 
     public static float* Ptr(Tensor t) => Ptr<float>(t);
 
+    /// <summary>a · b over n floats, n a whole number of vectors.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Dot(float* a, float* b, int n)
+    {
+        var acc = V.Zero;
+        for (int c = 0; c < n; c += L) acc = Vector256.FusedMultiplyAdd(Vector256.Load(a + c), Vector256.Load(b + c), acc);
+        return Vector256.Sum(acc);
+    }
+
+    /// <summary>The largest of a vector's 8 lanes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float HorizontalMax(V v)
+    {
+        var half = Vector128.Max(v.GetLower(), v.GetUpper());
+        half = Vector128.Max(half, Vector128.Shuffle(half, Vector128.Create(2, 3, 0, 1)));
+        return MathF.Max(half.ToScalar(), half[1]);
+    }
+
     /// <summary>eˣ lane by lane (Cephes' single-precision polynomial, about 1 ulp); 0 for x below −87.3, −∞ included.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static V Exp(V x)

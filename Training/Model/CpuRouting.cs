@@ -113,7 +113,7 @@ public static unsafe class CpuRouting
             float* pt = p + (long)t * e;
             var max = Vector256.Load(pt);
             for (int v = L; v < e; v += L) max = Vector256.Max(max, Vector256.Load(pt + v));
-            var (m, sum) = (Vector256.Create(HorizontalMax(max)), V.Zero);
+            var (m, sum) = (Vector256.Create(CpuKernels.HorizontalMax(max)), V.Zero);
             for (int v = 0; v < e; v += L) { var z = CpuKernels.Exp(Vector256.Load(pt + v) - m); z.Store(pt + v); sum += z; }
             var inverse = Vector256.Create(1 / Vector256.Sum(sum));
             for (int v = 0; v < e; v += L) (Vector256.Load(pt + v) * inverse).Store(pt + v);
@@ -128,9 +128,7 @@ public static unsafe class CpuRouting
         for (int t = 0; t < n; t++)
         {
             float* pt = p + (long)t * e, dpt = dp + (long)t * e, gt = g + (long)t * e;
-            var dot = V.Zero;
-            for (int v = 0; v < e; v += L) dot = Vector256.FusedMultiplyAdd(Vector256.Load(pt + v), Vector256.Load(dpt + v), dot);
-            var s = Vector256.Create(Vector256.Sum(dot));
+            var s = Vector256.Create(CpuKernels.Dot(pt, dpt, e));
             for (int v = 0; v < e; v += L) (Vector256.Load(pt + v) * (Vector256.Load(dpt + v) - s)).Store(gt + v);
             float* dxt = dx + (long)t * d;
             int c = 0;
@@ -167,12 +165,5 @@ public static unsafe class CpuRouting
                 if (rows > 2) a2.Store(o + 2 * e);
                 if (rows > 3) a3.Store(o + 3 * e);
             }
-    }
-
-    static float HorizontalMax(V v)
-    {
-        var half = Vector128.Max(v.GetLower(), v.GetUpper());
-        half = Vector128.Max(half, Vector128.Shuffle(half, Vector128.Create(2, 3, 0, 1)));
-        return MathF.Max(half.ToScalar(), half[1]);
     }
 }

@@ -169,13 +169,7 @@ public static unsafe class CpuTokenMixing
         {
             for (int j = 0; j < g; j++)
                 for (int k = 0; k < e; k++)
-                {
-                    float* xp = x + j * xs, mp = m + k * ms;
-                    var acc = V.Zero;
-                    for (int c = 0; c < d; c += CpuKernels.L)
-                        acc = Vector256.FusedMultiplyAdd(Vector256.Load(xp + c), Vector256.Load(mp + c), acc);
-                    dw[j * ws + k] = Vector256.Sum(acc);
-                }
+                    dw[j * ws + k] = CpuKernels.Dot(x + j * xs, m + k * ms, d);
         }
     }
 }
