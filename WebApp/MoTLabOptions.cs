@@ -29,10 +29,15 @@ public sealed class MoTLabOptions
     public int CpuWorkerThreads =>
         WorkerThreads > 0 ? WorkerThreads : Math.Max(1, (Environment.ProcessorCount - 1) / Math.Max(1, CpuSlots));
 
+    /// <summary>A line chart holding more points than this draws with WebGL instead of SVG. Browsers keep ~16 WebGL
+    /// contexts a page and each WebGL chart takes two, so the small histories (≤ 2,000 points a read) stay SVG.</summary>
+    [Range(0, 100_000_000)] public int WebGlAbovePoints { get; set; } = 5_000;
     /// <summary>A worker that says nothing (not even its 15 s heartbeat) for this long is taken for hung or gone:
     /// the dashboard's own worker is stopped and its run Failed; one that outlived a restart leaves its run Interrupted.
     /// At least 20 s: below the heartbeat's 15 s a healthy worker busy starting up would be killed.</summary>
     [Range(20, 86_400)] public int WorkerSilenceSeconds { get; set; } = 120;
+    /// <summary>Seconds a worker of this dashboard's gets, after Cancel, to checkpoint and stop before it is killed.</summary>
+    [Range(1, 3600)] public int CancelGraceSeconds { get; set; } = 30;
     /// <summary>Cap on the SQLite file (0 = none): past it, telemetry is refused as "database or disk is full"
     /// and the run shows a warning, as when the disk itself fills up.</summary>
     [Range(0, 1_000_000)] public double MaxDatabaseMB { get; set; }
@@ -52,6 +57,8 @@ public sealed class MoTLabOptions
     public string RunsPath => Path.Combine(DataPath, "runs");
     public string UploadsPath => Path.Combine(DataPath, "uploads");
     public string CachePath => Path.Combine(DataPath, "cache");
+    /// <summary>This dashboard's data-protection keys (login cookies).</summary>
+    public string KeysPath => Path.Combine(DataPath, "keys");
     public string TrainingDllPath => Path.GetFullPath(TrainingDll ?? Path.Combine(AppContext.BaseDirectory, "MoTLab.Training.dll"));
 }
 

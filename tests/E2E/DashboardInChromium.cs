@@ -18,12 +18,7 @@ public sealed class DashboardInChromium : IAsyncLifetime
     public async Task InitializeAsync()
     {
         playwright = await Playwright.CreateAsync();
-        browser = await playwright.Chromium.LaunchAsync(new()
-        {
-            ExecutablePath = Environment.GetEnvironmentVariable("MOTLAB_CHROMIUM") ?? "/usr/bin/chromium",
-            Headless = true,
-            Args = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic"],
-        });
+        browser = await Chromium.LaunchAsync(playwright);
         page = await browser.NewPageAsync(new() { BaseURL = dashboard.BaseAddress.ToString(), ViewportSize = new() { Width = 1400, Height = 1000 } });
         page.SetDefaultTimeout(60_000);
     }

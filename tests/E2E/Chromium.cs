@@ -1,0 +1,41 @@
+using Microsoft.Playwright;
+
+namespace MoTLab.E2E;
+
+/// <summary>Debian's Chromium, headless, as every browser test starts it (Playwright cannot download browsers here).</summary>
+static class Chromium
+{
+    public static Task<IBrowser> LaunchAsync(IPlaywright playwright) => playwright.Chromium.LaunchAsync(new()
+    {
+        ExecutablePath = Environment.GetEnvironmentVariable("MOTLAB_CHROMIUM") ?? "/usr/bin/chromium",
+        Headless = true,
+        Args = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic"],
+    });
+}
+
+/// <summary>Everything a user would see go wrong in the network tab and the console of one page: responses of 400 and
+/// above, requests that failed, console errors, uncaught exceptions, and Chromium's warnings about WebGL contexts ("Too many active WebGL
+/// contexts"; its software renderer's performance notes are not problems).</summary>
+sealed class PageProblems
+{
+    readonly List<string> problems = [];
+    bool watching = true;
+
+    public PageProblems(IPage page)
+    {
+        page.Response += (_, r) => { if (r.Status >= 400) Add($"HTTP {r.Status} {r.Request.Method} {r.Url}"); };
+        page.RequestFailed += (_, r) => Add($"request failed: {r.Method} {r.Url} ({r.Failure})");
+        page.Console += (_, m) => { if (m.Type == "error" || m.Text.Contains("WebGL context", StringComparison.OrdinalIgnoreCase)) Add($"console {m.Type}: {m.Text}"); };
+        page.PageError += (_, e) => Add($"uncaught: {e}");
+    }
+
+    void Add(string problem) { lock (problems) if (watching) problems.Add(problem); }
+
+    /// <summary>Stops recording: what follows is expected to fail (the server is stopped on purpose).</summary>
+    public void Stop() { lock (problems) watching = false; }
+
+    public void AssertNone(string when)
+    {
+        lock (problems) Assert.True(problems.Count == 0, $"{when}:\n{string.Join('\n', problems)}");
+    }
+}
