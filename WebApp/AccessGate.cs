@@ -19,7 +19,9 @@ public sealed class AccessGate(IOptions<MoTLabOptions> options, IServer server, 
     ILogger<AccessGate> log)
 {
     public const string Cookie = "motlab_access";
-    private readonly IDataProtector protector = protection.CreateProtector("MoTLab.AccessCookie");
+    /// <summary>How long a login lasts, checked on the server (the cookie's own expiry is only the browser's).</summary>
+    public static readonly TimeSpan CookieLifetime = TimeSpan.FromDays(30);
+    private readonly ITimeLimitedDataProtector protector = protection.CreateProtector("MoTLab.AccessCookie").ToTimeLimitedDataProtector();
     private byte[]? tokenHash;
     public bool Required { get; private set; } = true;   // closed until the server says where it listens
 
@@ -48,17 +50,31 @@ public sealed class AccessGate(IOptions<MoTLabOptions> options, IServer server, 
     public bool Matches(string? token) =>
         tokenHash is not null && !string.IsNullOrEmpty(token) && CryptographicOperations.FixedTimeEquals(tokenHash, SHA256.HashData(Encoding.UTF8.GetBytes(token)));
 
-    public string IssueCookieValue() => protector.Protect("access");
+    /// <summary>The cookie names the token it was issued for (a hash of it, encrypted with this dashboard's own keys,
+    /// kept in its data folder) and expires after <see cref="CookieLifetime"/>: a cookie of another dashboard, of an
+    /// earlier token, or an old one opens nothing.</summary>
+    public string IssueCookieValue() => protector.Protect(CookieClaim(), CookieLifetime);
+
+    string CookieClaim() => Convert.ToHexString(SHA256.HashData([.. tokenHash ?? [], .. "MoTLab.AccessCookie"u8]));
 
     bool HasCookie(HttpContext c)
     {
-        if (!c.Request.Cookies.TryGetValue(Cookie, out var value)) return false;
-        try { return protector.Unprotect(value) == "access"; }
+        if (tokenHash is null || !c.Request.Cookies.TryGetValue(Cookie, out var value)) return false;
+        try
+        {
+            return CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(protector.Unprotect(value)), Encoding.ASCII.GetBytes(CookieClaim()));
+        }
         catch (CryptographicException) { return false; }
     }
 
     public async Task InvokeAsync(HttpContext c, RequestDelegate next)
     {
+        if (ForeignRequest(c) is { } refusal)
+        {
+            c.Response.StatusCode = refusal.Status;
+            await c.Response.WriteAsJsonAsync(new { title = refusal.Message, status = refusal.Status }, c.RequestAborted);
+            return;
+        }
         var path = c.Request.Path;
         if (!Required || path.StartsWithSegments("/login") || HasCookie(c)) { await next(c); return; }
         string? bearer = c.Request.Headers.Authorization.ToString() is { } h && h.StartsWith("Bearer ", StringComparison.Ordinal) ? h[7..] : null;
@@ -72,6 +88,37 @@ public sealed class AccessGate(IOptions<MoTLabOptions> options, IServer server, 
         }
         c.Response.Redirect($"/login?return={Uri.EscapeDataString(path + c.Request.QueryString)}");
     }
+
+    /// <summary>Another website's request, refused on every mode. On loopback the Host must be a loopback name (a page of
+    /// another site whose name was re-pointed at 127.0.0.1, DNS rebinding, sends its own name). Requests that change
+    /// something, and every hub or Blazor connection, must come from this dashboard's own pages: a browser names the
+    /// page's site in Origin and Sec-Fetch-Site; scripts send neither and are let through (on an exposed dashboard
+    /// they need the token anyway).</summary>
+    (int Status, string Message)? ForeignRequest(HttpContext c)
+    {
+        var request = c.Request;
+        if (!Required && !IsLoopbackHost(request.Host.Host))
+            return (StatusCodes.Status400BadRequest, $"host '{request.Host.Host}' is not this dashboard's: on loopback it answers to localhost and 127.0.0.1 only");
+        bool changes = !(HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method) || HttpMethods.IsOptions(request.Method));
+        bool connection = request.Path.StartsWithSegments(RunsHubContract.Path) || request.Path.StartsWithSegments("/_blazor");
+        if (!changes && !connection) return null;
+        if (request.Headers["Sec-Fetch-Site"].ToString() is "cross-site" or "same-site")
+            return (StatusCodes.Status403Forbidden, "requests from other websites are refused (Sec-Fetch-Site)");
+        var origin = request.Headers.Origin.ToString();
+        if (origin.Length > 0 && !(Uri.TryCreate(origin, UriKind.Absolute, out var o) && o.Authority.Equals(request.Host.Value, StringComparison.OrdinalIgnoreCase)))
+            return (StatusCodes.Status403Forbidden, $"requests from other websites are refused (Origin {origin})");
+        return null;
+    }
+
+    static bool IsLoopbackHost(string host) =>
+        host.Equals("localhost", StringComparison.OrdinalIgnoreCase) || (IPAddress.TryParse(host.Trim('[', ']'), out var ip) && IPAddress.IsLoopback(ip));
+
+    /// <summary>A path on this dashboard (the rules of ASP.NET's IsLocalUrl): "/x", not "//host", "/\host", nor anything
+    /// holding a control character or white space, which browsers drop ("/\t/host" reads as "//host").</summary>
+    public static bool IsLocalPath(string? url) =>
+        url is { Length: > 0 } && url[0] == '/' && (url.Length == 1 || (url[1] != '/' && url[1] != '\\')) && !url.Any(ch => char.IsControl(ch) || char.IsWhiteSpace(ch));
+
+    public const string LoginRateLimit = "login";
 
     /// <summary>GET/POST /login: a plain form (no Blazor before the user is in), antiforgery-checked.</summary>
     public static void MapLogin(WebApplication app)
@@ -93,16 +140,25 @@ public sealed class AccessGate(IOptions<MoTLabOptions> options, IServer server, 
         });
         app.MapPost("/login", async (HttpContext c, IAntiforgery af, AccessGate gate) =>
         {
-            if (!await af.IsRequestValidAsync(c)) return Results.BadRequest("the form expired; reload the login page");
-            var form = await c.Request.ReadFormAsync();
+            if (!c.Request.HasFormContentType) return Results.Problem("send the login form (application/x-www-form-urlencoded)", statusCode: StatusCodes.Status400BadRequest);
+            IFormCollection form;
+            try
+            {
+                if (!await af.IsRequestValidAsync(c)) return Results.Problem("the form expired; reload the login page", statusCode: StatusCodes.Status400BadRequest);
+                form = await c.Request.ReadFormAsync(c.RequestAborted);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or BadHttpRequestException or AntiforgeryValidationException)
+            {
+                return Results.Problem($"the login form could not be read: {(e.InnerException ?? e).Message}", statusCode: StatusCodes.Status400BadRequest);
+            }
             var back = form["return"].ToString();
-            if (!back.StartsWith('/') || back.StartsWith("//")) back = "/";   // never redirect off-site
+            if (!IsLocalPath(back)) back = "/";   // never redirect off-site
             if (!gate.Matches(form["token"])) return Results.Redirect($"/login?error=1&return={Uri.EscapeDataString(back)}");
             c.Response.Cookies.Append(Cookie, gate.IssueCookieValue(), new CookieOptions
             {
-                HttpOnly = true, SameSite = SameSiteMode.Strict, Secure = c.Request.IsHttps, MaxAge = TimeSpan.FromDays(30),
+                HttpOnly = true, SameSite = SameSiteMode.Strict, Secure = c.Request.IsHttps, MaxAge = CookieLifetime,
             });
-            return Results.Redirect(back);
-        }).DisableAntiforgery();   // checked explicitly above, so a stale form gets a message instead of a 400 page
+            return Results.LocalRedirect(back);
+        }).DisableAntiforgery().RequireRateLimiting(LoginRateLimit);   // checked explicitly above, so a stale form gets a message instead of a 400 page
     }
 }

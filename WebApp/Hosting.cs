@@ -1,3 +1,7 @@
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.AspNetCore.DataProtection.Repositories;
+using System.Threading.RateLimiting;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using MoTLab.WebApp.Data;
@@ -20,9 +24,16 @@ public static class Hosting
         {
             var options = sp.GetRequiredService<IOptions<MoTLabOptions>>().Value;
             o.UseSqlite($"Data Source={options.DatabasePath};Default Timeout=30");
+            // SQLite changes a column by rebuilding its table, outside a transaction (EF says so on every new database)
+            o.ConfigureWarnings(w => w.Ignore(Microsoft.EntityFrameworkCore.Diagnostics.RelationalEventId.NonTransactionalMigrationOperationWarning));
             if (options.MaxDatabaseMB > 0) o.AddInterceptors(new DatabaseSizeCap(options.MaxDatabaseMB));
         });
-        s.AddSingleton<WorkerTokens>().AddSingleton<SchedulerSignal>().AddSingleton<RunEvents>()
+        // login cookies are encrypted with keys of this dashboard's own, in its data folder: not the user-wide ring in
+        // ~/.aspnet that every dashboard of the same user would share
+        s.AddDataProtection().SetApplicationName("MoTLab");
+        s.AddOptions<KeyManagementOptions>().Configure<IOptions<MoTLabOptions>, ILoggerFactory>((k, o, logs) =>
+            k.XmlRepository = new FileSystemXmlRepository(Directory.CreateDirectory(o.Value.KeysPath), logs));
+        s.AddSingleton<WorkerTokens>().AddSingleton<MoTLab.WebApp.Hubs.WorkerConnections>().AddSingleton<SchedulerSignal>().AddSingleton<CancelRequests>().AddSingleton<RunEvents>()
          .AddSingleton<CorpusCatalog>().AddSingleton<RunRequests>().AddSingleton<RunService>().AddSingleton<MetricsQuery>()
          .AddSingleton<SampleRunner>().AddSingleton<UploadStore>().AddSingleton<AccessGate>().AddSingleton<RemoteWorkers>().AddSingleton<RunGroups>()
          .AddSingleton<ILauncher, LocalProcessLauncher>();
@@ -43,8 +54,18 @@ public static class Hosting
         });
         s.AddOpenApi();
         s.AddProblemDetails();
-        // a malformed body is the client's mistake: a 400, not an exception logged as a server error (the default in Development)
-        s.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = false);
+        // a malformed body is the client's mistake: binding failures are thrown and ClientErrors answers them with a 4xx
+        // ProblemDetails that says what is wrong (a bare 400 told the client nothing)
+        s.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+        s.AddExceptionHandler<MoTLab.WebApp.Api.ClientErrors>();
+        // /login answers 10 tries a minute per client address; the 11th gets 429
+        s.AddRateLimiter(o =>
+        {
+            o.RejectionStatusCode = StatusCodes.Status429TooManyRequests;
+            o.AddPolicy(AccessGate.LoginRateLimit, c => RateLimitPartition.GetFixedWindowLimiter(c.Connection.RemoteIpAddress?.ToString() ?? "",
+                _ => new FixedWindowRateLimiterOptions { PermitLimit = 10, Window = TimeSpan.FromMinutes(1), QueueLimit = 0 }));
+            o.OnRejected = (r, ct) => new ValueTask(r.HttpContext.Response.WriteAsync("too many sign-in attempts; wait a minute and try again", ct));
+        });
         s.AddRazorComponents().AddInteractiveServerComponents();
         s.AddMudServices();
         return builder;

@@ -16,6 +16,8 @@ public static class ConfigValidator
     {
         var e = new List<ConfigError>();
         void Check(bool ok, string field, string message) { if (!ok) e.Add(new(field, message)); }
+        // JSON may carry "Infinity" (named literals are read): every number without an upper bound is checked to be finite
+        void AtLeast(double v, double min, string field, string note = "") => Check(double.IsFinite(v) && v >= min, field, $"must be a finite number ≥ {min}{note}");
         var m = c.Model; var f = m.Ffn; var t = c.Train;
 
         Check(!string.IsNullOrWhiteSpace(c.Name) && c.Name.Length <= 200, "name", "must be 1–200 characters");
@@ -33,7 +35,8 @@ public static class ConfigValidator
             Check(f.Experts is >= 1 and <= 4096, "model.ffn.experts", "must be between 1 and 4,096");
             Check(f.Granularity is >= 1 and <= 64, "model.ffn.granularity", "must be between 1 and 64");
             Check(f.ExpertWidth >= 0, "model.ffn.expert_width", "must be 0 (flop-matched) or positive");
-            if (f.SparseBlocks is { } blocks)
+            Check(f.SparseBlocks is not { } listed || listed.Count <= m.Layers, "model.ffn.sparse_blocks", $"lists more blocks than there are layers ({m.Layers})");
+            if (f.SparseBlocks is { Count: <= 512 } blocks)
                 foreach (var b in blocks)
                     Check(b >= 0 && b < m.Layers, "model.ffn.sparse_blocks", $"block {b} does not exist (layers = {m.Layers})");
         }
@@ -43,17 +46,18 @@ public static class ConfigValidator
                 Check(f.GroupSize >= 1, "model.ffn.group_size", "must be at least 1");
                 Check(f.GroupSize < 1 || t.BatchSize % f.GroupSize == 0, "train.batch_size",
                     $"must be a multiple of the MoT group size ({f.GroupSize}): MoT mixes tokens of {f.GroupSize} different examples");
-                Check(f.Temperature > 0, "model.ffn.temperature", "must be positive");
-                foreach (var eg in f.EvalGroupSizes ?? [])
+                Check(double.IsFinite(f.Temperature) && f.Temperature > 0, "model.ffn.temperature", "must be a finite positive number");
+                Check(f.EvalGroupSizes is not { Count: > 16 }, "model.ffn.eval_group_sizes", "at most 16 extra group sizes");
+                foreach (var eg in f.EvalGroupSizes is { Count: <= 16 } sizes ? sizes : [])
                     Check(eg >= 1 && t.BatchSize % eg == 0, "model.ffn.eval_group_sizes",
                         $"{eg} does not divide the batch size ({t.BatchSize}): evaluation batches are grouped the same way");
                 break;
             case FfnKind.TokenChoice:
                 Check(f.TopK >= 1, "model.ffn.top_k", "must be at least 1");
                 Check(f.TopK <= f.EffectiveExperts, "model.ffn.top_k", $"must not exceed the number of experts ({f.EffectiveExperts})");
-                Check(f.CapacityFactor > 0, "model.ffn.capacity_factor", "must be positive");
-                Check(f.BalanceLoss >= 0, "model.ffn.balance_loss", "must be ≥ 0");
-                Check(f.ZLoss >= 0, "model.ffn.z_loss", "must be ≥ 0");
+                Check(double.IsFinite(f.CapacityFactor) && f.CapacityFactor > 0, "model.ffn.capacity_factor", "must be a finite positive number");
+                AtLeast(f.BalanceLoss, 0, "model.ffn.balance_loss");
+                AtLeast(f.ZLoss, 0, "model.ffn.z_loss");
                 break;
             case FfnKind.ExpertChoice:
                 Check(f.Capacity > 0 && f.Capacity <= f.EffectiveExperts, "model.ffn.capacity",
@@ -63,7 +67,7 @@ public static class ConfigValidator
                 Check(t.InitFrom is not null, "train.init_from", $"{f.Kind} fine-tunes a dense checkpoint: name its run or checkpoint folder");
                 Check(f.Granularity == 1 && f.ExpertWidth == 0, "model.ffn.granularity", "lightweight experts keep the dense FFN's shape (granularity 1, expert_width 0)");
                 Check(f.Kind != FfnKind.MoLoRA || f.Rank is >= 1 and <= 4096, "model.ffn.rank", "must be between 1 and 4,096");
-                Check(f.Kind != FfnKind.MoLoRA || f.LoraAlpha > 0, "model.ffn.lora_alpha", "must be positive");
+                Check(f.Kind != FfnKind.MoLoRA || (double.IsFinite(f.LoraAlpha) && f.LoraAlpha > 0), "model.ffn.lora_alpha", "must be a finite positive number");
                 break;
         }
 
@@ -72,10 +76,10 @@ public static class ConfigValidator
         Check(t.LearningRate is > 0 and < 10, "train.learning_rate", "must be in (0, 10)");
         Check(t.WarmupFraction is >= 0 and <= 1, "train.warmup_fraction", "must be in [0, 1]");
         Check(t.MinLrRatio is >= 0 and <= 1, "train.min_lr_ratio", "must be in [0, 1]");
-        Check(t.WeightDecay >= 0, "train.weight_decay", "must be ≥ 0");
+        AtLeast(t.WeightDecay, 0, "train.weight_decay");
         Check(t.Beta1 is >= 0 and < 1, "train.beta1", "must be in [0, 1)");
         Check(t.Beta2 is >= 0 and < 1, "train.beta2", "must be in [0, 1)");
-        Check(t.GradClip >= 0, "train.grad_clip", "must be ≥ 0 (0 = off)");
+        AtLeast(t.GradClip, 0, "train.grad_clip", " (0 = off)");
         Check(t.LogEvery >= 1, "train.log_every", "must be at least 1");
         Check(t.SnapshotEvery >= 1, "train.snapshot_every", "must be at least 1");
         Check(t.EvalEvery >= 1, "train.eval_every", "must be at least 1");

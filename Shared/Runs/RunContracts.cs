@@ -10,6 +10,10 @@ public sealed record WorkerStatus(RunStatus Status, string? Error = null, long? 
 /// <summary>A checkpoint a worker wrote: its step and folder (on the worker's machine).</summary>
 public sealed record CheckpointInfo(long Step, string Path, double? TrainLoss, double? EvalLoss);
 
+/// <summary>The hub's answer to a worker's hello: the run's config (JSON, as stored) and the folders its corpus
+/// files must resolve into (the dashboard's data roots and uploads folder); the worker checks every file it opens.</summary>
+public sealed record WorkerAssignment(string ConfigJson, IReadOnlyList<string> DataRoots);
+
 /// <summary>Everything the hub pushes to a watcher of run-{id}, in order.</summary>
 public sealed record RunEvent(int RunId, string Kind, IReadOnlyList<StepMetrics>? Metrics = null,
     IReadOnlyList<RoutingSnapshot>? Routing = null, WorkerStatus? Status = null, IReadOnlyList<string>? Log = null,
@@ -21,7 +25,7 @@ public static class RunsHubContract
 {
     public const string Path = "/hubs/runs";
     // worker → server
-    public const string Hello = "WorkerHello";            // (runId, token) → config JSON
+    public const string Hello = "WorkerHello";            // (runId, token) → WorkerAssignment
     public const string ReportMetrics = "ReportMetrics";  // (runId, token, StepMetrics[])
     public const string ReportRouting = "ReportRouting";  // (runId, token, RoutingSnapshot[])
     public const string ReportStatus = "ReportStatus";    // (runId, token, WorkerStatus)

@@ -6,6 +6,7 @@ using MoTLab.Shared.Runs;
 using MoTLab.Training.Runtime;
 using MoTLab.Training.Train;
 using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace MoTLab.Training.Cli;
 
@@ -39,17 +40,15 @@ public static class WorkerCommand
     {
         // the per-run token also opens the connection on a dashboard that requires an access token; if the
         // dashboard goes away, training goes on (telemetry queues up) while the connection retries for `grace`
-        await using var connection = new HubConnectionBuilder()
-            .WithUrl(hubUrl, o => o.AccessTokenProvider = () => Task.FromResult<string?>(token))
-            .WithAutomaticReconnect(new RetryFor(grace)).Build();
+        await using var connection = Connection(hubUrl, token, grace);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct);
         bool lost = false;
         connection.On<int>(nameof(IRunsClient.Cancel), id => { if (id == runId) cancel.Cancel(); });
-        connection.Reconnected += async _ => await connection.InvokeAsync<string>(RunsHubContract.Hello, runId, token);  // rejoin (a restarted dashboard adopts the run)
+        connection.Reconnected += async _ => await connection.InvokeAsync<WorkerAssignment>(RunsHubContract.Hello, runId, token);  // rejoin (a restarted dashboard adopts the run)
         connection.Closed += _ => { lost = true; cancel.Cancel(); return Task.CompletedTask; };                        // grace spent: checkpoint and stop
         await connection.StartAsync(ct);
-        var configJson = await connection.InvokeAsync<string>(RunsHubContract.Hello, runId, token, ct);
-        var config = JsonSerializer.Deserialize<RunConfig>(configJson, Json.Options)!;
+        var assignment = await connection.InvokeAsync<WorkerAssignment>(RunsHubContract.Hello, runId, token, ct);
+        var config = JsonSerializer.Deserialize<RunConfig>(assignment.ConfigJson, Json.Options)!;
 
         var console = new ConsoleSink(config.Train.Steps);
         await using var stream = new HubStream(connection, runId, token, reason =>
@@ -67,7 +66,7 @@ public static class WorkerCommand
             final = await RunOnDedicatedThread(() =>
             {
                 using var files = new JsonlSink(runDir, resumedStep);
-                using var trainer = new Trainer(config, runDir, device, [files, console, stream], resumeFrom);
+                using var trainer = new Trainer(config, runDir, device, [files, console, stream], resumeFrom, dataRoots: assignment.DataRoots);
                 stream.Status(new WorkerStatus(RunStatus.Running, Parameters: trainer.Model.ParameterCount(), Device: trainer.Device.ToString(), Step: trainer.State.Step));
                 var state = trainer.Run(cancel.Token);
                 return new WorkerStatus(state.Step >= config.Train.Steps ? RunStatus.Completed : RunStatus.Cancelled, Step: state.Step);
@@ -87,6 +86,15 @@ public static class WorkerCommand
         await stream.FlushAsync();
         return final.Status == RunStatus.Failed ? 1 : 0;
     }
+
+    /// <summary>The worker's hub connection: its per-run token opens it, it reconnects every second for
+    /// <paramref name="grace"/>, and its JSON carries NaN and ±Infinity as "NaN" / "Infinity" (a diverging run with
+    /// train.stop_on_non_finite: false logs them, and strict JSON would refuse every batch holding one).</summary>
+    public static HubConnection Connection(string hubUrl, string token, TimeSpan grace) => new HubConnectionBuilder()
+        .WithUrl(hubUrl, o => o.AccessTokenProvider = () => Task.FromResult<string?>(token))
+        .WithAutomaticReconnect(new RetryFor(grace))
+        .AddJsonProtocol(o => o.PayloadSerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals)
+        .Build();
 
     /// <summary>Reconnect every second until <paramref name="grace"/> has passed.</summary>
     sealed class RetryFor(TimeSpan grace) : IRetryPolicy

@@ -22,7 +22,9 @@ public sealed class Corpus
     public IEnumerable<string> Documents() => documents();
 
     /// <summary>Resolves data.corpus. Throws <see cref="CorpusException"/> with a message naming the problem.</summary>
-    public static Corpus Open(string spec)
+    /// <param name="roots">The dashboard's data roots: every file of a file or folder corpus must resolve inside one
+    /// (null on the command line, where the user names their own files). Built-in corpora are always allowed.</param>
+    public static Corpus Open(string spec, IReadOnlyList<string>? roots = null)
     {
         switch (spec)
         {
@@ -40,18 +42,23 @@ public sealed class Corpus
                 if (root is null) throw new CorpusException($"corpus '{spec}': Debian's linux-doc package is not installed (apt-get install linux-doc-6.1)");
                 var files = RstFiles(root);
                 if (files.Count == 0) throw new CorpusException($"corpus '{spec}': no .rst or .rst.gz files under {root}");
-                return new Corpus(spec, Fingerprint("linux-docs-v1", files), () => files.Select(ReadUtf8));
+                return new Corpus(spec, Fingerprint("linux-docs-v1", files), () => files.Select(f => ReadUtf8(f)));
             }
         }
         var path = Path.GetFullPath(spec);
         if (File.Exists(path))
-            return new Corpus(spec, Fingerprint("file", [path]), () => [ReadUtf8(path)]);
+        {
+            CorpusFiles.Check(path, roots);
+            return new Corpus(spec, Fingerprint("file", [path]), () => [ReadUtf8(path, roots)]);
+        }
         if (Directory.Exists(path))
         {
+            CorpusFiles.Check(path, roots);
             var files = Directory.GetFiles(path, "*", SearchOption.AllDirectories)
                 .Where(f => !Path.GetFileName(f).StartsWith('.')).Order(StringComparer.Ordinal).ToList();
             if (files.Count == 0) throw new CorpusException($"corpus folder '{spec}' contains no files");
-            return new Corpus(spec, Fingerprint("folder", files), () => files.Select(ReadUtf8));
+            foreach (var f in files) CorpusFiles.Check(f, roots);        // a link out of the roots, or a FIFO, anywhere in it
+            return new Corpus(spec, Fingerprint("folder", files), () => files.Select(f => ReadUtf8(f, roots)));
         }
         throw new CorpusException($"corpus '{spec}' is neither a built-in corpus ({string.Join(", ", BuiltIn)}) nor an existing file or folder");
     }
@@ -76,11 +83,19 @@ public sealed class Corpus
 
     static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
-    /// <summary>Reads a file as UTF-8 text; binary (NUL bytes), invalid UTF-8, empty or unreadable files are errors.</summary>
-    public static string ReadUtf8(string path)
+    /// <summary>Reads a file as UTF-8 text; binary (NUL bytes), invalid UTF-8, empty or unreadable files are errors, and
+    /// so is anything but a regular file, or (given <paramref name="roots"/>) a file whose real path is outside them.</summary>
+    public static string ReadUtf8(string path, IReadOnlyList<string>? roots = null)
     {
         byte[] bytes;
-        try { bytes = path.EndsWith(".gz", StringComparison.Ordinal) ? Gunzip(path) : File.ReadAllBytes(path); }
+        try
+        {
+            using var file = CorpusFiles.OpenRead(path, roots);
+            using var input = path.EndsWith(".gz", StringComparison.Ordinal) ? new System.IO.Compression.GZipStream(file, System.IO.Compression.CompressionMode.Decompress) : (Stream)file;
+            using var buffer = new MemoryStream();
+            input.CopyTo(buffer);
+            bytes = buffer.ToArray();
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
         { throw new CorpusException($"corpus file '{path}' cannot be read: {e.Message}"); }
         if (bytes.Length == 0) throw new CorpusException($"corpus file '{path}' is empty");
@@ -88,14 +103,6 @@ public sealed class Corpus
         try { return StrictUtf8.GetString(bytes).TrimStart('\uFEFF'); }
         catch (DecoderFallbackException e)
         { throw new CorpusException($"corpus file '{path}' is not valid UTF-8 (bad byte at offset {e.Index})"); }
-    }
-
-    static byte[] Gunzip(string path)
-    {
-        using var input = new System.IO.Compression.GZipStream(File.OpenRead(path), System.IO.Compression.CompressionMode.Decompress);
-        using var output = new MemoryStream();
-        input.CopyTo(output);
-        return output.ToArray();
     }
 
     static string Fingerprint(string kind, IEnumerable<string> files)

@@ -30,8 +30,9 @@ public sealed class Trainer : IDisposable
     private readonly IReadOnlyList<Parameter> parameters;
 
     /// <param name="tokens">Token stream to train on instead of the configured corpus (benchmarks use random ids).</param>
+    /// <param name="dataRoots">A dashboard's data roots: corpus files must resolve inside them (null: any file).</param>
     public Trainer(RunConfig config, string runDir, string device, IReadOnlyList<ITelemetrySink> sinks,
-                   string? resumeFrom = null, string? cacheDir = null, ushort[]? tokens = null)
+                   string? resumeFrom = null, string? cacheDir = null, ushort[]? tokens = null, IReadOnlyList<string>? dataRoots = null)
     {
         var errors = ConfigValidator.Validate(config);
         if (errors.Count > 0) throw new ConfigException(errors);
@@ -51,7 +52,7 @@ public sealed class Trainer : IDisposable
         var tokenizer = Tokenizers.Create(config.Data.Tokenizer);
         if (config.Model.VocabSize != tokenizer.VocabSize) config = config with { Model = config.Model with { VocabSize = tokenizer.VocabSize } };
         Config = config;
-        tokens ??= TokenCache.Load(Corpus.Open(config.Data.Corpus), tokenizer, cacheDir, Log);
+        tokens ??= TokenCache.Load(Corpus.Open(config.Data.Corpus, dataRoots), tokenizer, cacheDir, Log);
         data = new TokenDataset(tokens, config.Model.SeqLen, config.Data.ValFraction, config.Train.Seed, config.Data.Corpus);
 
         manual_seed(config.Train.Seed);

@@ -32,8 +32,22 @@ public static class RunsApi
     {
         var api = app.MapGroup("/api").WithTags("MoTLab");
 
-        api.MapGet("/runs", async (RunService runs, string? q, RunStatus? status, CancellationToken ct) =>
-            (await runs.ListAsync(q, status, ct)).Select(Summary));
+        // newest first, a page at a time (limit ≤ 1,000; the total is in X-Total-Count); status is any RunStatus, in any case
+        api.MapGet("/runs", async (RunService runs, HttpResponse response, string? q, string? status, int? limit, int? offset, CancellationToken ct) =>
+        {
+            RunStatus? wanted = null;
+            if (status is not null)
+            {
+                if (!Enum.TryParse<RunStatus>(status, ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed))
+                    return Results.ValidationProblem(new Dictionary<string, string[]> { ["status"] = [$"'{status}' is not a run status: {string.Join(", ", Enum.GetNames<RunStatus>().Select(n => n.ToLowerInvariant()))}"] });
+                wanted = parsed;
+            }
+            if (limit is < 1 or > 1000) return Results.ValidationProblem(new Dictionary<string, string[]> { ["limit"] = ["must be between 1 and 1,000"] });
+            if (offset is < 0) return Results.ValidationProblem(new Dictionary<string, string[]> { ["offset"] = ["must be ≥ 0"] });
+            var all = await runs.ListAsync(q, wanted, ct);
+            response.Headers["X-Total-Count"] = all.Count.ToString(CultureInfo.InvariantCulture);
+            return Results.Ok(all.Skip(offset ?? 0).Take(limit ?? 1000).Select(Summary));
+        });
 
         api.MapPost("/runs", async (CreateRunRequest request, RunService runs, CancellationToken ct) =>
         {
@@ -73,7 +87,12 @@ public static class RunsApi
             await runs.DeleteAsync(id, workers.KillAsync, ct) ? Results.NoContent() : Results.NotFound());
 
         api.MapPost("/runs/{id:int}/cancel", async (int id, RunService runs, CancellationToken ct) =>
-            await runs.CancelAsync(id, ct) ? Results.Accepted($"/api/runs/{id}") : Results.NotFound());
+            await runs.CancelAsync(id, ct) switch
+            {
+                RunService.CancelOutcome.NotFound => Results.NotFound(),
+                RunService.CancelOutcome.AlreadyEnded => Results.Problem("the run has ended already; there is nothing to cancel", statusCode: StatusCodes.Status409Conflict),
+                _ => Results.Accepted($"/api/runs/{id}"),
+            });
 
         api.MapPost("/runs/{id:int}/resume", async (int id, RunService runs, CancellationToken ct) =>
             await runs.GetAsync(id, ct) is null ? Results.NotFound()
@@ -139,36 +158,55 @@ public static class RunsApi
             };
         });
 
-        // multipart upload of one UTF-8 text file; stored under the data folder's uploads/ with a generated name
+        // multipart upload of one UTF-8 text file, streamed to the uploads folder (never buffered whole) and cut off as soon
+        // as it passes MoTLab:MaxUploadMB; stored with a generated name
         api.MapPost("/corpora/upload", async (HttpRequest request, UploadStore uploads, CancellationToken ct) =>
         {
-            if (!request.HasFormContentType) return Results.ValidationProblem(new Dictionary<string, string[]> { ["file"] = ["send multipart/form-data with one file"] });
-            var form = await request.ReadFormAsync(ct);
-            if (form.Files is not [var file]) return Results.ValidationProblem(new Dictionary<string, string[]> { ["file"] = ["send exactly one file"] });
-            if (file.Length > uploads.MaxBytes)
-                return Results.Problem($"the upload is larger than the {uploads.MaxBytes / 1024 / 1024} MB limit (MoTLab:MaxUploadMB)", statusCode: StatusCodes.Status413PayloadTooLarge);
+            const long MultipartOverhead = 64 * 1024;
+            if (request.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } cap)
+                cap.MaxRequestBodySize = uploads.MaxBytes + MultipartOverhead;
+            if (request.ContentLength > uploads.MaxBytes + MultipartOverhead) return TooLarge(uploads);
+            if (!Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(request.ContentType, out var type) || !type.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase)
+                || Microsoft.Net.Http.Headers.HeaderUtilities.RemoveQuotes(type.Boundary).Value is not { Length: > 0 and <= 200 } boundary)
+                return Results.ValidationProblem(new Dictionary<string, string[]> { ["file"] = ["send multipart/form-data with one file"] });
+            string? saved = null;
             try
             {
-                await using var stream = file.OpenReadStream();
-                var path = await uploads.SaveAsync(stream, file.FileName, ct);
-                return Results.Created($"/api/corpora", new { corpus = path });
+                var reader = new Microsoft.AspNetCore.WebUtilities.MultipartReader(boundary, request.Body) { HeadersCountLimit = 16 };
+                for (int sections = 0; await reader.ReadNextSectionAsync(ct) is { } section; sections++)
+                {
+                    if (sections >= 16) return Results.ValidationProblem(new Dictionary<string, string[]> { ["file"] = ["send exactly one file (and at most a few form fields)"] });
+                    if (Microsoft.AspNetCore.WebUtilities.MultipartSectionConverterExtensions.AsFileSection(section) is not { } file) continue;
+                    if (saved is not null) return Results.ValidationProblem(new Dictionary<string, string[]> { ["file"] = ["send exactly one file"] });
+                    saved = await uploads.SaveAsync(file.FileStream!, file.FileName, ct);
+                }
+                if (saved is null) return Results.ValidationProblem(new Dictionary<string, string[]> { ["file"] = ["send exactly one file"] });
+                var created = saved; saved = null;
+                return Results.Created($"/api/corpora", new { corpus = created });
             }
-            catch (Exception e) when (e is InvalidDataException or Training.Data.CorpusException)
+            catch (UploadTooLargeException) { return TooLarge(uploads); }
+            catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge) { return TooLarge(uploads); }
+            catch (UploadStorageException e) { return Results.Problem(e.Message, statusCode: StatusCodes.Status507InsufficientStorage); }
+            catch (Exception e) when (e is InvalidDataException or IOException or BadHttpRequestException or Training.Data.CorpusException)
             {
                 return Results.ValidationProblem(new Dictionary<string, string[]> { ["file"] = [e.Message] });
             }
+            finally { if (saved is not null) File.Delete(saved); }   // a second file after the first: nothing is kept
         }).DisableAntiforgery();   // an API for scripts (bearer token when exposed), not a browser form
         return app;
     }
 
+    static IResult TooLarge(UploadStore uploads) =>
+        Results.Problem($"the upload is larger than the {uploads.MaxBytes / 1024 / 1024} MB limit (MoTLab:MaxUploadMB)", statusCode: StatusCodes.Status413PayloadTooLarge);
+
     static string Csv(List<MetricRow> rows)
     {
-        var sb = new StringBuilder("step,tokens,elapsed_s,train_loss,eval_loss,lr,grad_norm,tokens_per_s,mfu,aux_loss,dropped_ratio,router_entropy\n");
+        var sb = new StringBuilder("step,tokens,elapsed_s,time,train_loss,eval_loss,lr,grad_norm,tokens_per_s,mfu,aux_loss,balance_loss,z_loss,dropped_ratio,router_entropy\n");
         string F(double? v) => v?.ToString("R", CultureInfo.InvariantCulture) ?? "";
-        foreach (var m in rows)
-            sb.Append(m.Step).Append(',').Append(m.Tokens).Append(',').Append(F(m.ElapsedS)).Append(',').Append(F(m.TrainLoss)).Append(',')
-              .Append(F(m.EvalLoss)).Append(',').Append(F(m.Lr)).Append(',').Append(F(m.GradNorm)).Append(',').Append(F(m.TokensPerS)).Append(',')
-              .Append(F(m.Mfu)).Append(',').Append(F(m.AuxLoss)).Append(',').Append(F(m.DroppedRatio)).Append(',').Append(F(m.RouterEntropy)).Append('\n');
+        foreach (var m in rows.Select(r => r.ToStepMetrics()))
+            sb.AppendJoin(',', [m.Step.ToString(CultureInfo.InvariantCulture), m.Tokens.ToString(CultureInfo.InvariantCulture), F(m.ElapsedS), F(m.Time),
+                F(m.TrainLoss), F(m.EvalLoss), F(m.Lr), F(m.GradNorm), F(m.TokensPerS), F(m.Mfu), F(m.AuxLoss), F(m.BalanceLoss), F(m.ZLoss),
+                F(m.DroppedRatio), F(m.RouterEntropy)]).Append('\n');
         return sb.ToString();
     }
 }

@@ -7,18 +7,35 @@ namespace MoTLab.WebApp.Hubs;
 
 /// <summary>/hubs/runs: workers report telemetry with their per-run token; watchers join run-{id} and get
 /// every event. Telemetry is queued for the batched writer and fanned out at once.</summary>
-public sealed class RunsHub(WorkerTokens tokens, RunService runs, RemoteWorkers remote, TelemetryWriter writer) : Hub<IRunsClient>
+public sealed class RunsHub(WorkerTokens tokens, WorkerConnections workers, RunService runs, RemoteWorkers remote, TelemetryWriter writer,
+    CorpusCatalog corpora) : Hub<IRunsClient>
 {
+    /// <summary>A connection opened with a worker token (query access_token, or a bearer header) is that run's worker.</summary>
+    public override Task OnConnectedAsync()
+    {
+        var request = Context.GetHttpContext()?.Request;
+        var header = request?.Headers.Authorization.ToString();
+        var token = header is { } h && h.StartsWith("Bearer ", StringComparison.Ordinal) ? h[7..] : request?.Query["access_token"].ToString();
+        if (tokens.RunOf(token) is { } run) workers.Bind(Context, run);
+        return base.OnConnectedAsync();
+    }
+
+    public override Task OnDisconnectedAsync(Exception? exception)
+    {
+        workers.Forget(Context);
+        return base.OnDisconnectedAsync(exception);
+    }
+
     public static string RunGroup(int runId) => $"run-{runId}";
     public static string WorkerGroup(int runId) => $"worker-{runId}";
 
-    public async Task<string> WorkerHello(int runId, string token)
+    public async Task<WorkerAssignment> WorkerHello(int runId, string token)
     {
         await Authorize(runId, token);
         await Groups.AddToGroupAsync(Context.ConnectionId, WorkerGroup(runId));
         var run = await runs.GetAsync(runId) ?? throw new HubException($"run {runId} does not exist");
         await remote.OnHelloAsync(runId);
-        return run.ConfigJson;
+        return new WorkerAssignment(run.ConfigJson, corpora.Roots);
     }
 
     public async Task ReportMetrics(int runId, string token, StepMetrics[] metrics)
@@ -56,7 +73,12 @@ public sealed class RunsHub(WorkerTokens tokens, RunService runs, RemoteWorkers 
         await runs.RecordCheckpointAsync(runId, checkpoint);
     }
 
-    public Task Subscribe(int runId) => Groups.AddToGroupAsync(Context.ConnectionId, RunGroup(runId));
+    public Task Subscribe(int runId)
+    {
+        if (WorkerConnections.RunOf(Context) is { } own && (own != runId || !tokens.IsKnown(own)))
+            throw new HubException($"a worker's connection may watch its own run ({own}) only, while it runs");
+        return Groups.AddToGroupAsync(Context.ConnectionId, RunGroup(runId));
+    }
     public Task Unsubscribe(int runId) => Groups.RemoveFromGroupAsync(Context.ConnectionId, RunGroup(runId));
 
     /// <summary>A worker's sign of life between telemetry (every 15 s when it has nothing else to send).</summary>
@@ -66,6 +88,9 @@ public sealed class RunsHub(WorkerTokens tokens, RunService runs, RemoteWorkers 
     {
         if (!tokens.IsValid(runId, token) && (tokens.IsKnown(runId) || !await runs.AdoptWorkerAsync(runId, token)))   // adopt: the dashboard restarted under it
             throw new HubException($"{RunsHubContract.TokenRefused} for run {runId}");
+        if (WorkerConnections.RunOf(Context) is { } own && own != runId)
+            throw new HubException($"this connection is run {own}'s worker; it may not report for run {runId}");
+        if (WorkerConnections.RunOf(Context) is null) workers.Bind(Context, runId);   // adopted after a restart: known from now on
         tokens.Touch(runId);
     }
 }

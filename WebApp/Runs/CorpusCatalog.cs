@@ -1,3 +1,4 @@
+using MoTLab.Shared;
 using Microsoft.Extensions.Options;
 using MoTLab.Training.Data;
 
@@ -26,36 +27,18 @@ public sealed class CorpusCatalog(IOptions<MoTLabOptions> options)
         return list;
     }
 
-    /// <summary>Null when the corpus may be used, else the reason.</summary>
+    /// <summary>Null when the corpus may be used, else the reason. The worker checks every file again where it opens
+    /// it (the file may be swapped between now and then).</summary>
     public string? Check(string corpus)
     {
         if (Corpus.BuiltIn.Contains(corpus)) return null;
         if (!Path.IsPathRooted(corpus)) return $"'{corpus}' is not a built-in corpus ({string.Join(", ", Corpus.BuiltIn)}) nor an absolute path inside a data root";
-        var full = Resolve(Path.GetFullPath(corpus));
-        if (!Roots.Any(r => IsInside(full, Resolve(r))))
+        var full = DataRoots.Resolve(corpus);
+        if (!DataRoots.Contains(Roots, full))
             return $"'{corpus}' is outside the data roots ({string.Join(", ", Roots)})";
         if (!File.Exists(full) && !Directory.Exists(full)) return $"'{corpus}' does not exist";
+        try { Corpus.Open(corpus, Roots); }
+        catch (CorpusException e) { return e.Message; }
         return null;
     }
-
-    static string Resolve(string path)
-    {
-        // follow links on every existing prefix, so a link anywhere along the path cannot lead outside
-        var parts = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
-        var current = "/";
-        foreach (var part in parts)
-        {
-            current = Path.Combine(current, part);
-            var info = new FileInfo(current);
-            if (info.Exists || Directory.Exists(current))
-            {
-                var target = info.Exists ? info.ResolveLinkTarget(true) : new DirectoryInfo(current).ResolveLinkTarget(true);
-                if (target is not null) current = target.FullName;
-            }
-        }
-        return Path.GetFullPath(current);
-    }
-
-    static bool IsInside(string path, string root) =>
-        path == root || path.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal);
 }

@@ -28,33 +28,28 @@ public interface ILauncher
 
 /// <summary>Runs `dotnet MoTLab.Training.dll worker ...` as a child process, one per run: a native crash or
 /// CUDA OOM cannot take the dashboard down, and GPU memory returns when the process ends. The token goes
-/// through the environment (not the command line, which other users can read); output goes to worker.log.</summary>
+/// through the environment (not the command line, which other users can read). The worker's output goes straight
+/// to worker.log in its run folder (the shell opens the file; no pipe through the dashboard), so a worker that outlives
+/// a dashboard crash logs on to the end of its run, native crash messages included.</summary>
 public sealed class LocalProcessLauncher(Microsoft.Extensions.Options.IOptions<MoTLabOptions> options) : ILauncher
 {
     public IWorkerHandle Launch(WorkerLaunch l)
     {
         Directory.CreateDirectory(l.RunDir);
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = l.RunDir, UseShellExecute = false,
-        };
-        psi.ArgumentList.Add(options.Value.TrainingDllPath);
-        foreach (var a in new[] { "worker", "--run", l.RunId.ToString(), "--hub", l.HubUrl, "--out", l.RunDir, "--device", l.Device })
+        var psi = new ProcessStartInfo("/bin/sh") { WorkingDirectory = l.RunDir, UseShellExecute = false };
+        foreach (var a in new[] { "-c", "exec \"$@\" >>\"$MOTLAB_WORKER_LOG\" 2>&1", "motlab-worker", "dotnet", options.Value.TrainingDllPath,
+                     "worker", "--run", l.RunId.ToString(), "--hub", l.HubUrl, "--out", l.RunDir, "--device", l.Device })
             psi.ArgumentList.Add(a);
         if (l.Threads > 0) { psi.ArgumentList.Add("--threads"); psi.ArgumentList.Add(l.Threads.ToString()); }
         psi.Environment["MOTLAB_WORKER_TOKEN"] = l.Token;
         psi.Environment["MOTLAB_CACHE"] = l.CacheDir;
-        var log = new StreamWriter(Path.Combine(l.RunDir, "worker.log"), append: true) { AutoFlush = true };
+        psi.Environment["MOTLAB_WORKER_LOG"] = Path.Combine(l.RunDir, "worker.log");
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.WriteLine(e.Data); };
         process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return new Handle(process, log);
+        return new Handle(process);
     }
 
-    sealed class Handle(Process process, StreamWriter log) : IWorkerHandle
+    sealed class Handle(Process process) : IWorkerHandle
     {
         private readonly int pid = process.Id;
         private int? exitCode;
@@ -76,11 +71,10 @@ public sealed class LocalProcessLauncher(Microsoft.Extensions.Options.IOptions<M
             lock (this)
             {
                 if (disposed) return;
-                if (process.HasExited) { process.WaitForExit(); exitCode = process.ExitCode; } // drains the output handlers
+                if (process.HasExited) { process.WaitForExit(); exitCode = process.ExitCode; }
                 process.Dispose();
                 disposed = true;
             }
-            lock (log) log.Dispose();
         }
     }
 }

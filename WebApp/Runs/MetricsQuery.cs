@@ -8,12 +8,43 @@ namespace MoTLab.WebApp.Runs;
 /// <summary>Reads a run's metric history for charts: at most ~maxPoints rows, chosen per step-bucket so each
 /// bucket keeps its lowest-loss, highest-loss and last row (spikes and the trend survive), plus every row
 /// with an eval loss. A step range re-reads a zoomed window at full resolution. Long histories are read in
-/// two passes: a lean scan of (step, loss) picks the rows, then only those rows are read whole.</summary>
+/// two passes: a lean scan of (step, loss) picks the rows, then only those rows are read whole.
+/// A downsampled read (maxPoints ≤ <see cref="CachedUpTo"/>) is kept while the run's stored steps are unchanged (their
+/// count and last step), and readers asking at once share one read: fifty pages opening a finished 50k-step run scan
+/// it once.</summary>
 public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
 {
     public readonly record struct Key(long Step, double Loss, bool HasEval);
 
+    const int CachedUpTo = 10_000, CacheEntries = 256;
+    readonly System.Collections.Concurrent.ConcurrentDictionary<(int Run, int Max, long From, long To), (long Count, long Last, Task<List<MetricRow>> Rows)> cache = new();
+
+    /// <summary>The rows to draw; the list is shared with other readers and must not be changed.</summary>
     public async Task<List<MetricRow>> ReadAsync(int runId, int maxPoints = 2000, long? fromStep = null, long? toStep = null, CancellationToken ct = default)
+    {
+        if (maxPoints > CachedUpTo) return await ReadStoredAsync(runId, maxPoints, fromStep, toStep, ct);
+        var key = (runId, maxPoints, fromStep ?? long.MinValue, toStep ?? long.MaxValue);
+        var (count, last) = await VersionAsync(runId, ct);
+        if (cache.TryGetValue(key, out var hit) && hit.Count == count && hit.Last == last && !hit.Rows.IsFaulted && !hit.Rows.IsCanceled)
+            return await hit.Rows.WaitAsync(ct);
+        if (cache.Count >= CacheEntries) cache.Clear();
+        var read = ReadStoredAsync(runId, maxPoints, fromStep, toStep, CancellationToken.None);   // shared: no one reader's cancel ends it
+        cache[key] = (count, last, read);
+        return await read.WaitAsync(ct);
+    }
+
+    async Task<(long Count, long Last)> VersionAsync(int runId, CancellationToken ct)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var connection = db.Database.GetDbConnection();
+        await connection.OpenAsync(ct);
+        await using var cmd = Command(connection, "SELECT COUNT(*), IFNULL(MAX(Step), -1) FROM Metrics WHERE RunId = $run", ("$run", runId));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        await r.ReadAsync(ct);
+        return (r.GetInt64(0), r.GetInt64(1));
+    }
+
+    async Task<List<MetricRow>> ReadStoredAsync(int runId, int maxPoints, long? fromStep, long? toStep, CancellationToken ct)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var connection = db.Database.GetDbConnection();
@@ -24,23 +55,25 @@ public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
         await using (var scan = Command(connection, "SELECT Step, TrainLoss, EvalLoss IS NOT NULL FROM Metrics WHERE RunId = $run AND Step BETWEEN $from AND $to ORDER BY Step",
                          ("$run", runId), ("$from", from), ("$to", to)))
         await using (var r = await scan.ExecuteReaderAsync(ct))
-            while (await r.ReadAsync(ct)) keys.Add(new Key(r.GetInt64(0), r.GetDouble(1), r.GetBoolean(2)));
+            while (await r.ReadAsync(ct)) keys.Add(new Key(r.GetInt64(0), r.IsDBNull(1) ? double.NaN : r.GetDouble(1), r.GetBoolean(2)));
 
         var keep = Downsample(keys, maxPoints);
         var steps = JsonSerializer.Serialize(keep.Select(i => keys[i].Step));
         var rows = new List<MetricRow>(keep.Count);
         await using var cmd = Command(connection, """
-            SELECT Step, Tokens, ElapsedS, TrainLoss, EvalLoss, Lr, GradNorm, TokensPerS, Mfu, AuxLoss, DroppedRatio, RouterEntropy, EvalExtraJson
+            SELECT Step, Tokens, ElapsedS, Time, TrainLoss, EvalLoss, Lr, GradNorm, TokensPerS, Mfu, AuxLoss, BalanceLoss, ZLoss,
+                   DroppedRatio, RouterEntropy, EvalExtraJson, NotANumber
             FROM Metrics WHERE RunId = $run AND Step IN (SELECT value FROM json_each($steps)) ORDER BY Step
             """, ("$run", runId), ("$steps", steps));
         await using var row = await cmd.ExecuteReaderAsync(ct);
+        double? D(int i) => row.IsDBNull(i) ? null : row.GetDouble(i);
+        string? S(int i) => row.IsDBNull(i) ? null : row.GetString(i);
         while (await row.ReadAsync(ct))
             rows.Add(new MetricRow
             {
-                RunId = runId, Step = row.GetInt64(0), Tokens = row.GetInt64(1), ElapsedS = row.GetDouble(2), TrainLoss = row.GetDouble(3),
-                EvalLoss = row.IsDBNull(4) ? null : row.GetDouble(4), Lr = row.GetDouble(5), GradNorm = row.GetDouble(6), TokensPerS = row.GetDouble(7),
-                Mfu = row.GetDouble(8), AuxLoss = row.GetDouble(9), DroppedRatio = row.IsDBNull(10) ? null : row.GetDouble(10),
-                RouterEntropy = row.IsDBNull(11) ? null : row.GetDouble(11), EvalExtraJson = row.IsDBNull(12) ? null : row.GetString(12),
+                RunId = runId, Step = row.GetInt64(0), Tokens = row.GetInt64(1), ElapsedS = D(2), Time = D(3), TrainLoss = D(4), EvalLoss = D(5),
+                Lr = D(6), GradNorm = D(7), TokensPerS = D(8), Mfu = D(9), AuxLoss = D(10), BalanceLoss = D(11), ZLoss = D(12),
+                DroppedRatio = D(13), RouterEntropy = D(14), EvalExtraJson = S(15), NotANumber = S(16),
             });
         return rows;
     }

@@ -9,6 +9,9 @@ namespace MoTLab.WebApp.Runs;
 /// device and the memory the run would need.</summary>
 public sealed class RunRequests(CorpusCatalog corpora, IOptions<MoTLabOptions> options)
 {
+    /// <summary>Tags a run may carry (each at most 50 characters): a run's row, and so every Runs page, stays small.</summary>
+    public const int MaxTags = 20;
+
     /// <summary>The run to create, or the field errors (JSON paths) that prevent it.</summary>
     public (RunConfig? Config, Dictionary<string, string[]> Errors) Resolve(CreateRunRequest r)
     {
@@ -40,7 +43,8 @@ public sealed class RunRequests(CorpusCatalog corpora, IOptions<MoTLabOptions> o
         else if (device.StartsWith("cuda") && options.Value.Gpus == 0)
             Add("device", "this dashboard has no GPUs configured (MoTLab:Gpus in appsettings.json)");
         if (errors.Count == 0 && !DevicePools.IsExternal(device) && MemoryProblem(cfg, device) is { } memory) Add(memory.Field, memory.Message);
-        if (r.Tags is { } tags && tags.Any(t => t.Length > 50 || t.Contains(','))) Add("tags", "each tag: at most 50 characters, no commas");
+        if (r.Tags is { Count: > MaxTags }) Add("tags", $"at most {MaxTags} tags");
+        else if (r.Tags is { } tags && tags.Any(t => t is null || t.Length > 50 || t.Contains(','))) Add("tags", "each tag: at most 50 characters, no commas");
         if (r.Notes is { Length: > 10_000 }) Add("notes", "at most 10,000 characters");
         return errors.Count > 0 ? (null, Flatten(errors)) : (cfg, []);
     }

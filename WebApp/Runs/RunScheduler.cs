@@ -15,10 +15,20 @@ public sealed class SchedulerSignal
     public Task WaitAsync(TimeSpan timeout, CancellationToken ct) => gate.WaitAsync(timeout, ct);
 }
 
+/// <summary>When each running run was asked to stop, so a worker that does not (it is blocked before its first step,
+/// say on a corpus that never ends) can be killed once MoTLab:CancelGraceSeconds have passed.</summary>
+public sealed class CancelRequests
+{
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, DateTime> asked = new();
+    public void Ask(int runId) => asked.TryAdd(runId, DateTime.UtcNow);
+    public TimeSpan? AskedFor(int runId) => asked.TryGetValue(runId, out var t) ? DateTime.UtcNow - t : null;
+    public void Forget(int runId) => asked.TryRemove(runId, out _);
+}
+
 /// <summary>Starts queued runs, oldest first, one worker per device slot (CPU: MoTLab:CpuSlots; CUDA: one per
 /// GPU, the index passed to the worker), and notices workers that exit without reporting an end.</summary>
 public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher launcher, WorkerTokens tokens, SchedulerSignal signal,
-    RunService runs, IOptions<MoTLabOptions> options, IServer server, ILogger<RunScheduler> log) : BackgroundService, IHostedLifecycleService, IWorkerControl
+    RunService runs, CancelRequests cancels, IOptions<MoTLabOptions> options, IServer server, ILogger<RunScheduler> log) : BackgroundService, IHostedLifecycleService, IWorkerControl
 {
     private sealed record Active(int RunId, string Slot, IWorkerHandle Worker, string RunDir);
     private readonly Dictionary<int, Active> active = new();
@@ -117,15 +127,27 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
                 await runs.ApplyWorkerStatusAsync(a.RunId, new WorkerStatus(RunStatus.Failed,
                     Error: $"worker exited with code {a.Worker.ExitCode} without finishing. {LogTail(a.RunDir)}"), ct);
             lock (gate) active.Remove(a.RunId);
+            cancels.Forget(a.RunId);
             a.Worker.Dispose();
+        }
+
+        // Cancel always ends a worker of ours: one that has not stopped within the grace is killed
+        List<Active> deaf;
+        var grace = TimeSpan.FromSeconds(options.Value.CancelGraceSeconds);
+        lock (gate) deaf = active.Values.Where(a => !a.Worker.HasExited && cancels.AskedFor(a.RunId) > grace).ToList();
+        foreach (var a in deaf)
+        {
+            a.Worker.Kill();
+            await runs.ApplyWorkerStatusAsync(a.RunId, new WorkerStatus(RunStatus.Cancelled,
+                Error: $"its worker (pid {a.Worker.Pid}) did not stop within {grace.TotalSeconds:N0} s of Cancel and was killed; {ResumeNote(a.RunDir)}"), ct);
         }
 
         // a worker that says nothing past the limit (heartbeats come every 15 s) is hung, frozen or gone: ours are
         // stopped and Failed; adopted ones (not our children) become Interrupted
         await using var db = await dbs.CreateDbContextAsync(ct);
         var limit = TimeSpan.FromSeconds(options.Value.WorkerSilenceSeconds);
-        foreach (var (id, startedAt) in (await db.Runs.Where(r => r.Status == RunStatus.Running && !r.Device.StartsWith(DevicePools.Slurm))
-                     .Select(r => new { r.Id, r.StartedAt }).ToListAsync(ct)).Select(r => (r.Id, r.StartedAt)))
+        foreach (var (id, startedAt, runDir) in (await db.Runs.Where(r => r.Status == RunStatus.Running && !r.Device.StartsWith(DevicePools.Slurm))
+                     .Select(r => new { r.Id, r.StartedAt, r.RunDir }).ToListAsync(ct)).Select(r => (r.Id, r.StartedAt, r.RunDir)))
         {                                                                  // (Slurm jobs: SlurmScheduler)
             Active? own; lock (gate) active.TryGetValue(id, out own);
             // a worker not heard from yet is still starting (.NET, libtorch, the connection): it gets at least 2 minutes
@@ -134,12 +156,12 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
             if (silent is not { } s || s <= (heard is null ? TimeSpan.FromTicks(Math.Max(limit.Ticks, StartupGrace.Ticks)) : limit)) continue;
             if (own is null)
                 await runs.ApplyWorkerStatusAsync(id, new WorkerStatus(RunStatus.Interrupted,
-                    Error: $"its worker stopped reporting ({s.TotalSeconds:N0} s without a word); Resume continues from the last checkpoint"), ct);
+                    Error: $"its worker stopped reporting ({s.TotalSeconds:N0} s without a word); {ResumeNote(runDir)}"), ct);
             else if (!own.Worker.HasExited)
             {
                 own.Worker.Kill();
                 await runs.ApplyWorkerStatusAsync(id, new WorkerStatus(RunStatus.Failed,
-                    Error: $"its worker (pid {own.Worker.Pid}) stopped reporting for {s.TotalSeconds:N0} s (hung or frozen) and was stopped; Resume continues from the last checkpoint"), ct);
+                    Error: $"its worker (pid {own.Worker.Pid}) stopped reporting for {s.TotalSeconds:N0} s (hung or frozen) and was stopped; {ResumeNote(own.RunDir)}"), ct);
             }
         }
     }
@@ -158,6 +180,11 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
     public Task StartingAsync(CancellationToken ct) => Task.CompletedTask;
     public Task StartedAsync(CancellationToken ct) => Task.CompletedTask;
     public Task StoppedAsync(CancellationToken ct) => Task.CompletedTask;
+
+    /// <summary>What Resume can do for a run whose worker ended early: only a checkpoint can be resumed from.</summary>
+    static string ResumeNote(string? runDir) =>
+        runDir is not null && Directory.Exists(runDir) && Training.Train.Checkpoint.List(runDir).Count > 0
+            ? "Resume continues from the last checkpoint" : "it wrote no checkpoint, so there is nothing to resume from (start it again)";
 
     /// <summary>The last lines of a run's worker.log, to say why a worker ended.</summary>
     internal static string LogTail(string runDir)

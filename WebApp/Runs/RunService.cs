@@ -13,13 +13,15 @@ namespace MoTLab.WebApp.Runs;
 /// <summary>Creating, cancelling and deleting runs, and applying what workers report. Nothing is stored
 /// for a request that fails validation (<see cref="RunRequests"/>).</summary>
 public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requests, IOptions<MoTLabOptions> options,
-    IHubContext<RunsHub, IRunsClient> hub, RunEvents events, SchedulerSignal signal, WorkerTokens tokens, ILogger<RunService> log)
+    IHubContext<RunsHub, IRunsClient> hub, RunEvents events, SchedulerSignal signal, WorkerTokens tokens, CancelRequests cancels, ILogger<RunService> log)
 {
     public async Task<(RunRow? Run, Dictionary<string, string[]> Errors)> CreateAsync(CreateRunRequest request, CancellationToken ct = default)
     {
         var (cfg, errors) = requests.Resolve(request);
         if (cfg is null) return (null, errors);
         await using var db = await dbs.CreateDbContextAsync(ct);
+        if (request.ParentId is { } parent && !await db.Runs.AnyAsync(r => r.Id == parent, ct))
+            return (null, new() { ["parent_id"] = [$"run {parent} does not exist"] });
         var run = new RunRow
         {
             Name = cfg.Name, Status = RunStatus.Queued, ConfigJson = JsonSerializer.Serialize(cfg, Json.Options), Preset = cfg.Preset,
@@ -52,21 +54,27 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
         return await q.OrderByDescending(r => r.Id).ToListAsync(ct);
     }
 
-    /// <summary>Queued runs end at once; running ones are asked to checkpoint and stop (the worker reports Cancelled).</summary>
-    public async Task<bool> CancelAsync(int id, CancellationToken ct = default)
+    public enum CancelOutcome { NotFound, Cancelled, Asked, AlreadyEnded }
+
+    /// <summary>Queued runs end at once; running ones are asked to checkpoint and stop (the worker reports Cancelled),
+    /// and a worker of this dashboard's that has not stopped within MoTLab:CancelGraceSeconds is killed (the scheduler).
+    /// A run that has ended already is left as it is.</summary>
+    public async Task<CancelOutcome> CancelAsync(int id, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var run = await db.Runs.FindAsync([id], ct);
-        if (run is null) return false;
+        if (run is null) return CancelOutcome.NotFound;
         if (run.Status == RunStatus.Queued)
         {
             run.Status = RunStatus.Cancelled; run.EndedAt = DateTime.UtcNow;
             await db.SaveChangesAsync(ct);
             Publish(new RunEvent(id, "status", Status: new WorkerStatus(RunStatus.Cancelled)));
+            return CancelOutcome.Cancelled;
         }
-        else if (run.Status == RunStatus.Running)
-            await hub.Clients.Group(RunsHub.WorkerGroup(id)).Cancel(id);
-        return true;
+        if (run.Status != RunStatus.Running) return CancelOutcome.AlreadyEnded;
+        cancels.Ask(id);
+        await hub.Clients.Group(RunsHub.WorkerGroup(id)).Cancel(id);
+        return CancelOutcome.Asked;
     }
 
     /// <summary>Deletes the run's rows and its folder (checkpoints, logs). A running worker is stopped first.</summary>

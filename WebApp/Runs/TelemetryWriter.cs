@@ -51,18 +51,20 @@ public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, RunService 
         {
             batch.Clear();
             while (batch.Count < 500 && queue.Reader.TryRead(out var w)) batch.Add(w);
-            await WriteWithRetriesAsync(batch);
+            // one transaction per run: a batch of one run that cannot be stored never takes another run's steps with it
+            foreach (var run in batch.Where(w => w is not Flush).GroupBy(w => w.RunId))
+                await WriteWithRetriesAsync(run.Key, [.. run]);
             foreach (var f in batch.OfType<Flush>()) f.Done.TrySetResult();
         }
     }
 
     static readonly TimeSpan[] RetryDelays = [TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(4)];
 
-    async Task WriteWithRetriesAsync(List<Work> batch)
+    async Task WriteWithRetriesAsync(int runId, List<Work> batch)
     {
         for (int attempt = 0; ; attempt++)
         {
-            try { await WriteAsync(batch, CancellationToken.None); return; }
+            try { await WriteAsync(runId, batch, CancellationToken.None); return; }
             catch (Exception e) when (e is not OperationCanceledException && attempt < RetryDelays.Length && Transient(e))
             {
                 log.LogWarning("storing telemetry failed ({Message}); retrying in {Delay} s", e.Message, RetryDelays[attempt].TotalSeconds);
@@ -70,13 +72,11 @@ public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, RunService 
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                log.LogError(e, "storing telemetry failed; the batch is dropped");
-                foreach (var group in batch.Where(w => w is not Flush).GroupBy(w => w.RunId))
-                {
-                    var steps = group.SelectMany(w => w switch { Metrics m => m.Rows.Select(r => r.Step), Routing r => r.Rows.Select(x => x.Step), _ => [] }).ToList();
-                    await runs.WarnAsync(group.Key, $"telemetry for steps {steps.Min()}–{steps.Max()} could not be stored: {e.GetBaseException().Message.TrimEnd('.')}. " +
+                log.LogError(e, "run {Id}: storing telemetry failed; the batch is dropped", runId);
+                var steps = batch.SelectMany(w => w switch { Metrics m => m.Rows.Select(r => r.Step), Routing r => r.Rows.Select(x => x.Step), _ => [] }).ToList();
+                if (steps.Count > 0)
+                    await runs.WarnAsync(runId, $"telemetry for steps {steps.Min()}–{steps.Max()} could not be stored: {e.GetBaseException().Message.TrimEnd('.')}. " +
                         "The worker's metrics.jsonl in the run folder has every step.");
-                }
                 return;
             }
         }
@@ -85,54 +85,51 @@ public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, RunService 
     /// <summary>Busy or locked (another writer): worth another try. Full, read-only, corrupt: not within seconds.</summary>
     static bool Transient(Exception e) => e.GetBaseException() is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 5 or 6 };   // SQLITE_BUSY, SQLITE_LOCKED
 
-    async Task WriteAsync(List<Work> batch, CancellationToken ct)
+    async Task WriteAsync(int runId, List<Work> batch, CancellationToken ct)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         await using var tx = await db.Database.BeginTransactionAsync(ct);
-        foreach (var group in batch.OfType<Metrics>().GroupBy(m => m.RunId))
+        var metrics = batch.OfType<Metrics>().SelectMany(g => g.Rows).GroupBy(r => r.Step).Select(g => g.Last()).OrderBy(r => r.Step).ToList();
+        if (metrics.Count > 0)
         {
-            var rows = group.SelectMany(g => g.Rows).GroupBy(r => r.Step).Select(g => g.Last()).OrderBy(r => r.Step).ToList();
-            long first = rows[0].Step;
-            await db.Metrics.Where(m => m.RunId == group.Key && m.Step >= first).ExecuteDeleteAsync(ct);
-            db.Metrics.AddRange(rows.Select(r => ToRow(group.Key, r)));
-            await UpdateSummaryAsync(db, group.Key, rows, ct);
+            long first = metrics[0].Step;
+            await db.Metrics.Where(m => m.RunId == runId && m.Step >= first).ExecuteDeleteAsync(ct);
+            db.Metrics.AddRange(metrics.Select(r => MetricRow.From(runId, r)));
+            await UpdateSummaryAsync(db, runId, metrics, ct);
         }
-        foreach (var group in batch.OfType<Routing>().GroupBy(r => r.RunId))
+        var routing = batch.OfType<Routing>().SelectMany(g => g.Rows).ToList();
+        if (routing.Count > 0)
         {
-            var rows = group.SelectMany(g => g.Rows).ToList();
             // a replay (reconnect, resume) overwrites from its first step on, layer by layer: the layers of one step
             // may come in different batches, and a delete across layers lost all but the last (only block 2 of 2 showed)
-            foreach (var layer in rows.GroupBy(r => r.Layer))
+            foreach (var layer in routing.GroupBy(r => r.Layer))
             {
                 long first = layer.Min(r => r.Step);
-                await db.Routing.Where(r => r.RunId == group.Key && r.Layer == layer.Key && r.Step >= first).ExecuteDeleteAsync(ct);
+                await db.Routing.Where(r => r.RunId == runId && r.Layer == layer.Key && r.Step >= first).ExecuteDeleteAsync(ct);
             }
-            db.Routing.AddRange(rows.GroupBy(r => (r.Layer, r.Step)).Select(g => g.Last())
-                .Select(r => new RoutingRow { RunId = group.Key, Layer = r.Layer, Step = r.Step, Json = JsonSerializer.Serialize(r, Json.Options) }));
+            db.Routing.AddRange(routing.GroupBy(r => (r.Layer, r.Step)).Select(g => g.Last())
+                .Select(r => new RoutingRow { RunId = runId, Layer = r.Layer, Step = r.Step, Json = JsonSerializer.Serialize(r, Json.Options) }));
         }
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
     }
 
-    static MetricRow ToRow(int runId, StepMetrics m) => new()
-    {
-        RunId = runId, Step = m.Step, Tokens = m.Tokens, ElapsedS = m.ElapsedS, TrainLoss = m.TrainLoss, EvalLoss = m.EvalLoss,
-        Lr = m.Lr, GradNorm = m.GradNorm, TokensPerS = m.TokensPerS, Mfu = m.Mfu, AuxLoss = m.AuxLoss,
-        DroppedRatio = m.DroppedRatio, RouterEntropy = m.RouterEntropy,
-        EvalExtraJson = m.EvalExtra is { Count: > 0 } x ? JsonSerializer.Serialize(x) : null,
-    };
+    static double? Finite(double? v) => v is { } d && double.IsFinite(d) ? d : null;
 
     static async Task UpdateSummaryAsync(MoTLabDb db, int runId, List<StepMetrics> rows, CancellationToken ct)
     {
         var run = await db.Runs.FindAsync([runId], ct);
         if (run is null) return;                           // deleted while running
+        // the summary is made of finite values: a run whose loss turned NaN keeps its last and best real loss
         var last = rows[^1];
-        run.LastStep = last.Step; run.LastLoss = last.TrainLoss; run.TokensPerS = last.TokensPerS; run.ElapsedS = last.ElapsedS;
-        run.BestLoss = Math.Min(run.BestLoss ?? double.MaxValue, rows.Min(r => r.TrainLoss));
-        if (rows.LastOrDefault(r => r.EvalLoss is not null) is { EvalLoss: { } eval })
+        run.LastStep = last.Step; run.TokensPerS = Finite(last.TokensPerS) ?? run.TokensPerS; run.ElapsedS = Finite(last.ElapsedS) ?? run.ElapsedS;
+        if (rows.LastOrDefault(r => Finite(r.TrainLoss) is not null) is { } real) run.LastLoss = real.TrainLoss;
+        if (rows.Select(r => Finite(r.TrainLoss)).Min() is { } best) run.BestLoss = Math.Min(run.BestLoss ?? double.MaxValue, best);
+        var evals = rows.Where(r => Finite(r.EvalLoss) is not null).ToList();
+        if (evals.Count > 0)
         {
-            run.LastEvalLoss = eval;
-            run.BestEvalLoss = Math.Min(run.BestEvalLoss ?? double.MaxValue, rows.Where(r => r.EvalLoss is not null).Min(r => r.EvalLoss!.Value));
+            run.LastEvalLoss = evals[^1].EvalLoss;
+            run.BestEvalLoss = Math.Min(run.BestEvalLoss ?? double.MaxValue, evals.Min(r => r.EvalLoss!.Value));
         }
     }
 }

@@ -29,7 +29,23 @@ public sealed class WorkerTokens
     public bool IsValid(int runId, string? token) =>
         token is not null && active.TryGetValue(runId, out var h) && CryptographicOperations.FixedTimeEquals(h, Hash(token));
 
-    public void Revoke(int runId) { active.TryRemove(runId, out _); lastContact.TryRemove(runId, out _); }
+    public void Revoke(int runId)
+    {
+        active.TryRemove(runId, out _); lastContact.TryRemove(runId, out _);
+        Revoked?.Invoke(runId);
+    }
+
+    /// <summary>Raised when a run's token stops being valid (the run ended or was deleted): its connections close.</summary>
+    public event Action<int>? Revoked;
+
+    /// <summary>The active run this token belongs to, if any.</summary>
+    public int? RunOf(string? token)
+    {
+        if (string.IsNullOrEmpty(token)) return null;
+        var h = Hash(token);
+        foreach (var (run, v) in active) if (CryptographicOperations.FixedTimeEquals(v, h)) return run;
+        return null;
+    }
 
     public bool IsKnown(int runId) => active.ContainsKey(runId);
 

@@ -62,9 +62,10 @@ public sealed class AsUsersStartIt : IAsyncLifetime
         using var http = dashboard.Client();
         await AssertStaticFilesAsync(http);
         var ids = new List<int>();
+        const string Markup = "<b>bold</b> <a href=\"https://evil.example/\">link</a>";   // a name Plotly would read as HTML
         foreach (var preset in new[] { "tiny-mot", "tiny-moe", "tiny-dense" })
         {
-            var created = await http.PostAsJsonAsync("/api/runs", new { preset, steps = 30 });
+            var created = await http.PostAsJsonAsync("/api/runs", new { preset, steps = 30, name = preset == "tiny-mot" ? Markup : preset });
             Assert.True(created.IsSuccessStatusCode, await created.Content.ReadAsStringAsync());
             ids.Add((await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt32());
         }
@@ -81,6 +82,9 @@ public sealed class AsUsersStartIt : IAsyncLifetime
         await page.GetByLabel("Batch size").WaitForAsync();
         await page.EvaluateAsync($"() => Blazor.navigateTo('/compare?ids={ids[0]},{ids[2]}')");
         await page.WaitForFunctionAsync("() => { const g = document.getElementById('compare-plot'); return g && g.data && g.data.length === 2; }");
+        // the legend shows the run's name as its characters: no link, no bold
+        await page.Locator("#compare-plot .legendtext", new() { HasText = "<b>bold</b>" }).WaitForAsync();
+        Assert.Equal(0, await page.Locator("#compare-plot a, #compare-plot .legendtext b").CountAsync());
         problems.AssertNone("in the dashboard started with `dotnet run --project WebApp`");
 
         // the server goes away under an open page: the page says so instead of going quietly dead

@@ -24,7 +24,8 @@ sealed class PageProblems
     public PageProblems(IPage page)
     {
         page.Response += (_, r) => { if (r.Status >= 400) Add($"HTTP {r.Status} {r.Request.Method} {r.Url}"); };
-        page.RequestFailed += (_, r) => Add($"request failed: {r.Method} {r.Url} ({r.Failure})");
+        // a request the browser itself called off (a navigation superseded by the next) is no failure a user sees
+        page.RequestFailed += (_, r) => { if (r.Failure != "net::ERR_ABORTED") Add($"request failed: {r.Method} {r.Url} ({r.Failure})"); };
         page.Console += (_, m) => { if (m.Type == "error" || m.Text.Contains("WebGL context", StringComparison.OrdinalIgnoreCase)) Add($"console {m.Type}: {m.Text}"); };
         page.PageError += (_, e) => Add($"uncaught: {e}");
     }

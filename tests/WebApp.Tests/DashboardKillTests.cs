@@ -7,7 +7,8 @@ using System.Text.Json;
 namespace MoTLab.WebApp.Tests;
 
 /// <summary>The dashboard as its own process, killed with SIGKILL in the middle of a run and started again on
-/// the same port and data folder: the worker trains on, waits for it, is adopted, and finishes the run.</summary>
+/// the same port and data folder: the worker trains on, waits for it, is adopted, and finishes the run, its worker.log
+/// complete.</summary>
 [Collection(Workers.A)]
 public sealed class DashboardKillTests : IDisposable
 {
@@ -16,13 +17,17 @@ public sealed class DashboardKillTests : IDisposable
     Process? dashboard;
 
     /// <summary>A loopback port free at the moment of asking.</summary>
-    internal static int FreePort()
+    internal static int FreePort() => FreePorts(1)[0];
+
+    /// <summary>Distinct loopback ports free at the moment of asking (all held until all are chosen: two calls of
+    /// <see cref="FreePort"/> can return the same port).</summary>
+    internal static int[] FreePorts(int count)
     {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        int p = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return p;
+        var listeners = Enumerable.Range(0, count).Select(_ => new TcpListener(IPAddress.Loopback, 0)).ToList();
+        foreach (var l in listeners) l.Start();
+        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
+        foreach (var l in listeners) l.Stop();
+        return ports;
     }
 
     async Task<HttpClient> StartAsync()
@@ -64,6 +69,9 @@ public sealed class DashboardKillTests : IDisposable
         var missing = Enumerable.Range(1, 150).Select(i => i * 10L).Except(steps).ToList();
         // what the dead dashboard had received but not yet committed is the only loss allowed (≈ 1 s of logging)
         Assert.True(missing.Count <= 10 && missing.All(s => s <= before + 200), $"missing steps: {string.Join(", ", missing)} (killed near step {before})");
+        // the worker wrote its own log to the end: the Log tab shows the whole run, not what the first dashboard saw
+        var log = File.ReadAllText(Path.Combine(folder, "runs", $"run-{id:D6}", "worker.log"));
+        Assert.Contains("step    1500/1500", log);
     }
 
     public void Dispose()

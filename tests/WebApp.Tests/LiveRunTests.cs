@@ -93,7 +93,8 @@ public class LiveRunTests(DashboardFactory dashboard) : IClassFixture<DashboardF
         var metrics = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}/metrics?maxPoints=1000");
         Assert.Equal(6, metrics.GetArrayLength());
         var csv = await http.GetStringAsync($"/api/runs/{id}/metrics?format=csv");
-        Assert.StartsWith("step,tokens,elapsed_s,train_loss", csv);
+        Assert.StartsWith("step,tokens,elapsed_s,time,train_loss", csv);
+        Assert.Contains("balance_loss,z_loss", csv.Split('\n')[0]);                                  // every field the worker logs is stored
         Assert.Equal(7, csv.Trim().Split('\n').Length);
         var routing = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}/routing?layer=1");
         Assert.Equal("mot", routing[0].GetProperty("kind").GetString());
@@ -145,7 +146,7 @@ public class LiveRunTests(DashboardFactory dashboard) : IClassFixture<DashboardF
     {
         await using var hub = new HubConnectionBuilder().WithUrl(new Uri(dashboard.BaseAddress, RunsHubContract.Path)).Build();
         await hub.StartAsync();
-        var e = await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync<string>(RunsHubContract.Hello, 1, "not-the-token"));
+        var e = await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync<WorkerAssignment>(RunsHubContract.Hello, 1, "not-the-token"));
         Assert.Contains("invalid or expired worker token", e.Message);
     }
 }

@@ -17,12 +17,13 @@ public sealed class SlurmCluster : IDisposable
             if (!File.Exists(tool)) throw new InvalidOperationException($"{tool} is missing: apt-get install -y slurm-wlm munge (.ci/run does)");
         StartMunge();
         foreach (var sub in new[] { "state", "spool", "log" }) Directory.CreateDirectory(Path.Combine(dir, sub));
+        var ports = DashboardKillTests.FreePorts(2);                 // slurmctld and slurmd must not get the same one
         long memoryMb = long.Parse(File.ReadLines("/proc/meminfo").First(l => l.StartsWith("MemTotal:")).Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024;
         File.WriteAllText(Conf, $"""
             ClusterName=motlab-test
             SlurmctldHost=localhost
-            SlurmctldPort={DashboardKillTests.FreePort()}
-            SlurmdPort={DashboardKillTests.FreePort()}
+            SlurmctldPort={ports[0]}
+            SlurmdPort={ports[1]}
             AuthType=auth/munge
             ProctrackType=proctrack/linuxproc
             TaskPlugin=task/none
@@ -45,7 +46,12 @@ public sealed class SlurmCluster : IDisposable
         Run("/usr/sbin/slurmctld", "-f", Conf);
         Run("/usr/sbin/slurmd", "-f", Conf);
         for (var t = Stopwatch.StartNew(); Run("sinfo", "-h", "-o", "%t").Trim() != "idle"; Thread.Sleep(500))
-            if (t.Elapsed > TimeSpan.FromSeconds(60)) throw new TimeoutException($"the test Slurm node did not come up: {Run("sinfo")}");
+            if (t.Elapsed > TimeSpan.FromSeconds(60))
+            {
+                var state = Run("sinfo");
+                Dispose();                                                // xunit disposes no fixture whose constructor threw
+                throw new TimeoutException($"the test Slurm node did not come up: {state}");
+            }
     }
 
     /// <summary>munged with a key: Debian's package creates both, but no init system starts the daemon here.</summary>

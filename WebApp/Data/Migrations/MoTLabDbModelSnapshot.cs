@@ -51,13 +51,16 @@ namespace MoTLab.WebApp.Data.Migrations
                     b.Property<long>("Step")
                         .HasColumnType("INTEGER");
 
-                    b.Property<double>("AuxLoss")
+                    b.Property<double?>("AuxLoss")
+                        .HasColumnType("REAL");
+
+                    b.Property<double?>("BalanceLoss")
                         .HasColumnType("REAL");
 
                     b.Property<double?>("DroppedRatio")
                         .HasColumnType("REAL");
 
-                    b.Property<double>("ElapsedS")
+                    b.Property<double?>("ElapsedS")
                         .HasColumnType("REAL");
 
                     b.Property<string>("EvalExtraJson")
@@ -66,25 +69,34 @@ namespace MoTLab.WebApp.Data.Migrations
                     b.Property<double?>("EvalLoss")
                         .HasColumnType("REAL");
 
-                    b.Property<double>("GradNorm")
+                    b.Property<double?>("GradNorm")
                         .HasColumnType("REAL");
 
-                    b.Property<double>("Lr")
+                    b.Property<double?>("Lr")
                         .HasColumnType("REAL");
 
-                    b.Property<double>("Mfu")
+                    b.Property<double?>("Mfu")
                         .HasColumnType("REAL");
+
+                    b.Property<string>("NotANumber")
+                        .HasColumnType("TEXT");
 
                     b.Property<double?>("RouterEntropy")
+                        .HasColumnType("REAL");
+
+                    b.Property<double?>("Time")
                         .HasColumnType("REAL");
 
                     b.Property<long>("Tokens")
                         .HasColumnType("INTEGER");
 
-                    b.Property<double>("TokensPerS")
+                    b.Property<double?>("TokensPerS")
                         .HasColumnType("REAL");
 
-                    b.Property<double>("TrainLoss")
+                    b.Property<double?>("TrainLoss")
+                        .HasColumnType("REAL");
+
+                    b.Property<double?>("ZLoss")
                         .HasColumnType("REAL");
 
                     b.HasKey("RunId", "Step");

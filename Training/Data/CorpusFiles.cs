@@ -1,0 +1,63 @@
+using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
+using MoTLab.Shared;
+
+namespace MoTLab.Training.Data;
+
+/// <summary>Opens corpus files: regular files only (a FIFO, device or socket would block or never end), and, when a
+/// dashboard gave its data roots, only files whose real path lies inside them. The check is made on the file as
+/// opened, not only on its name, so a file swapped for a link or a FIFO after the run was accepted is refused too:
+/// on Linux the file is opened without blocking, then its type is read from the open descriptor (statx) and its real
+/// path from /proc/self/fd.</summary>
+static partial class CorpusFiles
+{
+    /// <summary>Refuses, by name, what <see cref="OpenRead"/> would refuse: called for every file when a corpus is
+    /// opened, so a bad file fails the run before any token cache is read.</summary>
+    public static void Check(string path, IReadOnlyList<string>? roots)
+    {
+        var real = DataRoots.Resolve(path);
+        if (roots is not null && !DataRoots.Contains(roots, real))
+            throw new CorpusException($"corpus file '{path}' resolves to '{real}', outside the data roots ({string.Join(", ", roots)})");
+        if (Directory.Exists(real)) return;
+        if (!IsRegular(real)) throw new CorpusException($"corpus file '{path}' is not a regular file (a FIFO, device or socket); MoTLab reads only regular files");
+    }
+
+    public static FileStream OpenRead(string path, IReadOnlyList<string>? roots)
+    {
+        Check(path, roots);
+        if (!OperatingSystem.IsLinux()) return File.OpenRead(path);
+        int fd = Open(path, ReadOnly | NonBlocking | CloseOnExec);
+        if (fd < 0) throw new IOException($"{Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+        var handle = new SafeFileHandle(fd, ownsHandle: true);
+        try
+        {
+            if (Mode(fd, "", EmptyPath) is not { } mode || (mode & TypeMask) != Regular)
+                throw new CorpusException($"corpus file '{path}' is not a regular file (a FIFO, device or socket); MoTLab reads only regular files");
+            var real = new FileInfo($"/proc/self/fd/{fd}").LinkTarget ?? path;
+            if (roots is not null && !DataRoots.Contains(roots, real))
+                throw new CorpusException($"corpus file '{path}' resolves to '{real}', outside the data roots ({string.Join(", ", roots)})");
+            return new FileStream(handle, FileAccess.Read);
+        }
+        catch { handle.Dispose(); throw; }
+    }
+
+    static bool IsRegular(string realPath) =>
+        !OperatingSystem.IsLinux() ? File.Exists(realPath) : Mode(AtCwd, realPath, 0) is { } mode && (mode & TypeMask) == Regular;
+
+    // open(2) and statx(2); struct statx has one layout on every Linux architecture (stx_mode: u16 at offset 28)
+    const int ReadOnly = 0, NonBlocking = 0x800, CloseOnExec = 0x80000, AtCwd = -100, EmptyPath = 0x1000;
+    const uint StatxType = 0x1;
+    const int TypeMask = 0xF000, Regular = 0x8000;
+
+    static int? Mode(int dirFd, string path, int flags)
+    {
+        var buffer = new byte[256];
+        return Statx(dirFd, path, flags, StatxType, buffer) == 0 ? BitConverter.ToUInt16(buffer, 28) : null;
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Statx(int dirFd, string path, int flags, uint mask, [Out] byte[] buffer);
+}
