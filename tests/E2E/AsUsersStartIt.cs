@@ -10,31 +10,8 @@ namespace MoTLab.E2E;
 /// request answers below 400, the console stays clean, MudBlazor's layout renders, Blazor's error UI stays hidden,
 /// charts give their WebGL contexts back when the user moves between run pages, and a dropped server shows the
 /// reconnect state. The WebApplicationFactory tests run in Development and cannot stand in for this.</summary>
-public sealed class AsUsersStartIt : IAsyncLifetime
+public sealed class AsUsersStartIt : InChromium
 {
-    IPlaywright playwright = default!;
-    IBrowser browser = default!;
-
-    public async Task InitializeAsync()
-    {
-        playwright = await Playwright.CreateAsync();
-        browser = await Chromium.LaunchAsync(playwright);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await browser.DisposeAsync();
-        playwright.Dispose();
-    }
-
-    async Task<(IPage Page, PageProblems Problems)> OpenAsync(Uri baseAddress)
-    {
-        var page = await browser.NewPageAsync(new() { BaseURL = baseAddress.ToString(), ViewportSize = new() { Width = 1400, Height = 1000 } });
-        page.SetDefaultTimeout(60_000);
-        await page.AddInitScriptAsync(WebGl.Track);
-        return (page, new PageProblems(page));
-    }
-
     /// <summary>The Runs page with MudBlazor's stylesheet applied, its app bar and table drawn, and no error bar.</summary>
     static async Task AssertRunsPageRenderedAsync(IPage page, int rows)
     {

@@ -13,6 +13,34 @@ static class Chromium
     });
 }
 
+/// <summary>A test class with one headless Chromium of its own; pages open at 1400 × 1000 and note every WebGL context.</summary>
+public abstract class InChromium : IAsyncLifetime
+{
+    IPlaywright playwright = default!;
+    IBrowser browser = default!;
+
+    public virtual async Task InitializeAsync()
+    {
+        playwright = await Playwright.CreateAsync();
+        browser = await Chromium.LaunchAsync(playwright);
+    }
+
+    public virtual async Task DisposeAsync()
+    {
+        await browser.DisposeAsync();
+        playwright.Dispose();
+    }
+
+    /// <summary>A new page on <paramref name="baseAddress"/>, with what goes wrong on it recorded.</summary>
+    internal async Task<(IPage Page, PageProblems Problems)> OpenAsync(Uri baseAddress)
+    {
+        var page = await browser.NewPageAsync(new() { BaseURL = baseAddress.ToString(), ViewportSize = new() { Width = 1400, Height = 1000 } });
+        page.SetDefaultTimeout(60_000);
+        await page.AddInitScriptAsync(WebGl.Track);
+        return (page, new PageProblems(page));
+    }
+}
+
 /// <summary>Everything a user would see go wrong in the network tab and the console of one page: responses of 400 and
 /// above, requests that failed, console errors, uncaught exceptions, and Chromium's warnings about WebGL contexts ("Too many active WebGL
 /// contexts"; its software renderer's performance notes are not problems).</summary>

@@ -39,22 +39,13 @@ static class WebGl
 
 /// <summary>Charts drawn with WebGL (every chart here: MoTLab:WebGlAbovePoints = 0) give their contexts back when the
 /// user moves on: ten run pages in the app leave no live context behind and no "Too many active WebGL contexts".</summary>
-public sealed class WebGlChartsAreReleased : IAsyncLifetime
+public sealed class WebGlChartsAreReleased : InChromium
 {
     readonly DashboardFactory dashboard = new(null, settings: new Dictionary<string, string> { ["MoTLab:WebGlAbovePoints"] = "0" });
-    IPlaywright playwright = default!;
-    IBrowser browser = default!;
 
-    public async Task InitializeAsync()
+    public override async Task DisposeAsync()
     {
-        playwright = await Playwright.CreateAsync();
-        browser = await Chromium.LaunchAsync(playwright);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await browser.DisposeAsync();
-        playwright.Dispose();
+        await base.DisposeAsync();
         dashboard.Dispose();
     }
 
@@ -70,10 +61,7 @@ public sealed class WebGlChartsAreReleased : IAsyncLifetime
         }
         foreach (var id in ids) await http.WaitForRunAsync(id, r => r.Status() == "completed");
 
-        var page = await browser.NewPageAsync(new() { BaseURL = dashboard.BaseAddress.ToString(), ViewportSize = new() { Width = 1400, Height = 1000 } });
-        page.SetDefaultTimeout(60_000);
-        await page.AddInitScriptAsync(WebGl.Track);
-        var problems = new PageProblems(page);
+        var (page, problems) = await OpenAsync(dashboard.BaseAddress);
         await page.GotoAsync("/");
         await page.Locator("#runs-table").WaitForAsync();
         var gl = await WebGl.VisitRunPagesAsync(page, ids, 10);

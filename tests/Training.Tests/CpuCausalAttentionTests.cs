@@ -38,7 +38,10 @@ public class CpuCausalAttentionTests
 
         Assert.Equal(reference.shape, kernel.shape);
         Assert.True(kernel.allclose(reference, rtol: 1e-4, atol: 1e-5), $"output differs by {(kernel - reference).abs().max().item<float>()}");
-        Assert.True(kernelGradient.allclose(qkv.grad!, rtol: 1e-4, atol: 1e-5), $"gradient differs by {(kernelGradient - qkv.grad!).abs().max().item<float>()}");
+        // a key's gradient sums over every later query, in another order than libtorch's SDPA (whose CPU kernels differ
+        // by processor): fp32 rounding grows as √T, 2.9e-5 at T = 1,024 on one Xeon
+        double atol = 1e-5 * Math.Max(1, Math.Sqrt(length / 64.0));
+        Assert.True(kernelGradient.allclose(qkv.grad!, rtol: 1e-4, atol: atol), $"gradient differs by {(kernelGradient - qkv.grad!).abs().max().item<float>()}");
     }
 
     [Fact]

@@ -56,7 +56,7 @@ public sealed class FaultTests
     }
 
     /// <summary>Whether the process ends within the time: gone, or a zombie (killed, not yet reaped by its parent).</summary>
-    static async Task<bool> DeadWithinAsync(int pid, TimeSpan limit)
+    internal static async Task<bool> DeadWithinAsync(int pid, TimeSpan limit)
     {
         for (var t = Stopwatch.StartNew(); t.Elapsed < limit; await Task.Delay(200))
         {
