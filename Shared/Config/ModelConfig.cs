@@ -20,6 +20,11 @@ public sealed record ModelConfig
     public bool TiedHead { get; init; } = true;    // share token embedding and output head (GPT-2)
     public int DenseMultiplier { get; init; } = 4; // dense FFN hidden = 4·d
     public FfnConfig Ffn { get; init; } = new();
+    /// <summary>How weights start: "gpt2" (N(0, 0.02), residual outputs scaled by 1/√(2L); what the tiny presets and
+    /// older runs use) or "paper" (the MoT authors' truncated normal with σ = √(init_scale / fan_in), which trains the
+    /// paper's shapes markedly better: docs/training-parity.md).</summary>
+    public string Init { get; init; } = "gpt2";
+    public double InitScale { get; init; } = 1.0;  // "paper" only
 
     [System.Text.Json.Serialization.JsonIgnore] public int HeadDim => DModel / Heads;
 

@@ -17,10 +17,10 @@ public sealed class Block : Module<Tensor, Tensor>
 
     public Module<Tensor, Tensor> Ffn => ffn;
 
-    public Block(int dModel, int heads, double dropout, Module<Tensor, Tensor> ffn, double outStd, ScalarType compute) : base(nameof(Block))
+    public Block(int dModel, int heads, double dropout, Module<Tensor, Tensor> ffn, WeightInit weights, ScalarType compute) : base(nameof(Block))
     {
         ln1 = LayerNorm(dModel);
-        attn = new CausalSelfAttention(dModel, heads, dropout, outStd, compute);
+        attn = new CausalSelfAttention(dModel, heads, dropout, weights, compute);
         ln2 = LayerNorm(dModel);
         this.ffn = ffn;
         ffnDropout = Dropout(dropout);

@@ -16,13 +16,13 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
     private readonly double dropout;
     private readonly ScalarType compute;
 
-    public CausalSelfAttention(int dModel, int heads, double dropout, double outStd, ScalarType compute) : base(nameof(CausalSelfAttention))
+    public CausalSelfAttention(int dModel, int heads, double dropout, WeightInit weights, ScalarType compute) : base(nameof(CausalSelfAttention))
     {
         this.heads = heads; this.dropout = dropout; this.compute = compute;
         qkv = Parameter(empty(3 * dModel, dModel));
         proj = Parameter(empty(dModel, dModel));
         residDropout = Dropout(dropout);
-        using (no_grad()) { init.normal_(qkv, 0, 0.02); init.normal_(proj, 0, outStd); }
+        weights.Fill(qkv, fanIn: dModel); weights.Fill(proj, fanIn: dModel, residualOut: true);
         RegisterComponents();
     }
 

@@ -1,3 +1,4 @@
+using MoTLab.Shared.Config;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -12,19 +13,19 @@ public sealed class DenseFeedForward : Module<Tensor, Tensor>
     private readonly Parameter w2; // (h, d)
     private readonly ScalarType compute;
 
-    public DenseFeedForward(int dModel, int hidden, double outStd, ScalarType compute) : base(nameof(DenseFeedForward))
+    public DenseFeedForward(int dModel, int hidden, WeightInit weights, ScalarType compute) : base(nameof(DenseFeedForward))
     {
         this.compute = compute;
         w1 = Parameter(empty(dModel, hidden));
         w2 = Parameter(empty(hidden, dModel));
-        using (no_grad()) { init.normal_(w1, 0, 0.02); init.normal_(w2, 0, outStd); }
+        weights.Fill(w1, fanIn: dModel); weights.Fill(w2, fanIn: hidden, residualOut: true);
         RegisterComponents();
     }
 
     /// <summary>Builds the dense FFN from existing weights (used by tests: MoT with g=1, E=1 must equal it).</summary>
     public static DenseFeedForward FromWeights(Tensor w1, Tensor w2, ScalarType compute)
     {
-        var ffn = new DenseFeedForward((int)w1.shape[0], (int)w1.shape[1], 0.02, compute);
+        var ffn = new DenseFeedForward((int)w1.shape[0], (int)w1.shape[1], new WeightInit(new ModelConfig()), compute);
         using (no_grad()) { ffn.w1.copy_(w1); ffn.w2.copy_(w2); }
         return ffn;
     }

@@ -15,12 +15,12 @@ public sealed class ExpertBank : Module<Tensor, Tensor>
     public int Experts { get; }
     public int Hidden { get; }
 
-    public ExpertBank(int experts, int dModel, int hidden, double outStd, ScalarType compute) : base(nameof(ExpertBank))
+    public ExpertBank(int experts, int dModel, int hidden, WeightInit weights, ScalarType compute) : base(nameof(ExpertBank))
     {
         Experts = experts; Hidden = hidden; this.compute = compute;
         w1 = Parameter(empty(experts, dModel, hidden));
         w2 = Parameter(empty(experts, hidden, dModel));
-        using (no_grad()) { init.normal_(w1, 0, 0.02); init.normal_(w2, 0, outStd); }
+        weights.Fill(w1, fanIn: dModel); weights.Fill(w2, fanIn: hidden, residualOut: true);
         RegisterComponents();
     }
 

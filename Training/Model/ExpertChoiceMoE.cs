@@ -12,8 +12,8 @@ public sealed class ExpertChoiceMoE : RoutedMoE
 {
     public override string KindName => "expert_choice";
 
-    public ExpertChoiceMoE(int dModel, FfnConfig cfg, int denseMultiplier, double outStd, ScalarType compute)
-        : base(nameof(ExpertChoiceMoE), dModel, cfg, denseMultiplier, outStd, compute) { }
+    public ExpertChoiceMoE(int dModel, FfnConfig cfg, int denseMultiplier, WeightInit weights, ScalarType compute)
+        : base(nameof(ExpertChoiceMoE), dModel, cfg, denseMultiplier, weights, compute) { }
 
     /// <param name="x">(B, T, d)</param>
     public override Tensor forward(Tensor x)

@@ -24,7 +24,7 @@ public sealed class Gpt : Module<Tensor, Tensor>
     public Gpt(ModelConfig cfg, ScalarType compute = ScalarType.Float32) : base(nameof(Gpt))
     {
         Config = cfg; this.compute = compute;
-        double outStd = 0.02 / Math.Sqrt(2.0 * cfg.Layers); // GPT-2: scale residual projections by depth
+        var weights = new WeightInit(cfg);
         wte = Embedding(cfg.VocabSize, cfg.DModel);
         wpe = Embedding(cfg.SeqLen, cfg.DModel);
         drop = Dropout(cfg.Dropout);
@@ -33,29 +33,26 @@ public sealed class Gpt : Module<Tensor, Tensor>
         for (int i = 0; i < cfg.Layers; i++)
         {
             Module<Tensor, Tensor> ffn = sparse.Contains(i)
-                ? CreateSparse(cfg, outStd, compute)
-                : new DenseFeedForward(cfg.DModel, cfg.DenseMultiplier * cfg.DModel, outStd, compute);
+                ? CreateSparse(cfg, weights, compute)
+                : new DenseFeedForward(cfg.DModel, cfg.DenseMultiplier * cfg.DModel, weights, compute);
             if (ffn is SparseFeedForward s) sparseLayers.Add((i, s));
-            list.Add(new Block(cfg.DModel, cfg.Heads, cfg.Dropout, ffn, outStd, compute));
+            list.Add(new Block(cfg.DModel, cfg.Heads, cfg.Dropout, ffn, weights, compute));
         }
         blocks = ModuleList(list.ToArray());
         SparseLayers = sparseLayers;
         lnF = LayerNorm(cfg.DModel);
         if (!cfg.TiedHead) head = Parameter(empty(cfg.VocabSize, cfg.DModel));
-        using (no_grad())
-        {
-            init.normal_(wte.weight!, 0, 0.02); init.normal_(wpe.weight!, 0, 0.02);
-            if (head is not null) init.normal_(head, 0, 0.02);
-        }
+        weights.Embedding(wte.weight!, tiedToHead: cfg.TiedHead); weights.Embedding(wpe.weight!);
+        if (head is not null) weights.Fill(head, fanIn: cfg.DModel);
         RegisterComponents();
     }
 
-    static SparseFeedForward CreateSparse(ModelConfig cfg, double outStd, ScalarType compute) => cfg.Ffn.Kind switch
+    static SparseFeedForward CreateSparse(ModelConfig cfg, WeightInit weights, ScalarType compute) => cfg.Ffn.Kind switch
     {
-        FfnKind.MoT => new MixtureOfTokens(cfg.DModel, cfg.Ffn, cfg.DenseMultiplier, outStd, compute),
-        FfnKind.TokenChoice => new TokenChoiceMoE(cfg.DModel, cfg.Ffn, cfg.DenseMultiplier, outStd, compute),
-        FfnKind.ExpertChoice => new ExpertChoiceMoE(cfg.DModel, cfg.Ffn, cfg.DenseMultiplier, outStd, compute),
-        FfnKind.MoV or FfnKind.MoLoRA => new LightweightExperts(cfg.DModel, cfg.DenseMultiplier * cfg.DModel, cfg.Ffn, outStd, compute),
+        FfnKind.MoT => new MixtureOfTokens(cfg.DModel, cfg.Ffn, cfg.DenseMultiplier, weights, compute),
+        FfnKind.TokenChoice => new TokenChoiceMoE(cfg.DModel, cfg.Ffn, cfg.DenseMultiplier, weights, compute),
+        FfnKind.ExpertChoice => new ExpertChoiceMoE(cfg.DModel, cfg.Ffn, cfg.DenseMultiplier, weights, compute),
+        FfnKind.MoV or FfnKind.MoLoRA => new LightweightExperts(cfg.DModel, cfg.DenseMultiplier * cfg.DModel, cfg.Ffn, weights, compute),
         _ => throw new ArgumentException($"no sparse FFN for kind {cfg.Ffn.Kind}"),
     };
 

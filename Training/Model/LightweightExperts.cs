@@ -32,7 +32,7 @@ public sealed class LightweightExperts : SparseFeedForward
     public static bool IsAdapterWeight(string name) => AdapterWeights.Contains(name[(name.LastIndexOf('.') + 1)..]);
     static readonly HashSet<string> AdapterWeights = ["router", "movDelta", "loraA1", "loraB1", "loraA2", "loraB2"];
 
-    public LightweightExperts(int dModel, int hidden, FfnConfig cfg, double outStd, ScalarType compute) : base(nameof(LightweightExperts))
+    public LightweightExperts(int dModel, int hidden, FfnConfig cfg, WeightInit weights, ScalarType compute) : base(nameof(LightweightExperts))
     {
         this.cfg = cfg; this.compute = compute;
         int e = cfg.Experts, r = cfg.Rank;
@@ -41,7 +41,7 @@ public sealed class LightweightExperts : SparseFeedForward
         router = Parameter(empty(dModel, e));
         using (no_grad())
         {
-            init.normal_(w1, 0, 0.02); init.normal_(w2, 0, outStd); init.normal_(router, 0, 0.02);
+            weights.Fill(w1, fanIn: dModel); weights.Fill(w2, fanIn: hidden, residualOut: true); weights.Fill(router, fanIn: dModel);
             if (cfg.Kind == FfnKind.MoV) movDelta = Parameter(zeros(e, hidden));
             else
             {

@@ -27,13 +27,13 @@ public sealed class MixtureOfTokens : SparseFeedForward
     public override int Experts => experts.Experts;
     public int GroupSize => cfg.GroupSize;
 
-    public MixtureOfTokens(int dModel, FfnConfig cfg, int denseMultiplier, double outStd, ScalarType compute) : base(nameof(MixtureOfTokens))
+    public MixtureOfTokens(int dModel, FfnConfig cfg, int denseMultiplier, WeightInit weights, ScalarType compute) : base(nameof(MixtureOfTokens))
     {
         this.cfg = cfg; this.compute = compute;
         int e = cfg.EffectiveExperts;
         controller = Parameter(empty(dModel, e));
-        using (no_grad()) init.normal_(controller, 0, 0.02);
-        experts = new ExpertBank(e, dModel, cfg.ExpertHidden(dModel, denseMultiplier), outStd, compute);
+        weights.Fill(controller, fanIn: dModel);
+        experts = new ExpertBank(e, dModel, cfg.ExpertHidden(dModel, denseMultiplier), weights, compute);
         if (cfg.LearnableTemperature)
         {
             logTempMerge = Parameter(tensor(Math.Log(cfg.Temperature), float32));

@@ -17,12 +17,12 @@ public abstract class RoutedMoE : SparseFeedForward
     public ExpertBank ExpertWeights => experts;
     public Tensor Router => router;
 
-    protected RoutedMoE(string name, int dModel, FfnConfig cfg, int denseMultiplier, double outStd, ScalarType compute) : base(name)
+    protected RoutedMoE(string name, int dModel, FfnConfig cfg, int denseMultiplier, WeightInit weights, ScalarType compute) : base(name)
     {
         this.cfg = cfg;
         router = Parameter(empty(dModel, cfg.EffectiveExperts));
-        using (no_grad()) init.normal_(router, 0, 0.02);
-        experts = new ExpertBank(cfg.EffectiveExperts, dModel, cfg.ExpertHidden(dModel, denseMultiplier), outStd, compute);
+        weights.Fill(router, fanIn: dModel);
+        experts = new ExpertBank(cfg.EffectiveExperts, dModel, cfg.ExpertHidden(dModel, denseMultiplier), weights, compute);
         RegisterComponents();
     }
 }

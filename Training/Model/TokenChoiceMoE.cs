@@ -12,8 +12,8 @@ public sealed class TokenChoiceMoE : RoutedMoE
 {
     public override string KindName => "token_choice";
 
-    public TokenChoiceMoE(int dModel, FfnConfig cfg, int denseMultiplier, double outStd, ScalarType compute)
-        : base(nameof(TokenChoiceMoE), dModel, cfg, denseMultiplier, outStd, compute) { }
+    public TokenChoiceMoE(int dModel, FfnConfig cfg, int denseMultiplier, WeightInit weights, ScalarType compute)
+        : base(nameof(TokenChoiceMoE), dModel, cfg, denseMultiplier, weights, compute) { }
 
     /// <param name="x">(B, T, d)</param>
     public override Tensor forward(Tensor x)

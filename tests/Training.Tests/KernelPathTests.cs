@@ -34,9 +34,9 @@ public class KernelPathTests
         };
         SparseFeedForward layer = ffn.Kind switch
         {
-            FfnKind.MoT => new MixtureOfTokens(d, ffn, 4, 0.02, ScalarType.Float32),
-            FfnKind.TokenChoice => new TokenChoiceMoE(d, ffn, 4, 0.02, ScalarType.Float32),
-            _ => new ExpertChoiceMoE(d, ffn, 4, 0.02, ScalarType.Float32),
+            FfnKind.MoT => new MixtureOfTokens(d, ffn, 4, new WeightInit(new ModelConfig()), ScalarType.Float32),
+            FfnKind.TokenChoice => new TokenChoiceMoE(d, ffn, 4, new WeightInit(new ModelConfig()), ScalarType.Float32),
+            _ => new ExpertChoiceMoE(d, ffn, 4, new WeightInit(new ModelConfig()), ScalarType.Float32),
         };
         layer.Stats = StatsLevel.Full;
         if (layer is MixtureOfTokens mot && name.Contains("eval"))
@@ -93,6 +93,6 @@ public class KernelPathTests
     {
         if (!CpuKernelTests.KernelsRun()) return;
         manual_seed(8);
-        Same(new CausalSelfAttention(32, 4, 0, 0.02, ScalarType.Float32), randn(3, 21, 32).requires_grad_());
+        Same(new CausalSelfAttention(32, 4, 0, new WeightInit(new ModelConfig()), ScalarType.Float32), randn(3, 21, 32).requires_grad_());
     }
 }

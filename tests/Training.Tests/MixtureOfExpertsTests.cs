@@ -10,7 +10,7 @@ public class MixtureOfExpertsTests
     static TokenChoiceMoE TwoExperts(double capacityFactor, double alpha = 0.01)
     {
         manual_seed(0);
-        var moe = new TokenChoiceMoE(2, new FfnConfig { Kind = FfnKind.TokenChoice, Experts = 2, TopK = 1, CapacityFactor = capacityFactor, BalanceLoss = alpha, ExpertWidth = 64 }, 4, 0.02, ScalarType.Float32);
+        var moe = new TokenChoiceMoE(2, new FfnConfig { Kind = FfnKind.TokenChoice, Experts = 2, TopK = 1, CapacityFactor = capacityFactor, BalanceLoss = alpha, ExpertWidth = 64 }, 4, new WeightInit(new ModelConfig()), ScalarType.Float32);
         using (no_grad()) moe.Router.copy_(eye(2) * 10);
         return moe;
     }
@@ -47,7 +47,7 @@ public class MixtureOfExpertsTests
     public void Balance_loss_equals_alpha_when_routing_is_uniform()
     {
         manual_seed(0);
-        using var moe = new TokenChoiceMoE(4, new FfnConfig { Kind = FfnKind.TokenChoice, Experts = 4, TopK = 1, BalanceLoss = 0.01 }, 4, 0.02, ScalarType.Float32);
+        using var moe = new TokenChoiceMoE(4, new FfnConfig { Kind = FfnKind.TokenChoice, Experts = 4, TopK = 1, BalanceLoss = 0.01 }, 4, new WeightInit(new ModelConfig()), ScalarType.Float32);
         using (no_grad()) moe.Router.zero_();                    // p = 1/E for every token
         using var x = TestUtil.Randn(1, 2, 8, 4);
         moe.forward(x).Dispose();
@@ -58,7 +58,7 @@ public class MixtureOfExpertsTests
     public void Z_loss_is_added_when_configured()
     {
         manual_seed(0);
-        using var moe = new TokenChoiceMoE(4, new FfnConfig { Kind = FfnKind.TokenChoice, Experts = 4, ZLoss = 1e-3 }, 4, 0.02, ScalarType.Float32);
+        using var moe = new TokenChoiceMoE(4, new FfnConfig { Kind = FfnKind.TokenChoice, Experts = 4, ZLoss = 1e-3 }, 4, new WeightInit(new ModelConfig()), ScalarType.Float32);
         using (no_grad()) moe.Router.zero_();                    // logsumexp = log 4 for every token
         using var x = TestUtil.Randn(1, 2, 8, 4);
         moe.forward(x).Dispose();
@@ -70,7 +70,7 @@ public class MixtureOfExpertsTests
     {
         manual_seed(0);
         var cfg = new FfnConfig { Kind = FfnKind.ExpertChoice, Experts = 4, Capacity = 1.0 };
-        using var moe = new ExpertChoiceMoE(8, cfg, 4, 0.02, ScalarType.Float32) { Stats = StatsLevel.Full };
+        using var moe = new ExpertChoiceMoE(8, cfg, 4, new WeightInit(new ModelConfig()), ScalarType.Float32) { Stats = StatsLevel.Full };
         using var x = TestUtil.Randn(2, 4, 8, 8);                 // N = 32 → C = 8 per expert
         using var y = moe.forward(x);
         var snap = moe.Snapshot(1, 0);

@@ -9,7 +9,7 @@ public class MixtureOfTokensTests
     static MixtureOfTokens Create(FfnConfig cfg, int d = 8, long seed = 1)
     {
         manual_seed(seed);
-        return new MixtureOfTokens(d, cfg, 4, 0.02, ScalarType.Float32);
+        return new MixtureOfTokens(d, cfg, 4, new WeightInit(new ModelConfig()), ScalarType.Float32);
     }
 
     [Fact]

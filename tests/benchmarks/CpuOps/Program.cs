@@ -19,7 +19,7 @@ Console.WriteLine($"{name}: batch {B} × seq {T}, d {d}, one thread; plain 512²
 
 var x = randn(B, T, d).requires_grad_();                                          // (B, T, d)
 Time("LayerNorm", 0, [x], nn.LayerNorm(d).forward);
-var attention = new CausalSelfAttention(d, H, 0, 0.02, f32);
+var attention = new CausalSelfAttention(d, H, 0, new WeightInit(new ModelConfig()), f32);
 var path = CausalSelfAttention.UsesCpuKernel(DeviceType.CPU, f32, d / H, T, 0) ? "CPU kernel" : "SDPA";
 Time($"attention (QKV, {path}, projection)", 2 * 4 * d * d + 2 * 2 * T * d, [x], attention.forward);
 var qkv = randn(B, T, 3 * d).requires_grad_();                                    // (B, T, 3d) as the projection writes it
@@ -29,7 +29,7 @@ Time("  scaled_dot_product_attention alone", 2 * 2 * T * d, [qkv], _ =>
     return nn.functional.scaled_dot_product_attention(parts[0], parts[1], parts[2], is_casual: true).transpose(1, 2).reshape(B, T, d);
 });
 Time("  CpuCausalAttention alone", 2 * 2 * T * d, [qkv], _ => CpuCausalAttention.Apply(qkv, H));
-Time("dense FFN", 2 * 2 * d * m.DenseMultiplier * d, [x], new DenseFeedForward(d, m.DenseMultiplier * d, 0.02, f32).forward);
+Time("dense FFN", 2 * 2 * d * m.DenseMultiplier * d, [x], new DenseFeedForward(d, m.DenseMultiplier * d, new WeightInit(new ModelConfig()), f32).forward);
 if (new Gpt(m).SparseLayers.FirstOrDefault().Ffn is { } sparse)
     Time($"{sparse.KindName} FFN", ModelSize.SparseFlopsPerToken(m, B), [x], sparse.forward);
 var (h, head, targets) = (randn(N, d).requires_grad_(), randn(m.VocabSize, d).requires_grad_(), randint(0, m.VocabSize, [N]));
