@@ -113,11 +113,17 @@ public static class RunsApi
         {
             if (await runs.GetAsync(id, ct) is null) return Results.NotFound();
             if (maxPoints is < 3 or > 1_000_000) return Results.ValidationProblem(new Dictionary<string, string[]> { ["maxPoints"] = ["must be between 3 and 1,000,000"] });
-            var rows = await metrics.ReadAsync(id, maxPoints ?? 2000, from, to, ct);
+            // written out as read: a full-resolution read of a long run is never held whole
+            var rows = metrics.StreamAsync(id, maxPoints ?? 2000, from, to, ct);
             return format switch
             {
-                null or "json" => Results.Ok(rows.Select(r => r.ToStepMetrics())),
-                "csv" => Results.Text(Csv(rows), "text/csv", Encoding.UTF8),
+                null or "json" => Results.Ok(Steps(rows)),
+                "csv" => Results.Stream(async body =>
+                {
+                    await using var writer = new StreamWriter(body, new UTF8Encoding(false));
+                    await writer.WriteAsync(CsvHeader);
+                    await foreach (var r in rows) await writer.WriteAsync(CsvLine(r.ToStepMetrics()));
+                }, "text/csv; charset=utf-8"),
                 _ => Results.ValidationProblem(new Dictionary<string, string[]> { ["format"] = ["must be json or csv"] }),
             };
         });
@@ -199,14 +205,18 @@ public static class RunsApi
     static IResult TooLarge(UploadStore uploads) =>
         Results.Problem($"the upload is larger than the {uploads.MaxBytes / 1024 / 1024} MB limit (MoTLab:MaxUploadMB)", statusCode: StatusCodes.Status413PayloadTooLarge);
 
-    static string Csv(List<MetricRow> rows)
+    static async IAsyncEnumerable<StepMetrics> Steps(IAsyncEnumerable<MetricRow> rows)
     {
-        var sb = new StringBuilder("step,tokens,elapsed_s,time,train_loss,eval_loss,lr,grad_norm,tokens_per_s,mfu,aux_loss,balance_loss,z_loss,dropped_ratio,router_entropy\n");
-        string F(double? v) => v?.ToString("R", CultureInfo.InvariantCulture) ?? "";
-        foreach (var m in rows.Select(r => r.ToStepMetrics()))
-            sb.AppendJoin(',', [m.Step.ToString(CultureInfo.InvariantCulture), m.Tokens.ToString(CultureInfo.InvariantCulture), F(m.ElapsedS), F(m.Time),
-                F(m.TrainLoss), F(m.EvalLoss), F(m.Lr), F(m.GradNorm), F(m.TokensPerS), F(m.Mfu), F(m.AuxLoss), F(m.BalanceLoss), F(m.ZLoss),
-                F(m.DroppedRatio), F(m.RouterEntropy)]).Append('\n');
-        return sb.ToString();
+        await foreach (var r in rows) yield return r.ToStepMetrics();
+    }
+
+    const string CsvHeader = "step,tokens,elapsed_s,time,train_loss,eval_loss,lr,grad_norm,tokens_per_s,mfu,aux_loss,balance_loss,z_loss,dropped_ratio,router_entropy\n";
+
+    static string CsvLine(StepMetrics m)
+    {
+        static string F(double? v) => v?.ToString("R", CultureInfo.InvariantCulture) ?? "";
+        return string.Join(',', [m.Step.ToString(CultureInfo.InvariantCulture), m.Tokens.ToString(CultureInfo.InvariantCulture), F(m.ElapsedS), F(m.Time),
+            F(m.TrainLoss), F(m.EvalLoss), F(m.Lr), F(m.GradNorm), F(m.TokensPerS), F(m.Mfu), F(m.AuxLoss), F(m.BalanceLoss), F(m.ZLoss),
+            F(m.DroppedRatio), F(m.RouterEntropy)]) + "\n";
     }
 }

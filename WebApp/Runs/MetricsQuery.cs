@@ -44,7 +44,28 @@ public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
         return (r.GetInt64(0), r.GetInt64(1));
     }
 
+    /// <summary>The same rows as <see cref="ReadAsync"/>, one at a time: a full-resolution read (maxPoints above
+    /// <see cref="CachedUpTo"/>) is written out as it is read, never held whole.</summary>
+    public async IAsyncEnumerable<MetricRow> StreamAsync(int runId, int maxPoints = 2000, long? fromStep = null, long? toStep = null,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
+    {
+        if (maxPoints <= CachedUpTo)
+        {
+            foreach (var row in await ReadAsync(runId, maxPoints, fromStep, toStep, ct)) yield return row;
+            yield break;
+        }
+        await foreach (var row in ReadStoredRowsAsync(runId, maxPoints, fromStep, toStep, ct)) yield return row;
+    }
+
     async Task<List<MetricRow>> ReadStoredAsync(int runId, int maxPoints, long? fromStep, long? toStep, CancellationToken ct)
+    {
+        var rows = new List<MetricRow>();
+        await foreach (var row in ReadStoredRowsAsync(runId, maxPoints, fromStep, toStep, ct)) rows.Add(row);
+        return rows;
+    }
+
+    async IAsyncEnumerable<MetricRow> ReadStoredRowsAsync(int runId, int maxPoints, long? fromStep, long? toStep,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var connection = db.Database.GetDbConnection();
@@ -59,7 +80,6 @@ public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
 
         var keep = Downsample(keys, maxPoints);
         var steps = JsonSerializer.Serialize(keep.Select(i => keys[i].Step));
-        var rows = new List<MetricRow>(keep.Count);
         await using var cmd = Command(connection, """
             SELECT Step, Tokens, ElapsedS, Time, TrainLoss, EvalLoss, Lr, GradNorm, TokensPerS, Mfu, AuxLoss, BalanceLoss, ZLoss,
                    DroppedRatio, RouterEntropy, EvalExtraJson, NotANumber
@@ -69,13 +89,12 @@ public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
         double? D(int i) => row.IsDBNull(i) ? null : row.GetDouble(i);
         string? S(int i) => row.IsDBNull(i) ? null : row.GetString(i);
         while (await row.ReadAsync(ct))
-            rows.Add(new MetricRow
+            yield return new MetricRow
             {
                 RunId = runId, Step = row.GetInt64(0), Tokens = row.GetInt64(1), ElapsedS = D(2), Time = D(3), TrainLoss = D(4), EvalLoss = D(5),
                 Lr = D(6), GradNorm = D(7), TokensPerS = D(8), Mfu = D(9), AuxLoss = D(10), BalanceLoss = D(11), ZLoss = D(12),
                 DroppedRatio = D(13), RouterEntropy = D(14), EvalExtraJson = S(15), NotANumber = S(16),
-            });
-        return rows;
+            };
     }
 
     static DbCommand Command(DbConnection connection, string sql, params (string Name, object Value)[] parameters)
