@@ -21,7 +21,11 @@ public static class DataRoots
         return Path.GetFullPath(current);
     }
 
-    /// <summary>Whether the already-resolved <paramref name="realPath"/> lies in one of <paramref name="roots"/>.</summary>
-    public static bool Contains(IEnumerable<string> roots, string realPath) =>
-        roots.Select(Resolve).Any(root => realPath == root || realPath.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal));
+    /// <summary>The roots as real paths, resolved once for the many checks of one corpus.</summary>
+    public static IReadOnlyList<string> ResolveAll(IEnumerable<string> roots) => [.. roots.Select(Resolve)];
+
+    /// <summary>Whether the resolved <paramref name="realPath"/> lies in one of the resolved <paramref name="realRoots"/>
+    /// (<see cref="ResolveAll"/>).</summary>
+    public static bool Contains(IEnumerable<string> realRoots, string realPath) =>
+        realRoots.Any(root => realPath == root || realPath.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal));
 }

@@ -77,8 +77,7 @@ public sealed class AccessGate(IOptions<MoTLabOptions> options, IServer server, 
         }
         var path = c.Request.Path;
         if (!Required || path.StartsWithSegments("/login") || HasCookie(c)) { await next(c); return; }
-        string? bearer = c.Request.Headers.Authorization.ToString() is { } h && h.StartsWith("Bearer ", StringComparison.Ordinal) ? h[7..] : null;
-        bearer ??= c.Request.Query["access_token"];
+        var bearer = TokenOf(c.Request);
         if (Matches(bearer) || (path.StartsWithSegments(RunsHubContract.Path) && workers.IsAnyValid(bearer))) { await next(c); return; }
         if (path.StartsWithSegments("/api") || path.StartsWithSegments("/hubs") || path.StartsWithSegments("/openapi") || path.StartsWithSegments("/_blazor"))
         {
@@ -117,6 +116,12 @@ public sealed class AccessGate(IOptions<MoTLabOptions> options, IServer server, 
     /// holding a control character or white space, which browsers drop ("/\t/host" reads as "//host").</summary>
     public static bool IsLocalPath(string? url) =>
         url is { Length: > 0 } && url[0] == '/' && (url.Length == 1 || (url[1] != '/' && url[1] != '\\')) && !url.Any(ch => char.IsControl(ch) || char.IsWhiteSpace(ch));
+
+    /// <summary>The token a request carries: a bearer header, else access_token in the query (SignalR's WebSocket
+    /// transport sends it there).</summary>
+    public static string? TokenOf(HttpRequest request) =>
+        request.Headers.Authorization.ToString() is { } h && h.StartsWith("Bearer ", StringComparison.Ordinal) ? h[7..]
+        : request.Query["access_token"].ToString() is { Length: > 0 } q ? q : null;
 
     public const string LoginRateLimit = "login";
 

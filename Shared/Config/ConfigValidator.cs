@@ -29,7 +29,7 @@ public static class ConfigValidator
         Check(m.SeqLen is >= 1 and <= 1_048_576, "model.seq_len", "must be between 1 and 1,048,576");
         Check(m.Dropout is >= 0 and < 1, "model.dropout", "must be in [0, 1)");
         Check(m.DenseMultiplier is >= 1 and <= 64, "model.dense_multiplier", "must be between 1 and 64");
-        Check(m.Init is "gpt2" or "paper", "model.init", "must be gpt2 (N(0, 0.02)) or paper (truncated normal, σ = √(scale/fan_in))");
+        Check(m.Init is ModelConfig.Gpt2Init or ModelConfig.PaperInit, "model.init", "must be gpt2 (N(0, 0.02)) or paper (truncated normal, σ = √(scale/fan_in))");
         Check(double.IsFinite(m.InitScale) && m.InitScale is > 0 and <= 100, "model.init_scale", "must be in (0, 100]");
 
         if (f.Kind != FfnKind.Dense)

@@ -23,7 +23,8 @@ public sealed record ModelConfig
     /// <summary>How weights start: "gpt2" (N(0, 0.02), residual outputs scaled by 1/√(2L); what the tiny presets and
     /// older runs use) or "paper" (the MoT authors' truncated normal with σ = √(init_scale / fan_in), which trains the
     /// paper's shapes markedly better: docs/training-parity.md).</summary>
-    public string Init { get; init; } = "gpt2";
+    public string Init { get; init; } = Gpt2Init;
+    public const string Gpt2Init = "gpt2", PaperInit = "paper";
     public double InitScale { get; init; } = 1.0;  // "paper" only
 
     [System.Text.Json.Serialization.JsonIgnore] public int HeadDim => DModel / Heads;

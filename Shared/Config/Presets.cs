@@ -13,8 +13,8 @@ public static class Presets
     static readonly ModelConfig Tiny = new() { DModel = 64, Layers = 2, Heads = 4, SeqLen = 64 };
     static readonly TrainConfig TinyTrain = new() { Steps = 200, BatchSize = 16, LearningRate = 3e-3, LogEvery = 10, SnapshotEvery = 25, EvalEvery = 50 };
     // the paper's shapes as the paper's authors build them: a head of its own, weights drawn as theirs (model.init: paper)
-    static readonly ModelConfig Mini = new() { DModel = 256, Layers = 4, Heads = 4, SeqLen = 256, VocabSize = 50257, TiedHead = false, Init = "paper" };
-    static readonly ModelConfig Medium = new() { DModel = 512, Layers = 8, Heads = 8, SeqLen = 256, VocabSize = 50257, TiedHead = false, Init = "paper" };
+    static readonly ModelConfig Mini = new() { DModel = 256, Layers = 4, Heads = 4, SeqLen = 256, VocabSize = 50257, TiedHead = false, Init = ModelConfig.PaperInit };
+    static readonly ModelConfig Medium = new() { DModel = 512, Layers = 8, Heads = 8, SeqLen = 256, VocabSize = 50257, TiedHead = false, Init = ModelConfig.PaperInit };
     static readonly TrainConfig PaperTrain = new()
     {
         Steps = 5000, BatchSize = 256, WarmupFraction = 0.01, MinLrRatio = 0.1, GradClip = 0.5, WeightDecay = 0.1,

@@ -1,3 +1,4 @@
+using MoTLab.Shared;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -46,6 +47,7 @@ public sealed class Corpus
             }
         }
         var path = Path.GetFullPath(spec);
+        roots = roots is null ? null : DataRoots.ResolveAll(roots);       // once, for every file's check
         if (File.Exists(path))
         {
             CorpusFiles.Check(path, roots);
@@ -84,13 +86,13 @@ public sealed class Corpus
     static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     /// <summary>Reads a file as UTF-8 text; binary (NUL bytes), invalid UTF-8, empty or unreadable files are errors, and
-    /// so is anything but a regular file, or (given <paramref name="roots"/>) a file whose real path is outside them.</summary>
-    public static string ReadUtf8(string path, IReadOnlyList<string>? roots = null)
+    /// so is anything but a regular file, or (given <paramref name="realRoots"/>, resolved) a file whose real path is outside them.</summary>
+    public static string ReadUtf8(string path, IReadOnlyList<string>? realRoots = null)
     {
         byte[] bytes;
         try
         {
-            using var file = CorpusFiles.OpenRead(path, roots);
+            using var file = CorpusFiles.OpenRead(path, realRoots);
             using var input = path.EndsWith(".gz", StringComparison.Ordinal) ? new System.IO.Compression.GZipStream(file, System.IO.Compression.CompressionMode.Decompress) : (Stream)file;
             using var buffer = new MemoryStream();
             input.CopyTo(buffer);

@@ -13,33 +13,37 @@ static partial class CorpusFiles
 {
     /// <summary>Refuses, by name, what <see cref="OpenRead"/> would refuse: called for every file when a corpus is
     /// opened, so a bad file fails the run before any token cache is read.</summary>
-    public static void Check(string path, IReadOnlyList<string>? roots)
+    /// <param name="realRoots">the data roots as real paths (<see cref="DataRoots.ResolveAll"/>), or null: any file</param>
+    public static void Check(string path, IReadOnlyList<string>? realRoots)
     {
         var real = DataRoots.Resolve(path);
-        if (roots is not null && !DataRoots.Contains(roots, real))
-            throw new CorpusException($"corpus file '{path}' resolves to '{real}', outside the data roots ({string.Join(", ", roots)})");
+        if (realRoots is not null && !DataRoots.Contains(realRoots, real)) throw Outside(path, real, realRoots);
         if (Directory.Exists(real)) return;
-        if (!IsRegular(real)) throw new CorpusException($"corpus file '{path}' is not a regular file (a FIFO, device or socket); MoTLab reads only regular files");
+        if (!IsRegular(real)) throw NotRegular(path);
     }
 
-    public static FileStream OpenRead(string path, IReadOnlyList<string>? roots)
+    /// <summary>Opens the file for reading, checking the file as opened (on Linux) or by name (elsewhere).</summary>
+    public static FileStream OpenRead(string path, IReadOnlyList<string>? realRoots)
     {
-        Check(path, roots);
-        if (!OperatingSystem.IsLinux()) return File.OpenRead(path);
+        if (!OperatingSystem.IsLinux()) { Check(path, realRoots); return File.OpenRead(path); }
         int fd = Open(path, ReadOnly | NonBlocking | CloseOnExec);
         if (fd < 0) throw new IOException($"{Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
         var handle = new SafeFileHandle(fd, ownsHandle: true);
         try
         {
-            if (Mode(fd, "", EmptyPath) is not { } mode || (mode & TypeMask) != Regular)
-                throw new CorpusException($"corpus file '{path}' is not a regular file (a FIFO, device or socket); MoTLab reads only regular files");
+            if (Mode(fd, "", EmptyPath) is not { } mode || (mode & TypeMask) != Regular) throw NotRegular(path);
             var real = new FileInfo($"/proc/self/fd/{fd}").LinkTarget ?? path;
-            if (roots is not null && !DataRoots.Contains(roots, real))
-                throw new CorpusException($"corpus file '{path}' resolves to '{real}', outside the data roots ({string.Join(", ", roots)})");
+            if (realRoots is not null && !DataRoots.Contains(realRoots, real)) throw Outside(path, real, realRoots);
             return new FileStream(handle, FileAccess.Read);
         }
         catch { handle.Dispose(); throw; }
     }
+
+    static CorpusException NotRegular(string path) =>
+        new($"corpus file '{path}' is not a regular file (a FIFO, device or socket); MoTLab reads only regular files");
+
+    static CorpusException Outside(string path, string real, IReadOnlyList<string> realRoots) =>
+        new($"corpus file '{path}' resolves to '{real}', outside the data roots ({string.Join(", ", realRoots)})");
 
     static bool IsRegular(string realPath) =>
         !OperatingSystem.IsLinux() ? File.Exists(realPath) : Mode(AtCwd, realPath, 0) is { } mode && (mode & TypeMask) == Regular;

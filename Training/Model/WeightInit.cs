@@ -15,8 +15,6 @@ namespace MoTLab.Training.Model;
 /// expert's second matrix.</summary>
 public sealed class WeightInit(ModelConfig cfg)
 {
-    public const string Gpt2 = "gpt2", Paper = "paper";
-
     /// <param name="weight">the weight, filled in place</param>
     /// <param name="fanIn">inputs each output sums over</param>
     /// <param name="residualOut">it writes into the residual stream (gpt2 scales these by 1/√(2L))</param>
@@ -24,7 +22,7 @@ public sealed class WeightInit(ModelConfig cfg)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        if (cfg.Init == Paper)
+        if (cfg.Init == ModelConfig.PaperInit)
         {
             double scale = cfg.InitScale, std = Math.Sqrt(scale / fanIn), bound = 2 * scale;
             // truncation by redrawing what falls outside: a few passes at most, since the bound is ≥ 2σ

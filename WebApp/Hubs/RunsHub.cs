@@ -13,10 +13,7 @@ public sealed class RunsHub(WorkerTokens tokens, WorkerConnections workers, RunS
     /// <summary>A connection opened with a worker token (query access_token, or a bearer header) is that run's worker.</summary>
     public override Task OnConnectedAsync()
     {
-        var request = Context.GetHttpContext()?.Request;
-        var header = request?.Headers.Authorization.ToString();
-        var token = header is { } h && h.StartsWith("Bearer ", StringComparison.Ordinal) ? h[7..] : request?.Query["access_token"].ToString();
-        if (tokens.RunOf(token) is { } run) workers.Bind(Context, run);
+        if (Context.GetHttpContext()?.Request is { } request && tokens.RunOf(AccessGate.TokenOf(request)) is { } run) workers.Bind(Context, run);
         return base.OnConnectedAsync();
     }
 
@@ -88,9 +85,11 @@ public sealed class RunsHub(WorkerTokens tokens, WorkerConnections workers, RunS
     {
         if (!tokens.IsValid(runId, token) && (tokens.IsKnown(runId) || !await runs.AdoptWorkerAsync(runId, token)))   // adopt: the dashboard restarted under it
             throw new HubException($"{RunsHubContract.TokenRefused} for run {runId}");
-        if (WorkerConnections.RunOf(Context) is { } own && own != runId)
-            throw new HubException($"this connection is run {own}'s worker; it may not report for run {runId}");
-        if (WorkerConnections.RunOf(Context) is null) workers.Bind(Context, runId);   // adopted after a restart: known from now on
+        switch (WorkerConnections.RunOf(Context))
+        {
+            case { } own when own != runId: throw new HubException($"this connection is run {own}'s worker; it may not report for run {runId}");
+            case null: workers.Bind(Context, runId); break;    // adopted after a restart: known from now on
+        }
         tokens.Touch(runId);
     }
 }

@@ -34,7 +34,7 @@ public sealed class CorpusCatalog(IOptions<MoTLabOptions> options)
         if (Corpus.BuiltIn.Contains(corpus)) return null;
         if (!Path.IsPathRooted(corpus)) return $"'{corpus}' is not a built-in corpus ({string.Join(", ", Corpus.BuiltIn)}) nor an absolute path inside a data root";
         var full = DataRoots.Resolve(corpus);
-        if (!DataRoots.Contains(Roots, full))
+        if (!DataRoots.Contains(DataRoots.ResolveAll(Roots), full))
             return $"'{corpus}' is outside the data roots ({string.Join(", ", Roots)})";
         if (!File.Exists(full) && !Directory.Exists(full)) return $"'{corpus}' does not exist";
         try { Corpus.Open(corpus, Roots); }
