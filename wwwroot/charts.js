@@ -47,6 +47,17 @@
   });
 
   window.motlabCharts = {
+    // Plotly's own image export of a chart, as a download ("png" or "svg").
+    download(key, format, filename) {
+      const graph = graphs.get(key);
+      if (graph && plotly) return plotly.downloadImage(graph, { format, filename, scale: format === 'png' ? 2 : 1 });
+    },
+    // Dark mode, kept in the browser; unset, the system's preference.
+    darkMode() {
+      const kept = localStorage.getItem('motlab.dark');
+      return kept === null ? matchMedia('(prefers-color-scheme: dark)').matches : kept === '1';
+    },
+    setDarkMode(dark) { localStorage.setItem('motlab.dark', dark ? '1' : '0'); },
     // Purges a Plotly graph once its drawing is done (which takes its canvases off the page), then loses every WebGL
     // context whose canvas is off the page.
     release(key) {

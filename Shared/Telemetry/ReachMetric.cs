@@ -1,7 +1,7 @@
 namespace MoTLab.Shared.Telemetry;
 
 /// <summary>The MoT paper's headline comparison: when does a run first reach the baseline's final loss,
-/// as a share of the baseline's steps, wall time and tokens. Losses are compared after the same EMA
+/// as a share of the baseline's steps, wall time and tokens. Losses are compared after the same
 /// smoothing (train loss is noisy); eval loss is used when both runs have it.</summary>
 public static class ReachMetric
 {
@@ -9,18 +9,18 @@ public static class ReachMetric
 
     public sealed record Result(double Target, Point? Reached, double? StepFraction, double? TimeFraction, double? TokenFraction)
     {
-        public string Describe(string name) => Reached is null
-            ? $"{name}: has not reached {Target:F3} yet"
+        /// <param name="finished">The run has ended: one that never got there "did not reach" the target.</param>
+        public string Describe(string name, bool finished = false) => Reached is null
+            ? (finished ? $"{name}: did not reach {Target:F3}" : $"{name}: has not reached {Target:F3} yet")
             : $"{name}: {StepFraction:P0} of the steps, {TimeFraction:P0} of the time, {TokenFraction:P0} of the tokens";
     }
 
-    public static IReadOnlyList<Point> Smooth(IReadOnlyList<Point> points, double ema)
+    /// <summary>The points with their losses smoothed as <paramref name="smoothing"/> says (over these points, in order).</summary>
+    public static IReadOnlyList<Point> Smooth(IReadOnlyList<Point> points, Smoothing smoothing, long plannedSteps)
     {
-        if (ema <= 0) return points;
-        var result = new List<Point>(points.Count);
-        double? s = null;
-        foreach (var p in points) { s = s is null ? p.Loss : ema * s.Value + (1 - ema) * p.Loss; result.Add(p with { Loss = s.Value }); }
-        return result;
+        if (smoothing.Kind == SmoothingKind.None) return points;
+        var smoothed = smoothing.Apply(points.Select(p => p.Step).ToList(), points.Select(p => p.Loss).ToList(), plannedSteps);
+        return points.Select((p, i) => p with { Loss = smoothed[i] }).ToList();
     }
 
     /// <param name="toBest">Measure against the baseline's lowest loss and the point where it got there, instead of its

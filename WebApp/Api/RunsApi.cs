@@ -128,6 +128,53 @@ public static class RunsApi
             };
         });
 
+        // the Compare page's data as CSV: one metric of several runs at full resolution, with the page's smoothing (computed
+        // over each run's whole series, as the page does); a CSV field is quoted when a run's name needs it
+        api.MapGet("/compare", async (string? ids, string? metric, string? smooth, string? format, RunService runs, MetricsQuery metrics, CancellationToken ct) =>
+        {
+            var errors = new Dictionary<string, string[]>();
+            var idList = (ids ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+            if (idList.Count == 0 || idList.Count > MaxCompareRuns) errors["ids"] = [$"give 1 to {MaxCompareRuns} run ids, comma-separated, e.g. ids=3,4"];
+            else if (idList.FirstOrDefault(i => !int.TryParse(i, CultureInfo.InvariantCulture, out _)) is { } bad) errors["ids"] = [$"'{bad}' is not a run id"];
+            var info = MetricCatalog.Find(metric ?? "train_loss");
+            if (info is null) errors["metric"] = [$"'{metric}' is not a metric: {string.Join(", ", MetricCatalog.All.Select(m => m.Key))} or eval.NAME"];
+            var smoothing = Smoothing.Parse(smooth ?? "none");
+            if (smoothing is null) errors["smooth"] = [$"'{smooth}' is not a smoothing: none, ema-W, twema-W (W in 0..{Smoothing.MaxWeight}) or avg-N (N in 1..{Smoothing.MaxWindow})"];
+            if (format is not (null or "csv")) errors["format"] = ["must be csv"];
+            if (errors.Count > 0) return Results.ValidationProblem(errors);
+            var found = new List<RunRow>();
+            foreach (var id in idList.Select(i => int.Parse(i, CultureInfo.InvariantCulture)).Distinct())
+                if (await runs.GetAsync(id, ct) is { } run) found.Add(run);
+                else return Results.Problem($"run {id} does not exist", statusCode: StatusCodes.Status404NotFound);
+            return Results.Stream(async body =>
+            {
+                await using var writer = new StreamWriter(body, new UTF8Encoding(false));
+                await writer.WriteAsync($"run_id,run_name,step,tokens,elapsed_s,{info!.Key},{info.Key}_smoothed\n");
+                foreach (var run in found)
+                {
+                    var smoother = info.EveryStep && smoothing!.Kind != SmoothingKind.None ? smoothing.Start(run.TotalSteps) : null;
+                    await foreach (var row in metrics.StreamAsync(run.Id, int.MaxValue, ct: ct))
+                    {
+                        var m = row.ToStepMetrics();
+                        var value = info.Of(m);
+                        var smoothed = smoother?.Add(m.Step, value ?? double.NaN);
+                        if (value is null) continue;
+                        await writer.WriteAsync(string.Join(',', [run.Id.ToString(CultureInfo.InvariantCulture), CsvField(run.Name), m.Step.ToString(CultureInfo.InvariantCulture),
+                            m.Tokens.ToString(CultureInfo.InvariantCulture), F(m.ElapsedS), F(value), F(smoothed)]) + "\n");
+                    }
+                }
+            }, "text/csv; charset=utf-8", fileDownloadName: "compare.csv");
+        });
+
+        // the worker's whole output as it stands (it may still be growing)
+        api.MapGet("/runs/{id:int}/log", async (int id, RunService runs, CancellationToken ct) =>
+        {
+            if (await runs.GetAsync(id, ct) is not { } run) return Results.NotFound();
+            var path = Path.Combine(run.RunDir, "worker.log");
+            if (!File.Exists(path)) return Results.Problem($"run {id} has no worker log yet", statusCode: StatusCodes.Status404NotFound);
+            return Results.Stream(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete), "text/plain; charset=utf-8");
+        });
+
         api.MapGet("/runs/{id:int}/routing", async (int id, long? step, int? layer, IDbContextFactory<MoTLabDb> dbs, CancellationToken ct) =>
         {
             await using var db = await dbs.CreateDbContextAsync(ct);
@@ -212,9 +259,15 @@ public static class RunsApi
 
     const string CsvHeader = "step,tokens,elapsed_s,time,train_loss,eval_loss,lr,grad_norm,tokens_per_s,mfu,aux_loss,balance_loss,z_loss,dropped_ratio,router_entropy\n";
 
+    const int MaxCompareRuns = 50;
+
+    static string F(double? v) => v?.ToString("R", CultureInfo.InvariantCulture) ?? "";
+
+    /// <summary>RFC 4180: a field with a comma, quote or line break is quoted, its quotes doubled.</summary>
+    static string CsvField(string text) => text.IndexOfAny([',', '"', '\n', '\r']) < 0 ? text : $"\"{text.Replace("\"", "\"\"")}\"";
+
     static string CsvLine(StepMetrics m)
     {
-        static string F(double? v) => v?.ToString("R", CultureInfo.InvariantCulture) ?? "";
         return string.Join(',', [m.Step.ToString(CultureInfo.InvariantCulture), m.Tokens.ToString(CultureInfo.InvariantCulture), F(m.ElapsedS), F(m.Time),
             F(m.TrainLoss), F(m.EvalLoss), F(m.Lr), F(m.GradNorm), F(m.TokensPerS), F(m.Mfu), F(m.AuxLoss), F(m.BalanceLoss), F(m.ZLoss),
             F(m.DroppedRatio), F(m.RouterEntropy)]) + "\n";

@@ -17,6 +17,14 @@ public static class ConfigDiff
             .Select(k => new Row(k, flat.Select(f => f.GetValueOrDefault(k, "—")).ToList())).ToList();
     }
 
+    /// <summary>What a run's config is apart from its seed (and name): runs with the same key are seeds of one experiment.</summary>
+    public static string SeedGroupKey(string configJson)
+    {
+        var flat = new Dictionary<string, string>();
+        Flatten(JsonDocument.Parse(configJson).RootElement, "", flat);
+        return string.Join('\n', flat.Where(kv => kv.Key is not ("train.seed" or "name")).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key}={kv.Value}"));
+    }
+
     static void Flatten(JsonElement e, string prefix, Dictionary<string, string> into)
     {
         if (e.ValueKind == JsonValueKind.Object)

@@ -1,6 +1,7 @@
 using System.Data.Common;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
+using MoTLab.Shared.Telemetry;
 using MoTLab.WebApp.Data;
 
 namespace MoTLab.WebApp.Runs;
@@ -16,21 +17,37 @@ public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
 {
     public readonly record struct Key(long Step, double Loss, bool HasEval);
 
+    /// <summary>What a chart draws of one run: the rows and, when a smoothing was asked for, each row's smoothed value
+    /// of the metric, computed over the run's whole stored series (from its first step, whatever window was read), and
+    /// the smoother's state after the last stored row, from which a live chart continues.</summary>
+    public sealed record ChartRead(List<MetricRow> Rows, double[]? Smoothed = null, Smoother? End = null);
+
+    /// <summary>A metric to smooth over a run's stored series, and the run's planned steps (the time-weighted scale).</summary>
+    public sealed record SmoothingOf(MetricInfo Metric, Smoothing Smoothing, long PlannedSteps);
+
     const int CachedUpTo = 10_000, CacheEntries = 256;
-    readonly System.Collections.Concurrent.ConcurrentDictionary<(int Run, int Max, long From, long To), (long Count, long Last, Task<List<MetricRow>> Rows)> cache = new();
+    readonly System.Collections.Concurrent.ConcurrentDictionary<(int Run, int Max, long From, long To, SmoothingOf? Smoothing), (long Count, long Last, Task<ChartRead> Read)> cache = new();
 
     /// <summary>The rows to draw; the list is shared with other readers and must not be changed.</summary>
-    public async Task<List<MetricRow>> ReadAsync(int runId, int maxPoints = 2000, long? fromStep = null, long? toStep = null, CancellationToken ct = default)
+    public async Task<List<MetricRow>> ReadAsync(int runId, int maxPoints = 2000, long? fromStep = null, long? toStep = null, CancellationToken ct = default) =>
+        (await ReadChartAsync(runId, null, maxPoints, fromStep, toStep, ct)).Rows;
+
+    /// <summary>The rows to draw with the smoothed series of <paramref name="smoothing"/>'s metric (see <see cref="ChartRead"/>);
+    /// the rows are shared with other readers and must not be changed, the smoother is the caller's own.</summary>
+    public async Task<ChartRead> ReadChartAsync(int runId, SmoothingOf? smoothing, int maxPoints = 2000, long? fromStep = null, long? toStep = null, CancellationToken ct = default)
     {
-        if (maxPoints > CachedUpTo) return await ReadStoredAsync(runId, maxPoints, fromStep, toStep, ct);
-        var key = (runId, maxPoints, fromStep ?? long.MinValue, toStep ?? long.MaxValue);
+        if (smoothing is { Metric.Column: null } || smoothing?.Smoothing.Kind == SmoothingKind.None) smoothing = null;
+        if (maxPoints > CachedUpTo) return await ReadStoredAsync(runId, smoothing, maxPoints, fromStep, toStep, ct);
+        var key = (runId, maxPoints, fromStep ?? long.MinValue, toStep ?? long.MaxValue, smoothing);
         var (count, last) = await VersionAsync(runId, ct);
-        if (cache.TryGetValue(key, out var hit) && hit.Count == count && hit.Last == last && !hit.Rows.IsFaulted && !hit.Rows.IsCanceled)
-            return await hit.Rows.WaitAsync(ct);
-        if (cache.Count >= CacheEntries) cache.Clear();
-        var read = ReadStoredAsync(runId, maxPoints, fromStep, toStep, CancellationToken.None);   // shared: no one reader's cancel ends it
-        cache[key] = (count, last, read);
-        return await read.WaitAsync(ct);
+        if (!(cache.TryGetValue(key, out var hit) && hit.Count == count && hit.Last == last && !hit.Read.IsFaulted && !hit.Read.IsCanceled))
+        {
+            if (cache.Count >= CacheEntries) cache.Clear();
+            hit = (count, last, ReadStoredAsync(runId, smoothing, maxPoints, fromStep, toStep, CancellationToken.None));   // shared: no one reader's cancel ends it
+            cache[key] = hit;
+        }
+        var read = await hit.Read.WaitAsync(ct);
+        return read with { End = read.End?.Clone() };
     }
 
     async Task<(long Count, long Last)> VersionAsync(int runId, CancellationToken ct)
@@ -54,37 +71,58 @@ public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
             foreach (var row in await ReadAsync(runId, maxPoints, fromStep, toStep, ct)) yield return row;
             yield break;
         }
-        await foreach (var row in ReadStoredRowsAsync(runId, maxPoints, fromStep, toStep, ct)) yield return row;
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var connection = db.Database.GetDbConnection();
+        await connection.OpenAsync(ct);
+        var scan = await ScanAsync(connection, runId, null, fromStep, toStep, ct);
+        await foreach (var row in RowsAsync(connection, runId, Downsample(scan.Keys, maxPoints).Select(i => scan.Keys[i].Step), ct)) yield return row;
     }
 
-    async Task<List<MetricRow>> ReadStoredAsync(int runId, int maxPoints, long? fromStep, long? toStep, CancellationToken ct)
-    {
-        var rows = new List<MetricRow>();
-        await foreach (var row in ReadStoredRowsAsync(runId, maxPoints, fromStep, toStep, ct)) rows.Add(row);
-        return rows;
-    }
-
-    async IAsyncEnumerable<MetricRow> ReadStoredRowsAsync(int runId, int maxPoints, long? fromStep, long? toStep,
-        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    async Task<ChartRead> ReadStoredAsync(int runId, SmoothingOf? smoothing, int maxPoints, long? fromStep, long? toStep, CancellationToken ct)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var connection = db.Database.GetDbConnection();
         await connection.OpenAsync(ct);
+        var scan = await ScanAsync(connection, runId, smoothing, fromStep, toStep, ct);
+        var keep = Downsample(scan.Keys, maxPoints);
+        var rows = new List<MetricRow>(keep.Count);
+        await foreach (var row in RowsAsync(connection, runId, keep.Select(i => scan.Keys[i].Step), ct)) rows.Add(row);
+        return new ChartRead(rows, scan.Smoothed is { } s ? keep.Select(i => s[i]).ToArray() : null, scan.End);
+    }
+
+    /// <summary>A lean pass over (step, loss) of the window, which picks the rows to read whole; with a smoothing it reads
+    /// the metric too, from the run's first step, and smooths it on the way.</summary>
+    static async Task<(List<Key> Keys, double[]? Smoothed, Smoother? End)> ScanAsync(DbConnection connection, int runId, SmoothingOf? smoothing,
+        long? fromStep, long? toStep, CancellationToken ct)
+    {
         long from = fromStep ?? long.MinValue, to = toStep ?? long.MaxValue;
-
         var keys = new List<Key>();
-        await using (var scan = Command(connection, "SELECT Step, TrainLoss, EvalLoss IS NOT NULL FROM Metrics WHERE RunId = $run AND Step BETWEEN $from AND $to ORDER BY Step",
-                         ("$run", runId), ("$from", from), ("$to", to)))
-        await using (var r = await scan.ExecuteReaderAsync(ct))
-            while (await r.ReadAsync(ct)) keys.Add(new Key(r.GetInt64(0), r.IsDBNull(1) ? double.NaN : r.GetDouble(1), r.GetBoolean(2)));
+        var smoothed = smoothing is null ? null : new List<double>();
+        var smoother = smoothing?.Smoothing.Start(smoothing.PlannedSteps);
+        var sql = smoothing is null
+            ? "SELECT Step, TrainLoss, EvalLoss IS NOT NULL FROM Metrics WHERE RunId = $run AND Step BETWEEN $from AND $to ORDER BY Step"
+            : $"SELECT Step, TrainLoss, EvalLoss IS NOT NULL, {smoothing.Metric.Column} FROM Metrics WHERE RunId = $run AND Step <= $to ORDER BY Step";
+        await using var scan = Command(connection, sql, ("$run", runId), ("$from", from), ("$to", to));
+        await using var r = await scan.ExecuteReaderAsync(ct);
+        while (await r.ReadAsync(ct))
+        {
+            long step = r.GetInt64(0);
+            double? value = smoother is null ? null : smoother.Add(step, r.IsDBNull(3) ? double.NaN : r.GetDouble(3));
+            if (step < from) continue;
+            keys.Add(new Key(step, r.IsDBNull(1) ? double.NaN : r.GetDouble(1), r.GetBoolean(2)));
+            smoothed?.Add(value!.Value);
+        }
+        return (keys, smoothed?.ToArray(), smoother);
+    }
 
-        var keep = Downsample(keys, maxPoints);
-        var steps = JsonSerializer.Serialize(keep.Select(i => keys[i].Step));
+    static async IAsyncEnumerable<MetricRow> RowsAsync(DbConnection connection, int runId, IEnumerable<long> steps,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
         await using var cmd = Command(connection, """
             SELECT Step, Tokens, ElapsedS, Time, TrainLoss, EvalLoss, Lr, GradNorm, TokensPerS, Mfu, AuxLoss, BalanceLoss, ZLoss,
                    DroppedRatio, RouterEntropy, EvalExtraJson, NotANumber
             FROM Metrics WHERE RunId = $run AND Step IN (SELECT value FROM json_each($steps)) ORDER BY Step
-            """, ("$run", runId), ("$steps", steps));
+            """, ("$run", runId), ("$steps", JsonSerializer.Serialize(steps)));
         await using var row = await cmd.ExecuteReaderAsync(ct);
         double? D(int i) => row.IsDBNull(i) ? null : row.GetDouble(i);
         string? S(int i) => row.IsDBNull(i) ? null : row.GetString(i);

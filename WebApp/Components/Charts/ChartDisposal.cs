@@ -17,6 +17,11 @@ static class ChartDisposal
         try { await js.InvokeVoidAsync("motlabCharts.release", key); }
         catch (Exception e) when (e is JSDisconnectedException or JSException or ObjectDisposedException or TaskCanceledException) { }
     }
+
+    /// <summary>Downloads chart <paramref name="key"/> as <paramref name="format"/> ("png" or "svg") through Plotly's own
+    /// image export, named <paramref name="fileName"/>.</summary>
+    public static ValueTask ExportAsync(IJSRuntime js, string key, string format, string fileName) =>
+        js.InvokeVoidAsync("motlabCharts.download", key, format, fileName);
 }
 
 /// <summary>Text that Plotly draws (trace names, titles) reads a subset of HTML (&lt;a href&gt;, &lt;b&gt;, &lt;br&gt;):
