@@ -54,6 +54,13 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
         return await q.OrderByDescending(r => r.Id).ToListAsync(ct);
     }
 
+    /// <summary>The runs made from run <paramref name="id"/>: continued from its checkpoint or re-run with edits.</summary>
+    public async Task<List<RunRow>> ChildrenAsync(int id, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        return await db.Runs.AsNoTracking().Where(r => r.ParentId == id).OrderBy(r => r.Id).ToListAsync(ct);
+    }
+
     public enum CancelOutcome { NotFound, Cancelled, Asked, AlreadyEnded }
 
     /// <summary>Queued runs end at once; running ones are asked to checkpoint and stop (the worker reports Cancelled),
