@@ -28,6 +28,10 @@ public static class MetricCatalog
         new("aux_loss", "aux loss (balance + z)", m => m.AuxLoss) { Column = nameof(StepMetrics.AuxLoss) },
         new("balance_loss", "balance loss", m => m.BalanceLoss) { Column = nameof(StepMetrics.BalanceLoss) },
         new("z_loss", "router z-loss", m => m.ZLoss) { Column = nameof(StepMetrics.ZLoss) },
+        new("rss_mb", "worker memory (MB)", m => m.RssMb) { Column = nameof(StepMetrics.RssMb) },
+        new("cpu_percent", "worker CPU (% of a core)", m => m.CpuPercent) { Column = nameof(StepMetrics.CpuPercent) },
+        new("gpu_util_percent", "GPU utilisation (%)", m => m.GpuUtilPercent) { Column = nameof(StepMetrics.GpuUtilPercent) },
+        new("gpu_memory_mb", "GPU memory used (MB)", m => m.GpuMemoryMb) { Column = nameof(StepMetrics.GpuMemoryMb) },
     ];
 
     public static MetricInfo TrainLoss => All[0];

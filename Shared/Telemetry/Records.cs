@@ -22,6 +22,13 @@ public sealed record StepMetrics
     /// <summary>Mean normalised router entropy over sparse layers (MoT: of the merge weights).</summary>
     public double? RouterEntropy { get; init; }
     public double? EvalLoss { get; init; }
+    /// <summary>The worker's resident memory, MB (the latest sample of the worker's system sampler).</summary>
+    public double? RssMb { get; init; }
+    /// <summary>The worker's CPU use, percent of one core (200 = two busy cores).</summary>
+    public double? CpuPercent { get; init; }
+    /// <summary>The run's GPU: utilisation (percent) and used memory (MB) as nvidia-smi reports them; absent on the CPU.</summary>
+    public double? GpuUtilPercent { get; init; }
+    public double? GpuMemoryMb { get; init; }
     /// <summary>Extra evaluation losses, e.g. "discrete" or "group_64" for MoT.</summary>
     public IReadOnlyDictionary<string, double>? EvalExtra { get; init; }
 }

@@ -100,6 +100,7 @@ public sealed class Trainer : IDisposable
         var t = Config.Train;
         int batch = t.BatchSize, seq = Config.Model.SeqLen;
         double peak = TorchRuntime.PeakFlops(Device, Compute);
+        using var system = new Runtime.SystemSampler(Device.type == DeviceType.CUDA ? Math.Max(0, (int)Device.index) : null, TimeSpan.FromSeconds(5));
         var clock = Stopwatch.StartNew();
         double startElapsed = State.ElapsedS, lastLogTime = 0; long lastLogStep = State.Step;
         Model.train();
@@ -135,6 +136,8 @@ public sealed class Trainer : IDisposable
                         Step = done, Tokens = State.Tokens, ElapsedS = startElapsed + now, TokensPerS = tps,
                         Time = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0,
                         Mfu = Model.EstimateMfu(batch, tps, peak),
+                        RssMb = system.Latest?.RssMb, CpuPercent = system.Latest?.CpuPercent,
+                        GpuUtilPercent = system.Latest?.GpuUtilPercent, GpuMemoryMb = system.Latest?.GpuMemoryMb,
                     };
                     if (eval)
                     {

@@ -257,7 +257,7 @@ public static class RunsApi
         await foreach (var r in rows) yield return r.ToStepMetrics();
     }
 
-    const string CsvHeader = "step,tokens,elapsed_s,time,train_loss,eval_loss,lr,grad_norm,tokens_per_s,mfu,aux_loss,balance_loss,z_loss,dropped_ratio,router_entropy\n";
+    const string CsvHeader = "step,tokens,elapsed_s,time,train_loss,eval_loss,lr,grad_norm,tokens_per_s,mfu,aux_loss,balance_loss,z_loss,dropped_ratio,router_entropy,rss_mb,cpu_percent,gpu_util_percent,gpu_memory_mb\n";
 
     const int MaxCompareRuns = 50;
 
@@ -270,6 +270,6 @@ public static class RunsApi
     {
         return string.Join(',', [m.Step.ToString(CultureInfo.InvariantCulture), m.Tokens.ToString(CultureInfo.InvariantCulture), F(m.ElapsedS), F(m.Time),
             F(m.TrainLoss), F(m.EvalLoss), F(m.Lr), F(m.GradNorm), F(m.TokensPerS), F(m.Mfu), F(m.AuxLoss), F(m.BalanceLoss), F(m.ZLoss),
-            F(m.DroppedRatio), F(m.RouterEntropy)]) + "\n";
+            F(m.DroppedRatio), F(m.RouterEntropy), F(m.RssMb), F(m.CpuPercent), F(m.GpuUtilPercent), F(m.GpuMemoryMb)]) + "\n";
     }
 }

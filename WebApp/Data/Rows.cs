@@ -62,6 +62,10 @@ public sealed class MetricRow
     public double? ZLoss { get; set; }
     public double? DroppedRatio { get; set; }
     public double? RouterEntropy { get; set; }
+    public double? RssMb { get; set; }
+    public double? CpuPercent { get; set; }
+    public double? GpuUtilPercent { get; set; }
+    public double? GpuMemoryMb { get; set; }
     /// <summary>Extra eval losses (MoT discrete / other group sizes) as JSON (NaN written as "NaN"), when present.</summary>
     public string? EvalExtraJson { get; set; }
     /// <summary>The snake_case names of the fields that were NaN, comma-separated; null when none was.</summary>
@@ -80,6 +84,8 @@ public sealed class MetricRow
             GradNorm = Keep(m.GradNorm, "grad_norm"), TokensPerS = Keep(m.TokensPerS, "tokens_per_s"), Mfu = Keep(m.Mfu, "mfu"),
             AuxLoss = Keep(m.AuxLoss, "aux_loss"), BalanceLoss = Keep(m.BalanceLoss, "balance_loss"), ZLoss = Keep(m.ZLoss, "z_loss"),
             DroppedRatio = Keep(m.DroppedRatio, "dropped_ratio"), RouterEntropy = Keep(m.RouterEntropy, "router_entropy"),
+            RssMb = Keep(m.RssMb, "rss_mb"), CpuPercent = Keep(m.CpuPercent, "cpu_percent"),
+            GpuUtilPercent = Keep(m.GpuUtilPercent, "gpu_util_percent"), GpuMemoryMb = Keep(m.GpuMemoryMb, "gpu_memory_mb"),
             EvalExtraJson = m.EvalExtra is { Count: > 0 } x ? System.Text.Json.JsonSerializer.Serialize(x, ExtraJson) : null,
         };
         row.NotANumber = nan.Count > 0 ? string.Join(',', nan) : null;
@@ -97,6 +103,8 @@ public sealed class MetricRow
             GradNorm = Read(GradNorm, "grad_norm") ?? 0, TokensPerS = Read(TokensPerS, "tokens_per_s") ?? 0, Mfu = Read(Mfu, "mfu") ?? 0,
             AuxLoss = Read(AuxLoss, "aux_loss") ?? 0, BalanceLoss = Read(BalanceLoss, "balance_loss"), ZLoss = Read(ZLoss, "z_loss"),
             DroppedRatio = Read(DroppedRatio, "dropped_ratio"), RouterEntropy = Read(RouterEntropy, "router_entropy"),
+            RssMb = Read(RssMb, "rss_mb"), CpuPercent = Read(CpuPercent, "cpu_percent"),
+            GpuUtilPercent = Read(GpuUtilPercent, "gpu_util_percent"), GpuMemoryMb = Read(GpuMemoryMb, "gpu_memory_mb"),
             EvalExtra = EvalExtraJson is null ? null : System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, double>>(EvalExtraJson, ExtraJson),
         };
     }

@@ -120,7 +120,7 @@ public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
     {
         await using var cmd = Command(connection, """
             SELECT Step, Tokens, ElapsedS, Time, TrainLoss, EvalLoss, Lr, GradNorm, TokensPerS, Mfu, AuxLoss, BalanceLoss, ZLoss,
-                   DroppedRatio, RouterEntropy, EvalExtraJson, NotANumber
+                   DroppedRatio, RouterEntropy, EvalExtraJson, NotANumber, RssMb, CpuPercent, GpuUtilPercent, GpuMemoryMb
             FROM Metrics WHERE RunId = $run AND Step IN (SELECT value FROM json_each($steps)) ORDER BY Step
             """, ("$run", runId), ("$steps", JsonSerializer.Serialize(steps)));
         await using var row = await cmd.ExecuteReaderAsync(ct);
@@ -132,6 +132,7 @@ public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
                 RunId = runId, Step = row.GetInt64(0), Tokens = row.GetInt64(1), ElapsedS = D(2), Time = D(3), TrainLoss = D(4), EvalLoss = D(5),
                 Lr = D(6), GradNorm = D(7), TokensPerS = D(8), Mfu = D(9), AuxLoss = D(10), BalanceLoss = D(11), ZLoss = D(12),
                 DroppedRatio = D(13), RouterEntropy = D(14), EvalExtraJson = S(15), NotANumber = S(16),
+                RssMb = D(17), CpuPercent = D(18), GpuUtilPercent = D(19), GpuMemoryMb = D(20),
             };
     }
 

@@ -10,6 +10,7 @@ namespace MoTLab.E2E;
 /// request answers below 400, the console stays clean, MudBlazor's layout renders, Blazor's error UI stays hidden,
 /// charts give their WebGL contexts back when the user moves between run pages, and a dropped server shows the
 /// reconnect state. The WebApplicationFactory tests run in Development and cannot stand in for this.</summary>
+[Collection(ReadmeCommand.Name)]
 public sealed class AsUsersStartIt : InChromium
 {
     /// <summary>The Runs page with MudBlazor's stylesheet applied, its app bar and table drawn, and no error bar.</summary>

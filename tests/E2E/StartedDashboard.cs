@@ -7,7 +7,7 @@ namespace MoTLab.E2E;
 /// <summary>The dashboard as a user starts it: its own process, in the Production environment (no environment name
 /// set), its own data folder through MoTLab__DataFolder and a free loopback port through Urls. Nothing of the test
 /// host's configuration reaches it. Disposing kills the whole process tree and removes the data folder.</summary>
-sealed class StartedDashboard : IAsyncDisposable
+public sealed class StartedDashboard : IAsyncDisposable
 {
     readonly Process process;
     readonly StringBuilder output = new();

@@ -57,6 +57,9 @@ namespace MoTLab.WebApp.Data.Migrations
                     b.Property<double?>("BalanceLoss")
                         .HasColumnType("REAL");
 
+                    b.Property<double?>("CpuPercent")
+                        .HasColumnType("REAL");
+
                     b.Property<double?>("DroppedRatio")
                         .HasColumnType("REAL");
 
@@ -67,6 +70,12 @@ namespace MoTLab.WebApp.Data.Migrations
                         .HasColumnType("TEXT");
 
                     b.Property<double?>("EvalLoss")
+                        .HasColumnType("REAL");
+
+                    b.Property<double?>("GpuMemoryMb")
+                        .HasColumnType("REAL");
+
+                    b.Property<double?>("GpuUtilPercent")
                         .HasColumnType("REAL");
 
                     b.Property<double?>("GradNorm")
@@ -82,6 +91,9 @@ namespace MoTLab.WebApp.Data.Migrations
                         .HasColumnType("TEXT");
 
                     b.Property<double?>("RouterEntropy")
+                        .HasColumnType("REAL");
+
+                    b.Property<double?>("RssMb")
                         .HasColumnType("REAL");
 
                     b.Property<double?>("Time")
