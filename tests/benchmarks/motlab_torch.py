@@ -82,6 +82,8 @@ class Experts(nn.Module):
 
 
 class MixtureOfTokens(nn.Module):
+    fp32_router = False                   # True: controller logits in fp32 even under autocast (as MoTLab routes)
+
     def __init__(self, d, e, hidden, ffn):
         super().__init__()
         self.cfg = ffn
@@ -107,7 +109,11 @@ class MixtureOfTokens(nn.Module):
             every = self.experts(flat.unsqueeze(0).expand(E, T, d))           # (E, T, d)
             return every.permute(1, 0, 2)[torch.arange(T), choice].reshape(1, T, d)
         xg = x.transpose(0, 1).reshape(T, B // g, g, d)                      # (T, G, g, d) one position, g sequences
-        logits = xg @ self.controller                                         # (T, G, g, E)
+        if self.fp32_router:                                                  # the controller logits in fp32, autocast or not
+            with torch.autocast(device_type=x.device.type, enabled=False):
+                logits = xg.float() @ self.controller.float()                 # (T, G, g, E)
+        else:
+            logits = xg @ self.controller                                     # (T, G, g, E) bf16 under autocast
         if discrete:
             w = F.one_hot(logits.argmax(2), g).to(x.dtype).permute(0, 1, 3, 2)
         else:
