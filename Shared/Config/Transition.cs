@@ -23,6 +23,12 @@ public static class Transition
         };
     }
 
+    /// <summary>How a checkpoint's weight names map into a model of <paramref name="target"/>'s kind when a run starts
+    /// from it (train.init_from): a token-choice model takes a MoT checkpoint's controller as its router
+    /// (<see cref="MapWeightName"/>); every other kind keeps the names (a MoT run continues a MoT checkpoint as it is).</summary>
+    public static Func<string, string?> WeightNamesInto(ModelConfig target) =>
+        target.Ffn.Kind == FfnKind.TokenChoice ? MapWeightName : name => name;
+
     /// <summary>A MoT weight's name in the token-choice model: the controller is the router; the learnable
     /// temperatures have no counterpart (argmax routing ignores them); everything else keeps its name.</summary>
     public static string? MapWeightName(string name) =>

@@ -74,7 +74,7 @@ public sealed class Trainer : IDisposable
         else if (config.Train.InitFrom is { } init)
         {
             var ckpt = Checkpoint.Resolve(init);
-            Checkpoint.LoadModel(ckpt, Model, Transition.MapWeightName,
+            Checkpoint.LoadModel(ckpt, Model, Transition.WeightNamesInto(config.Model),
                 fresh: config.Model.Ffn.IsLightweight ? LightweightExperts.IsAdapterWeight : null);
             Log($"weights from {ckpt}");
         }

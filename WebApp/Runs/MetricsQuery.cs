@@ -50,6 +50,19 @@ public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
         return read with { End = read.End?.Clone() };
     }
 
+    /// <summary>Every eval loss of a run, in step order, as the reach metric reads them.</summary>
+    public async Task<List<ReachMetric.Point>> EvalPointsAsync(int runId, CancellationToken ct = default)
+    {
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var connection = db.Database.GetDbConnection();
+        await connection.OpenAsync(ct);
+        await using var cmd = Command(connection, "SELECT Step, IFNULL(ElapsedS, 0), Tokens, EvalLoss FROM Metrics WHERE RunId = $run AND EvalLoss IS NOT NULL ORDER BY Step", ("$run", runId));
+        await using var r = await cmd.ExecuteReaderAsync(ct);
+        var points = new List<ReachMetric.Point>();
+        while (await r.ReadAsync(ct)) points.Add(new ReachMetric.Point(r.GetInt64(0), r.GetDouble(1), r.GetInt64(2), r.GetDouble(3)));
+        return points;
+    }
+
     async Task<(long Count, long Last)> VersionAsync(int runId, CancellationToken ct)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);

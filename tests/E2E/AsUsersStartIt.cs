@@ -59,7 +59,7 @@ public sealed class AsUsersStartIt : InChromium
         await page.EvaluateAsync("() => Blazor.navigateTo('/new')");
         await page.GetByLabel("Batch size").WaitForAsync();
         await page.EvaluateAsync($"() => Blazor.navigateTo('/compare?ids={ids[0]},{ids[2]}')");
-        await page.WaitForFunctionAsync("() => { const g = document.getElementById('compare-plot'); return g && g.data && g.data.length === 2; }");
+        await page.WaitForFunctionAsync("() => { const g = document.getElementById('compare-plot'); return g && g.data && g.data.length === 4; }");
         // the legend shows the run's name as its characters: no link, no bold
         await page.Locator("#compare-plot .legendtext", new() { HasText = "<b>bold</b>" }).WaitForAsync();
         Assert.Equal(0, await page.Locator("#compare-plot a, #compare-plot .legendtext b").CountAsync());

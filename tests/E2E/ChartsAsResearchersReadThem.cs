@@ -198,6 +198,14 @@ public sealed class ChartsAsResearchersReadThem(FinishedRuns runs) : InChromium,
         await page.ReloadAsync();                                                            // the choice is kept
         await page.Locator("#runs-table th", new() { HasText = "Learning rate" }).WaitForAsync();
 
+        // reach against the dense run: the share of its steps at which each run got to its final eval loss
+        await Select(page, "#reach-baseline").ClickAsync();
+        await page.Locator(".mud-popover-open .mud-list-item", new() { HasText = $"#{runs.Dense} " }).ClickAsync();
+        await page.Locator("#runs-table th", new() { HasText = "Reach" }).WaitForAsync();
+        var row = page.Locator("#runs-table tbody tr", new() { Has = page.Locator($"a[href='/runs/{runs.Dense}']") });
+        Assert.Matches(@"^100\s?%$", await row.Locator("td[data-column='reach']").InnerTextAsync());
+        Assert.All(await page.Locator("#runs-table td[data-column='reach']").AllInnerTextsAsync(), t => Assert.Matches(@"^(\d+\s?%|did not reach|–)$", t));
+
         await Select(page, "#kind-filter").ClickAsync();
         await page.Locator(".mud-popover-open .mud-list-item", new() { HasText = "Dense" }).ClickAsync();
         await page.WaitForFunctionAsync("() => document.querySelectorAll('#runs-table tbody tr').length === 1");

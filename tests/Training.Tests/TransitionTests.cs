@@ -55,6 +55,29 @@ public class TransitionTests
     }
 
     [Fact]
+    public void A_MoT_run_starts_from_a_MoT_checkpoint_with_its_controller_and_temperatures()
+    {
+        using var baseDir = new TestUtil.TempDir();
+        using var nextDir = new TestUtil.TempDir();
+        var preset = Presets.Find("tiny-mot")!.Config;
+        var mot = preset with
+        {
+            Model = preset.Model with { Ffn = preset.Model.Ffn with { LearnableTemperature = true } },
+            Train = preset.Train with { Steps = 10, EvalEvery = 10, LogEvery = 10 },
+        };
+        Dictionary<string, Tensor> trained;
+        using (var t = new Trainer(mot, baseDir.Path, "cpu", []))
+        {
+            t.Run();
+            trained = t.Model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.clone());
+        }
+        using var next = new Trainer(mot with { Train = mot.Train with { InitFrom = baseDir.Path } }, nextDir.Path, "cpu", []);
+        var loaded = next.Model.state_dict();
+        Assert.Contains(loaded.Keys, k => k.EndsWith(".ffn.controller", StringComparison.Ordinal));
+        Assert.All(trained, kv => Assert.True(kv.Value.allclose(loaded[kv.Key], rtol: 0, atol: 0), $"{kv.Key} was not taken from the checkpoint"));
+    }
+
+    [Fact]
     public void Only_MoT_transitions_and_a_dense_checkpoint_does_not_load()
     {
         var dense = new RunConfig { Model = TestUtil.TinyModel(new FfnConfig()) };
