@@ -168,6 +168,13 @@ public sealed class ChartsAsResearchersReadThem(FinishedRuns runs) : InChromium,
         Assert.Equal("5", await page.Locator("#smoothing-window").InputValueAsync());
         await page.WaitForFunctionAsync("() => document.getElementById('loss-plot')?.layout?.yaxis?.type === 'linear'");
 
+        // the clock: each logged step at the wall-clock time it was logged, on a date axis
+        await page.GotoAsync($"/runs/{runs.MotSeed2}?x=clock");
+        await page.WaitForFunctionAsync("() => document.getElementById('loss-plot')?.layout?.xaxis?.title?.text === 'clock (UTC)'");
+        Assert.Equal("date", await page.EvaluateAsync<string>("() => document.getElementById('loss-plot')._fullLayout.xaxis.type"));
+        await page.GotoAsync($"/runs/{runs.MotSeed2}?x=step");
+        await page.WaitForFunctionAsync("() => document.getElementById('loss-plot')?.layout?.xaxis?.title?.text === 'step'");
+
         // dark mode: the charts' text turns light on a transparent paper, and it survives a reload
         await page.Locator("#dark-mode-button").ClickAsync();
         await page.WaitForFunctionAsync("() => document.getElementById('loss-plot').layout.font.color === '#e0e0e0'");
@@ -260,6 +267,11 @@ public sealed class ChartsAsResearchersReadThem(FinishedRuns runs) : InChromium,
         await page.GotoAsync($"/runs/{runs.MotSeed1}");
         await page.Locator($"#lineage a[href='/runs/{child}']").WaitForAsync();
 
+        // layout: axis titles, every chart as tall as its plot (no empty band below), the routing heatmaps full width
+        Assert.Equal("loss (nats/token)", await page.EvaluateAsync<string>("() => document.getElementById('loss-plot').layout.yaxis.title.text"));
+        Assert.True(await page.EvaluateAsync<bool>("() => [...document.querySelectorAll('.line-chart')].every(c => c.getBoundingClientRect().height <= c.querySelector('.js-plotly-plot').layout.height + 2)"),
+            "a chart's box is taller than its plot");
+
         // system samples: the worker's memory on every logged step
         await page.WaitForFunctionAsync("() => { const t = document.getElementById('memory-plot')?.data?.find(t => t.name === 'worker RSS'); return t && t.x.length === 20 && t.y.every(v => v > 10); }");
 
@@ -270,6 +282,11 @@ public sealed class ChartsAsResearchersReadThem(FinishedRuns runs) : InChromium,
             var download = await page.RunAndWaitForDownloadAsync(() => page.Locator(".mud-popover-open .mud-menu-item", new() { HasText = format }).ClickAsync());
             Assert.Equal($"loss-plot.{format.ToLowerInvariant()}", download.SuggestedFilename);
         }
+
+        await page.GetByRole(AriaRole.Tab, new() { Name = "Routing" }).ClickAsync();
+        await page.WaitForFunctionAsync("() => document.querySelector('[id^=mixing-heatmap-]')?.data?.length > 0");
+        Assert.True(await page.EvaluateAsync<bool>("() => { const h = document.querySelector('[id^=mixing-heatmap-]'); return h.getBoundingClientRect().width >= 0.9 * h.closest('.mud-tabs-panels').getBoundingClientRect().width; }"),
+            "the mixing heatmap does not take the panel's width");
 
         // the log opens at its newest line and searches
         await page.GetByRole(AriaRole.Tab, new() { Name = "Log" }).ClickAsync();
