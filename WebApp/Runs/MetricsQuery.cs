@@ -130,11 +130,13 @@ public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
             raw.sqlite3_bind_int64(stmt, 1, runId);
             raw.sqlite3_bind_int64(stmt, 2, smoothing is null ? windowFrom : long.MinValue);   // smoothing starts at the run's first step
             raw.sqlite3_bind_int64(stmt, 3, to);
+            DateTime? busySince = null;
             for (int n = 0; ; n++)
             {
                 int rc = raw.sqlite3_step(stmt);
                 if (rc == raw.SQLITE_DONE) break;
-                if (rc is raw.SQLITE_BUSY or raw.SQLITE_LOCKED) { await Task.Delay(1, ct); continue; }
+                if (rc is raw.SQLITE_BUSY or raw.SQLITE_LOCKED && (busySince ??= DateTime.UtcNow) > DateTime.UtcNow - BusyTimeout)
+                { await Task.Delay(1, ct); continue; }   // as the ADO.NET reader waits out a lock, up to its default timeout
                 if (rc != raw.SQLITE_ROW) Check(db, rc);
                 if ((n & 0xFFFF) == 0) ct.ThrowIfCancellationRequested();
                 long code = raw.sqlite3_column_int64(stmt, 0), step = code >> 3;
@@ -169,6 +171,8 @@ public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
                 RssMb = D(17), CpuPercent = D(18), GpuUtilPercent = D(19), GpuMemoryMb = D(20),
             };
     }
+
+    static readonly TimeSpan BusyTimeout = TimeSpan.FromSeconds(30);
 
     static void Check(SQLitePCL.sqlite3 db, int rc)
     {
