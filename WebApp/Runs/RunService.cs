@@ -29,10 +29,16 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
             Device = request.Device ?? "cpu", CreatedAt = DateTime.UtcNow, TotalSteps = cfg.Train.Steps, ParentId = request.ParentId,
             Parameters = ModelSize.Parameters(cfg.Model), FlopsPerToken = 3 * ModelSize.ForwardFlopsPerToken(cfg.Model, cfg.Train.BatchSize),
         };
-        db.Runs.Add(run);
-        await db.SaveChangesAsync(ct);
-        run.RunDir = Path.Combine(options.Value.RunsPath, $"run-{run.Id:D6}");
-        await db.SaveChangesAsync(ct);
+        // one transaction: the run folder is named after the id the insert gives, and the scheduler must never see the
+        // queued run before it has its folder (it launched such a run with an empty path under load)
+        await using (var tx = await db.Database.BeginTransactionAsync(ct))
+        {
+            db.Runs.Add(run);
+            await db.SaveChangesAsync(ct);
+            run.RunDir = Path.Combine(options.Value.RunsPath, $"run-{run.Id:D6}");
+            await db.SaveChangesAsync(ct);
+            await tx.CommitAsync(ct);
+        }
         Publish(new RunEvent(run.Id, "status", Status: new WorkerStatus(RunStatus.Queued)));
         signal.Wake();
         return (run, []);

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace MoTLab.WebApp.Tests;
 
@@ -128,5 +129,38 @@ public class UploadAndMarkupTests(DashboardFactory dashboard) : IClassFixture<Da
         var created = await http.PostAsJsonAsync("/api/runs", new { preset = "tiny-dense", steps = 1, name, notes = "<b>bold?</b>" });
         var run = (await created.Content.ReadFromJsonAsync<JsonElement>());
         Assert.Equal(name, run.GetProperty("name").GetString());   // how the pages render it: ComponentTests
+    }
+}
+
+public class RunCreationTests(DashboardFactory dashboard) : IClassFixture<DashboardFactory>
+{
+    /// <summary>A run is inserted, then named after its id: the scheduler, reading from another connection, launched a
+    /// run caught in between with an empty folder path ("the worker could not be started: the value cannot be an empty
+    /// string"). A watcher polls while runs are created (remote ones: nothing launches them) and must never see one.</summary>
+    [Fact]
+    public async Task A_queued_run_is_never_visible_without_its_run_folder()
+    {
+        var runs = dashboard.Services.GetRequiredService<MoTLab.WebApp.Runs.RunService>();
+        var dbs = dashboard.Services.GetRequiredService<Microsoft.EntityFrameworkCore.IDbContextFactory<MoTLab.WebApp.Data.MoTLabDb>>();
+        using var stop = new CancellationTokenSource();
+        int seen = 0, polls = 0;
+        var watcher = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await using var db = await dbs.CreateDbContextAsync();
+                seen += await Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.CountAsync(db.Runs, r => r.RunDir == "");
+                polls++;
+            }
+        });
+        for (int i = 0; i < 150; i++)
+        {
+            var (run, errors) = await runs.CreateAsync(new MoTLab.WebApp.Runs.CreateRunRequest { Preset = "tiny-dense", Device = "remote" });
+            Assert.True(run is not null, string.Join("; ", errors.SelectMany(e => e.Value)));
+        }
+        stop.Cancel();
+        await watcher;
+        Assert.True(polls > 10, $"the watcher polled only {polls} times");
+        Assert.Equal(0, seen);
     }
 }
