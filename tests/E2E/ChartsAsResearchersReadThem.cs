@@ -267,13 +267,13 @@ public sealed class ChartsAsResearchersReadThem(FinishedRuns runs) : InChromium,
         await page.GotoAsync($"/runs/{runs.MotSeed1}");
         await page.Locator($"#lineage a[href='/runs/{child}']").WaitForAsync();
 
-        // layout: axis titles, every chart as tall as its plot (no empty band below), the routing heatmaps full width
-        Assert.Equal("loss (nats/token)", await page.EvaluateAsync<string>("() => document.getElementById('loss-plot').layout.yaxis.title.text"));
-        Assert.True(await page.EvaluateAsync<bool>("() => [...document.querySelectorAll('.line-chart')].every(c => c.getBoundingClientRect().height <= c.querySelector('.js-plotly-plot').layout.height + 2)"),
-            "a chart's box is taller than its plot");
-
         // system samples: the worker's memory on every logged step
         await page.WaitForFunctionAsync("() => { const t = document.getElementById('memory-plot')?.data?.find(t => t.name === 'worker RSS'); return t && t.x.length === 20 && t.y.every(v => v > 10); }");
+
+        // layout: axis titles, every chart as tall as its plot (no empty band below), the routing heatmaps full width
+        await page.WaitForFunctionAsync("() => document.getElementById('loss-plot')?.layout?.yaxis?.title?.text === 'loss (nats/token)'");
+        Assert.True(await page.EvaluateAsync<bool>("() => [...document.querySelectorAll('.line-chart')].every(c => c.querySelector('.js-plotly-plot').layout && c.getBoundingClientRect().height <= c.querySelector('.js-plotly-plot').layout.height + 2)"),
+            "a chart's box is taller than its plot");
 
         // export: Plotly's own PNG and SVG
         foreach (var format in new[] { "PNG", "SVG" })
