@@ -36,7 +36,7 @@ public sealed class DashboardInChromium : IAsyncLifetime
         page.EvaluateAsync<int>($"() => {{ const g = document.getElementById('{id}'); return g && g.data && g.data[0] && g.data[0].{field} ? g.data[0].{field}.length : 0; }}");
 
     Task LossCurveDrawnAsync() =>
-        page.WaitForFunctionAsync("() => { const g = document.getElementById('loss-plot'); return g && g.data && g.data[0].x.length > 0; }");
+        page.WaitForFunctionAsync("() => { const g = document.getElementById('loss-plot'); return g?.data?.[0]?.x?.length > 0; }");
 
     /// <summary>Waits until the page's location satisfies <paramref name="condition"/> (JavaScript over `location`) and
     /// returns its path and query. Blazor navigates with pushState, so the location is polled: a navigation that lands
@@ -81,7 +81,7 @@ public sealed class DashboardInChromium : IAsyncLifetime
         int motId = int.Parse((await NavigatedAsync("location.pathname.startsWith('/runs/')")).Split('/')[^1]);
 
         // Run page: the loss chart gains points while training runs
-        await page.WaitForFunctionAsync("() => { const g = document.getElementById('loss-plot'); return g && g.data && g.data[0].x.length >= 2; }");
+        await page.WaitForFunctionAsync("() => { const g = document.getElementById('loss-plot'); return g?.data?.[0]?.x?.length >= 2; }");
         int first = await PlotLength("loss-plot");
         await page.WaitForFunctionAsync($"() => document.getElementById('loss-plot').data[0].x.length > {first}");
         await page.WaitForFunctionAsync("() => document.getElementById('loss-plot').data.some(t => t.name === 'eval group_8' && t.x.length > 0)");
