@@ -285,7 +285,7 @@ public sealed class ChartsAsResearchersReadThem(FinishedRuns runs) : InChromium,
 
         await page.GetByRole(AriaRole.Tab, new() { Name = "Routing" }).ClickAsync();
         await page.WaitForFunctionAsync("() => document.querySelector('[id^=mixing-heatmap-]')?.data?.length > 0");
-        Assert.True(await page.EvaluateAsync<bool>("() => { const h = document.querySelector('[id^=mixing-heatmap-]'); return h.getBoundingClientRect().width >= 0.9 * h.closest('.mud-tabs-panels').getBoundingClientRect().width; }"),
+        Assert.True(await page.EvaluateAsync<bool>("() => { const h = document.querySelector('[id^=mixing-heatmap-]').closest('.heatmap'); return h.getBoundingClientRect().width >= 0.9 * h.closest('.mud-tabs-panels').getBoundingClientRect().width; }"),
             "the mixing heatmap does not take the panel's width");
 
         // the log opens at its newest line and searches

@@ -8,7 +8,17 @@ public static class ChartTheme
 {
     public const string DarkMode = "MoTLab.DarkMode";
 
-    public static void Apply(Plotly.Blazor.Layout layout, bool dark)
+    /// <summary>Applies <paramref name="dark"/>'s colours unless <paramref name="applied"/> says they are on already;
+    /// true when the layout changed (a drawn chart then needs a relayout).</summary>
+    public static bool Follow(Plotly.Blazor.Layout layout, bool dark, ref bool? applied)
+    {
+        if (applied == dark) return false;
+        Apply(layout, dark);
+        applied = dark;
+        return true;
+    }
+
+    static void Apply(Plotly.Blazor.Layout layout, bool dark)
     {
         string text = dark ? "#e0e0e0" : "#2a2a2a", grid = dark ? "rgba(255,255,255,0.14)" : "rgba(0,0,0,0.10)", line = dark ? "rgba(255,255,255,0.35)" : "rgba(0,0,0,0.35)";
         layout.PaperBgColor = "rgba(0,0,0,0)";
