@@ -19,6 +19,16 @@
   // noted per graph so that a release waits for it. plotly.js is wrapped as it is assigned to window.Plotly.
   const drawing = new WeakMap();
   const graphs = new Map();            // data-motlab-chart key → graph element, still held once the page removed it
+  // Plotly's responsive mode follows the window only: a graph drawn while hidden (a tab not shown yet) keeps Plotly's
+  // default width, and one whose column narrows keeps its old one. Every graph is watched instead, and redrawn at its
+  // box's width whenever that differs from the width it was drawn at.
+  const resized = new ResizeObserver(entries => {
+    for (const { target, contentRect } of entries) {
+      const drawnAt = target._fullLayout?.width;
+      if (plotly && contentRect.width > 0 && drawnAt && Math.abs(contentRect.width - drawnAt) > 1)
+        (drawing.get(target) || Promise.resolve()).then(() => target.isConnected && plotly.Plots.resize(target));
+    }
+  });
   const drawingCalls = ['newPlot', 'react', 'redraw', 'extendTraces', 'prependTraces', 'relayout', 'restyle', 'update', 'addTraces', 'deleteTraces'];
   // plotly.js's exports are getters, so its functions cannot be replaced in place: window.Plotly becomes an object that
   // inherits everything from plotly.js and holds the wrapped drawing calls of its own.
@@ -38,7 +48,10 @@
             const element = typeof graph === 'string' ? document.getElementById(graph) : graph;
             if (!element) return result;
             drawing.set(element, Promise.all([drawing.get(element), result]).catch(() => {}));
-            if (element.dataset.motlabChart) graphs.set(element.dataset.motlabChart, element);
+            if (element.dataset.motlabChart && graphs.get(element.dataset.motlabChart) !== element) {
+              graphs.set(element.dataset.motlabChart, element);
+              resized.observe(element);
+            }
             return result;
           },
         });
@@ -64,6 +77,7 @@
       const graph = graphs.get(key);
       graphs.delete(key);
       if (!graph) return;
+      resized.unobserve(graph);
       (drawing.get(graph) || Promise.resolve()).then(() => {
         if (plotly) plotly.purge(graph);
         loseDetachedContexts();

@@ -285,8 +285,10 @@ public sealed class ChartsAsResearchersReadThem(FinishedRuns runs) : InChromium,
 
         await page.GetByRole(AriaRole.Tab, new() { Name = "Routing" }).ClickAsync();
         await page.WaitForFunctionAsync("() => document.querySelector('[id^=mixing-heatmap-]')?.data?.length > 0");
-        Assert.True(await page.EvaluateAsync<bool>("() => { const h = document.querySelector('[id^=mixing-heatmap-]').closest('.heatmap'); return h.getBoundingClientRect().width >= 0.9 * h.closest('.mud-tabs-panels').getBoundingClientRect().width; }"),
-            "the mixing heatmap does not take the panel's width");
+        // drawn while its tab was hidden, the heatmap is redrawn at the panel's width once the tab shows (the click
+        // reaches the page through the server, so the check waits for it)
+        await page.WaitForFunctionAsync("() => { const g = document.querySelector('[id^=mixing-heatmap-]'), panels = g.closest('.mud-tabs-panels').getBoundingClientRect(); return panels.width > 0 && g._fullLayout.width >= 0.9 * panels.width; }",
+            null, new() { Timeout = 15_000 });
 
         // the log opens at its newest line and searches
         await page.GetByRole(AriaRole.Tab, new() { Name = "Log" }).ClickAsync();
