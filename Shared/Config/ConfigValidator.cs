@@ -32,7 +32,8 @@ public static class ConfigValidator
         Check(m.Init is ModelConfig.Gpt2Init or ModelConfig.PaperInit, "model.init", "must be gpt2 (N(0, 0.02)) or paper (truncated normal, σ = √(scale/fan_in))");
         Check(double.IsFinite(m.InitScale) && m.InitScale is > 0 and <= 100, "model.init_scale", "must be in (0, 100]");
 
-        if (f.Kind != FfnKind.Dense)
+        var kind = FfnKinds.Of(f.Kind);
+        if (kind.Sparse)
         {
             Check(f.Experts is >= 1 and <= 4096, "model.ffn.experts", "must be between 1 and 4,096");
             Check(f.Granularity is >= 1 and <= 64, "model.ffn.granularity", "must be between 1 and 64");
@@ -42,36 +43,7 @@ public static class ConfigValidator
                 foreach (var b in blocks)
                     Check(b >= 0 && b < m.Layers, "model.ffn.sparse_blocks", $"block {b} does not exist (layers = {m.Layers})");
         }
-        switch (f.Kind)
-        {
-            case FfnKind.MoT:
-                Check(f.GroupSize >= 1, "model.ffn.group_size", "must be at least 1");
-                Check(f.GroupSize < 1 || t.BatchSize % f.GroupSize == 0, "train.batch_size",
-                    $"must be a multiple of the MoT group size ({f.GroupSize}): MoT mixes tokens of {f.GroupSize} different examples");
-                Check(double.IsFinite(f.Temperature) && f.Temperature > 0, "model.ffn.temperature", "must be a finite positive number");
-                Check(f.EvalGroupSizes is not { Count: > 16 }, "model.ffn.eval_group_sizes", "at most 16 extra group sizes");
-                foreach (var eg in f.EvalGroupSizes is { Count: <= 16 } sizes ? sizes : [])
-                    Check(eg >= 1 && t.BatchSize % eg == 0, "model.ffn.eval_group_sizes",
-                        $"{eg} does not divide the batch size ({t.BatchSize}): evaluation batches are grouped the same way");
-                break;
-            case FfnKind.TokenChoice:
-                Check(f.TopK >= 1, "model.ffn.top_k", "must be at least 1");
-                Check(f.TopK <= f.EffectiveExperts, "model.ffn.top_k", $"must not exceed the number of experts ({f.EffectiveExperts})");
-                Check(double.IsFinite(f.CapacityFactor) && f.CapacityFactor > 0, "model.ffn.capacity_factor", "must be a finite positive number");
-                AtLeast(f.BalanceLoss, 0, "model.ffn.balance_loss");
-                AtLeast(f.ZLoss, 0, "model.ffn.z_loss");
-                break;
-            case FfnKind.ExpertChoice:
-                Check(f.Capacity > 0 && f.Capacity <= f.EffectiveExperts, "model.ffn.capacity",
-                    $"must be in (0, experts = {f.EffectiveExperts}]");
-                break;
-            case FfnKind.MoV or FfnKind.MoLoRA:
-                Check(t.InitFrom is not null, "train.init_from", $"{f.Kind} fine-tunes a dense checkpoint: name its run or checkpoint folder");
-                Check(f.Granularity == 1 && f.ExpertWidth == 0, "model.ffn.granularity", "lightweight experts keep the dense FFN's shape (granularity 1, expert_width 0)");
-                Check(f.Kind != FfnKind.MoLoRA || f.Rank is >= 1 and <= 4096, "model.ffn.rank", "must be between 1 and 4,096");
-                Check(f.Kind != FfnKind.MoLoRA || (double.IsFinite(f.LoraAlpha) && f.LoraAlpha > 0), "model.ffn.lora_alpha", "must be a finite positive number");
-                break;
-        }
+        kind.Rules(c, Check);                                 // the kind's own (Shared/Config/FfnKinds.cs)
 
         Check(t.Steps is >= 1 and <= 100_000_000, "train.steps", "must be between 1 and 100,000,000");
         Check(t.BatchSize is >= 1 and <= 65_536, "train.batch_size", "must be between 1 and 65,536");

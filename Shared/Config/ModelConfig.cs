@@ -1,13 +1,5 @@
 namespace MoTLab.Shared.Config;
 
-/// <summary>Which feed-forward the sparse blocks use (dense blocks always use the dense FFN). MoV and MoLoRA are
-/// lightweight experts on a frozen dense FFN, for fine-tuning a dense checkpoint (train.init_from).</summary>
-public enum FfnKind
-{
-    Dense, [System.Text.Json.Serialization.JsonStringEnumMemberName("mot")] MoT, TokenChoice, ExpertChoice,
-    [System.Text.Json.Serialization.JsonStringEnumMemberName("mov")] MoV, [System.Text.Json.Serialization.JsonStringEnumMemberName("molora")] MoLoRA,
-}
-
 /// <summary>Shape of the GPT decoder. Defaults are the `tiny` CPU shape.</summary>
 public sealed record ModelConfig
 {
@@ -73,22 +65,16 @@ public sealed record FfnConfig
     public int Rank { get; init; } = 4;                    // MoLoRA: rank r of each adapter
     public double LoraAlpha { get; init; } = 8;            // MoLoRA: adapters are scaled by α/r
 
-    [System.Text.Json.Serialization.JsonIgnore] public bool IsLightweight => Kind is FfnKind.MoV or FfnKind.MoLoRA;
+    [System.Text.Json.Serialization.JsonIgnore] public bool IsLightweight => FfnKinds.Of(Kind).Lightweight;
 
     [System.Text.Json.Serialization.JsonIgnore] public int EffectiveExperts => Experts * Math.Max(1, Granularity);
 
-    /// <summary>Hidden width of one expert after sizing and granularity.</summary>
+    /// <summary>Hidden width of one expert after sizing (the kind's <see cref="FfnKindInfo.MatchedHidden"/>) and granularity.</summary>
     public int ExpertHidden(int dModel, int denseMultiplier)
     {
         int k = Math.Max(1, Granularity);
         if (ExpertWidth > 0) return Math.Max(1, ExpertWidth / k);
-        long total = Kind switch
-        {
-            FfnKind.MoT => (long)denseMultiplier * dModel * GroupSize,                 // g× the dense parameters, same FLOPs
-            FfnKind.TokenChoice => (long)(denseMultiplier * dModel / Math.Max(1, TopK)) * Experts,   // k experts per token
-            FfnKind.ExpertChoice => (long)(denseMultiplier * dModel / Math.Max(0.01, Capacity)) * Experts,
-            _ => (long)denseMultiplier * dModel * Experts,
-        };
+        long total = FfnKinds.Of(Kind).MatchedHidden(this, (long)denseMultiplier * dModel);
         return (int)Math.Max(1, total / EffectiveExperts);
     }
 }

@@ -17,24 +17,12 @@ public static class ModelSize
         return total;
     }
 
-    public static long SparseFfnParameters(ModelConfig m)
-    {
-        var f = m.Ffn; long d = m.DModel, e = f.EffectiveExperts, s = f.ExpertHidden(m.DModel, m.DenseMultiplier);
-        if (f.IsLightweight) return 2 * d * m.DenseMultiplier * d + AdapterParameters(m);
-        long router = d * e + (f.Kind == FfnKind.MoT && f.LearnableTemperature ? 2 : 0);
-        return router + 2 * e * d * s;
-    }
-
-    /// <summary>Router and experts of one lightweight-experts FFN: all that trains of it.</summary>
-    static long AdapterParameters(ModelConfig m)
-    {
-        var f = m.Ffn; long d = m.DModel, e = f.Experts, h = (long)m.DenseMultiplier * d;
-        return d * e + (f.Kind == FfnKind.MoV ? e * h : 2 * e * f.Rank * (d + h));
-    }
+    /// <summary>Parameters of one sparse FFN (the kind's <see cref="FfnKindInfo.Parameters"/>).</summary>
+    public static long SparseFfnParameters(ModelConfig m) => FfnKinds.Of(m.Ffn.Kind).Parameters(m);
 
     /// <summary>Parameters that train: all of them, except in a lightweight-experts fine-tune (only routers and experts).</summary>
     public static long TrainableParameters(ModelConfig m) =>
-        m.Ffn.IsLightweight ? m.SparseBlockIndices().Count * AdapterParameters(m) : Parameters(m);
+        FfnKinds.Of(m.Ffn.Kind).Adapters is { } adapters ? m.SparseBlockIndices().Count * adapters(m) : Parameters(m);
 
     /// <summary>The trainable parameters' share of all (1 unless a lightweight-experts fine-tune).</summary>
     public static double TrainableShare(ModelConfig m) => (double)TrainableParameters(m) / Parameters(m);
@@ -50,23 +38,8 @@ public static class ModelSize
         return m.Layers * attn + (m.Layers - sparse) * dense + sparse * SparseFlopsPerToken(m, batch) + head;
     }
 
-    public static double SparseFlopsPerToken(ModelConfig m, int batch)
-    {
-        var f = m.Ffn; double d = m.DModel, e = f.EffectiveExperts, s = f.ExpertHidden(m.DModel, m.DenseMultiplier);
-        double n = (double)batch * m.SeqLen;
-        double expertPerSlot = 2 * 2 * d * s;
-        return f.Kind switch
-        {
-            // controller, merge (E mixes see every token), E·(B/g) expert calls over B tokens, emit
-            FfnKind.MoT => 2 * d * e + 2 * e * d + e * expertPerSlot / f.GroupSize + 2 * e * d,
-            FfnKind.TokenChoice => 2 * d * e + e * TokenChoiceCapacity(f, n) * expertPerSlot / n,
-            FfnKind.ExpertChoice => 2 * d * e + e * ExpertChoiceCapacity(f, n) * expertPerSlot / n,
-            // the dense FFN, the router, then MoV's p·(l − 1) or MoLoRA's two codes and their up-projections, per site
-            FfnKind.MoV => 2 * 2 * d * m.DenseMultiplier * d + 2 * d * f.Experts + 2 * f.Experts * m.DenseMultiplier * d,
-            FfnKind.MoLoRA => 2 * 2 * d * m.DenseMultiplier * d + 2 * d * f.Experts + 2 * 2 * f.Experts * f.Rank * (d + m.DenseMultiplier * d),
-            _ => 0,
-        };
-    }
+    /// <summary>Forward FLOPs per token of one sparse FFN (the kind's <see cref="FfnKindInfo.ForwardFlops"/>).</summary>
+    public static double SparseFlopsPerToken(ModelConfig m, int batch) => FfnKinds.Of(m.Ffn.Kind).ForwardFlops(m, (double)batch * m.SeqLen);
 
     /// <summary>Rough peak memory of a training step, to refuse what cannot fit before anything is allocated:
     /// fp32 weights, gradients and AdamW moments (16 B per parameter, +2 for the bf16 working copy); activations

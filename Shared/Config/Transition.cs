@@ -6,11 +6,14 @@ namespace MoTLab.Shared.Config;
 /// model computes exactly what the MoT model computes on one sequence (each token to its argmax expert).</summary>
 public static class Transition
 {
+    /// <summary>Whether a run of <paramref name="kind"/> can transition (the Run page offers it).</summary>
+    public static bool From(FfnKind kind) => kind == FfnKind.MoT;
+
     /// <summary>The token-choice run that continues <paramref name="mot"/> from <paramref name="checkpoint"/> for <paramref name="steps"/>.</summary>
     public static RunConfig ToTokenChoice(RunConfig mot, string checkpoint, int steps, double capacityFactor = 2.0)
     {
         var m = mot.Model;
-        if (m.Ffn.Kind != FfnKind.MoT) throw new ArgumentException($"only a MoT run can transition to token-choice; this one is {m.Ffn.Kind}");
+        if (!From(m.Ffn.Kind)) throw new ArgumentException($"only a MoT run can transition to token-choice; this one is {m.Ffn.Kind.Info().Label}");
         var ffn = m.Ffn with
         {
             Kind = FfnKind.TokenChoice, TopK = 1, CapacityFactor = capacityFactor, StraightThroughGate = true,

@@ -38,7 +38,7 @@ public sealed record RoutingSnapshot
 {
     public long Step { get; init; }
     public int Layer { get; init; }
-    public string Kind { get; init; } = "";
+    public MoTLab.Shared.Config.FfnKind Kind { get; init; }
     public int Experts { get; init; }
     /// <summary>Mean normalised entropy of the routing distribution (1 = uniform).</summary>
     public double Entropy { get; init; }

@@ -28,7 +28,7 @@ public static class FineTuneCommand
             };
             var from = Checkpoint.Resolve(parse.GetValue(checkpoint)!);
             var dense = Checkpoint.ReadConfig(from);
-            if (dense.Model.Ffn.Kind != FfnKind.Dense) throw new UsageException($"--checkpoint: {from} is a {dense.Model.Ffn.Kind} model; lightweight experts fine-tune a dense one");
+            if (!FineTune.From(dense.Model.Ffn.Kind)) throw new UsageException($"--checkpoint: {from} is a {dense.Model.Ffn.Kind.Info().Label} model; lightweight experts fine-tune a dense one");
             current = FineTune.WithLightweightExperts(dense, Path.GetFullPath(from), k, parse.GetValue(experts), parse.GetValue(rank), parse.GetValue(steps), parse.GetValue(lr));
             TrainCommand.Train(current, parse.GetValue(output) ?? Path.Combine("runs", $"{dense.Name}-{k.ToString().ToLowerInvariant()}-{DateTime.Now:yyyyMMdd-HHmmss}"), parse.GetValue(device)!);
         }, () => current));

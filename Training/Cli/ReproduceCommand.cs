@@ -44,7 +44,7 @@ public static class ReproduceCommand
                 long resumed = resume is null ? -1 : Checkpoint.ReadState(Checkpoint.Resolve(dir)).Step;
                 if (resumed < cfg.Train.Steps && LastStep(dir) < cfg.Train.Steps)   // metrics alone (no checkpoints) also count as done
                 {
-                    Console.WriteLine($"== {name} ({cfg.Model.Ffn.Kind}) → {Path.GetFullPath(dir)}");
+                    Console.WriteLine($"== {name} ({cfg.Model.Ffn.Kind.Info().Label}) → {Path.GetFullPath(dir)}");
                     using var files = new JsonlSink(dir, resumed);
                     using var trainer = new Trainer(cfg, dir, parse.GetValue(device)!, [files, new ConsoleSink(cfg.Train.Steps)], resume);
                     trainer.Run();

@@ -21,7 +21,7 @@ public static class TransitionCommand
         {
             var from = Checkpoint.Resolve(parse.GetValue(checkpoint)!);
             var mot = Checkpoint.ReadConfig(from);
-            if (mot.Model.Ffn.Kind != FfnKind.MoT) throw new UsageException($"--checkpoint: {from} is a {mot.Model.Ffn.Kind} model; transition starts from MoT");
+            if (!Transition.From(mot.Model.Ffn.Kind)) throw new UsageException($"--checkpoint: {from} is a {mot.Model.Ffn.Kind.Info().Label} model; transition starts from MoT");
             current = Transition.ToTokenChoice(mot, Path.GetFullPath(from), parse.GetValue(steps), parse.GetValue(capacity));
             TrainCommand.Train(current, parse.GetValue(output) ?? Path.Combine("runs", $"{mot.Name}-tc-{DateTime.Now:yyyyMMdd-HHmmss}"), parse.GetValue(device)!);
         }, () => current));

@@ -8,9 +8,11 @@ namespace MoTLab.Training.Model;
 /// expert takes its top C = round(capacity·N/E) tokens of the batch by score, so load is balanced by
 /// construction and a token may be processed by several experts or none. Note: the choice looks at the
 /// whole batch, including later positions, so unlike MoT it is not causal across positions.</summary>
-public sealed class ExpertChoiceMoE : RoutedMoE
+public sealed class ExpertChoiceMoE : RoutedMoE, ISparseFfnModule
 {
-    public override string KindName => "expert_choice";
+    public static IReadOnlyList<FfnKind> Builds => [FfnKind.ExpertChoice];
+    public static SparseFeedForward Create(ModelConfig m, WeightInit weights, ScalarType compute) => new ExpertChoiceMoE(m.DModel, m.Ffn, m.DenseMultiplier, weights, compute);
+    public override FfnKind Kind => FfnKind.ExpertChoice;
 
     public ExpertChoiceMoE(int dModel, FfnConfig cfg, int denseMultiplier, WeightInit weights, ScalarType compute)
         : base(nameof(ExpertChoiceMoE), dModel, cfg, denseMultiplier, weights, compute) { }

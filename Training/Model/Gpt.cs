@@ -33,7 +33,7 @@ public sealed class Gpt : Module<Tensor, Tensor>
         for (int i = 0; i < cfg.Layers; i++)
         {
             Module<Tensor, Tensor> ffn = sparse.Contains(i)
-                ? CreateSparse(cfg, weights, compute)
+                ? SparseFeedForward.Build(cfg, weights, compute)
                 : new DenseFeedForward(cfg.DModel, cfg.DenseMultiplier * cfg.DModel, weights, compute);
             if (ffn is SparseFeedForward s) sparseLayers.Add((i, s));
             list.Add(new Block(cfg.DModel, cfg.Heads, cfg.Dropout, ffn, weights, compute));
@@ -47,14 +47,6 @@ public sealed class Gpt : Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    static SparseFeedForward CreateSparse(ModelConfig cfg, WeightInit weights, ScalarType compute) => cfg.Ffn.Kind switch
-    {
-        FfnKind.MoT => new MixtureOfTokens(cfg.DModel, cfg.Ffn, cfg.DenseMultiplier, weights, compute),
-        FfnKind.TokenChoice => new TokenChoiceMoE(cfg.DModel, cfg.Ffn, cfg.DenseMultiplier, weights, compute),
-        FfnKind.ExpertChoice => new ExpertChoiceMoE(cfg.DModel, cfg.Ffn, cfg.DenseMultiplier, weights, compute),
-        FfnKind.MoV or FfnKind.MoLoRA => new LightweightExperts(cfg.DModel, cfg.DenseMultiplier * cfg.DModel, cfg.Ffn, weights, compute),
-        _ => throw new ArgumentException($"no sparse FFN for kind {cfg.Ffn.Kind}"),
-    };
 
     /// <param name="idx">(B, T) token ids, T ≤ seq_len</param>
     /// <returns>(B, T, V) logits in the compute dtype</returns>

@@ -11,7 +11,7 @@ namespace MoTLab.Training.Model;
 /// MoV: E (IA)³ vectors scale the hidden activation, h ⊙ Σ_e p_e·l_e, every l_e starting at 1.
 /// MoLoRA: E LoRA adapters beside each of the two projections, W·x + (α/r)·Σ_e p_e·B_e·A_e·x, every B_e starting at 0.
 /// Only the router and the experts train; W1 and W2 keep the dense checkpoint's names, so it loads as it is.</summary>
-public sealed class LightweightExperts : SparseFeedForward
+public sealed class LightweightExperts : SparseFeedForward, ISparseFfnModule
 {
     private readonly Parameter w1;        // (d, h) frozen
     private readonly Parameter w2;        // (h, d) frozen
@@ -24,7 +24,9 @@ public sealed class LightweightExperts : SparseFeedForward
     private readonly FfnConfig cfg;
     private readonly ScalarType compute;
 
-    public override string KindName => cfg.Kind == FfnKind.MoV ? "mov" : "molora";
+    public static IReadOnlyList<FfnKind> Builds => [FfnKind.MoV, FfnKind.MoLoRA];
+    public static SparseFeedForward Create(ModelConfig m, WeightInit weights, ScalarType compute) => new LightweightExperts(m.DModel, m.DenseMultiplier * m.DModel, m.Ffn, weights, compute);
+    public override FfnKind Kind => cfg.Kind;
     public override int Experts => cfg.Experts;
 
     /// <summary>Names (last segment) of the weights this module adds to a dense FFN: they start from their

@@ -10,7 +10,7 @@ namespace MoTLab.Training.Model;
 /// examples form a group; for each expert a softmax over the group mixes them into one token, the expert
 /// processes the mix, and its output goes back to the group's tokens with the same weights. Fully
 /// differentiable, nothing dropped, and causal: only other examples at the same position are mixed.</summary>
-public sealed class MixtureOfTokens : SparseFeedForward
+public sealed class MixtureOfTokens : SparseFeedForward, ISparseFfnModule
 {
     private readonly Parameter controller;     // (d, E)
     private readonly ExpertBank experts;
@@ -23,7 +23,9 @@ public sealed class MixtureOfTokens : SparseFeedForward
     public int? EvalGroupSize { get; set; }
     public bool DiscreteEval { get; set; }
 
-    public override string KindName => "mot";
+    public static IReadOnlyList<FfnKind> Builds => [FfnKind.MoT];
+    public static SparseFeedForward Create(ModelConfig m, WeightInit weights, ScalarType compute) => new MixtureOfTokens(m.DModel, m.Ffn, m.DenseMultiplier, weights, compute);
+    public override FfnKind Kind => FfnKind.MoT;
     public override int Experts => experts.Experts;
     public int GroupSize => cfg.GroupSize;
 

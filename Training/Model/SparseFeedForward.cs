@@ -1,3 +1,5 @@
+using System.Reflection;
+using MoTLab.Shared.Config;
 using MoTLab.Shared.Telemetry;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -20,13 +22,39 @@ public sealed class LayerStats
     public double? Temperature;
 }
 
+/// <summary>A sparse FFN module says which kinds it builds and how; <see cref="SparseFeedForward.Build"/> finds every
+/// implementation in this assembly, so a new kind is its module and its descriptor (Shared/Config/FfnKinds.cs).</summary>
+public interface ISparseFfnModule
+{
+    static abstract IReadOnlyList<FfnKind> Builds { get; }
+    static abstract SparseFeedForward Create(ModelConfig model, WeightInit weights, ScalarType compute);
+}
+
 /// <summary>Base of the MoT / MoE feed-forwards: an ordinary (B,T,d)→(B,T,d) module that also exposes its
 /// auxiliary losses and routing statistics of the last forward.</summary>
 public abstract class SparseFeedForward : Module<Tensor, Tensor>
 {
     protected SparseFeedForward(string name) : base(name) { }
 
-    public abstract string KindName { get; }
+    /// <summary>Each kind's builder: the <see cref="ISparseFfnModule"/> implementations of this assembly.</summary>
+    public static readonly IReadOnlyDictionary<FfnKind, Func<ModelConfig, WeightInit, ScalarType, SparseFeedForward>> Builders =
+        typeof(SparseFeedForward).Assembly.GetTypes()
+            .Where(t => t.IsClass && !t.IsAbstract && t.IsAssignableTo(typeof(ISparseFfnModule)))
+            .SelectMany(t =>
+            {
+                var kinds = (IReadOnlyList<FfnKind>)t.GetProperty(nameof(ISparseFfnModule.Builds), BindingFlags.Public | BindingFlags.Static)!.GetValue(null)!;
+                var create = t.GetMethod(nameof(ISparseFfnModule.Create), BindingFlags.Public | BindingFlags.Static)!
+                    .CreateDelegate<Func<ModelConfig, WeightInit, ScalarType, SparseFeedForward>>();
+                return kinds.Select(k => KeyValuePair.Create(k, create));
+            })
+            .ToDictionary();
+
+    /// <summary>The sparse FFN of <paramref name="model"/>'s kind.</summary>
+    public static SparseFeedForward Build(ModelConfig model, WeightInit weights, ScalarType compute) =>
+        Builders.TryGetValue(model.Ffn.Kind, out var create) ? create(model, weights, compute)
+            : throw new ArgumentException($"no sparse FFN module builds kind {FfnKinds.Of(model.Ffn.Kind).Name}");
+
+    public abstract FfnKind Kind { get; }
     public abstract int Experts { get; }
     public StatsLevel Stats { get; set; } = StatsLevel.None;
 
@@ -43,14 +71,14 @@ public abstract class SparseFeedForward : Module<Tensor, Tensor>
         var load = s.Load?.to_type(ScalarType.Float32).cpu().data<float>().ToArray();
         return new RoutingSnapshot
         {
-            Step = step, Layer = layer, Kind = KindName, Experts = Experts,
+            Step = step, Layer = layer, Kind = Kind, Experts = Experts,
             Entropy = s.Entropy?.item<float>() ?? double.NaN,
             MergeWeights = s.MergeSample is { } m ? ToRows(m) : null,
             Temperature = s.Temperature,
             ExpertLoad = load,
             DroppedRatio = s.Dropped?.item<float>(),
             MaxLoad = load?.Max(), MinLoad = load?.Min(),
-            UnusedExperts = KindName == "mot" ? null : load?.Count(v => v == 0),
+            UnusedExperts = FfnKinds.Of(Kind).MergeWeights ? null : load?.Count(v => v == 0),
             ExpertsPerToken = s.ExpertsPerToken?.to_type(ScalarType.Float32).cpu().data<float>().ToArray(),
         };
     }

@@ -8,9 +8,11 @@ namespace MoTLab.Training.Model;
 /// probability; each expert takes at most C = min(floor(cf·N·k/E), N) assignments in order (all first
 /// choices before second choices, then token order); the rest are dropped and the residual carries the
 /// token through. Outputs are scaled by the gate probability. No host sync in forward.</summary>
-public sealed class TokenChoiceMoE : RoutedMoE
+public sealed class TokenChoiceMoE : RoutedMoE, ISparseFfnModule
 {
-    public override string KindName => "token_choice";
+    public static IReadOnlyList<FfnKind> Builds => [FfnKind.TokenChoice];
+    public static SparseFeedForward Create(ModelConfig m, WeightInit weights, ScalarType compute) => new TokenChoiceMoE(m.DModel, m.Ffn, m.DenseMultiplier, weights, compute);
+    public override FfnKind Kind => FfnKind.TokenChoice;
 
     public TokenChoiceMoE(int dModel, FfnConfig cfg, int denseMultiplier, WeightInit weights, ScalarType compute)
         : base(nameof(TokenChoiceMoE), dModel, cfg, denseMultiplier, weights, compute) { }

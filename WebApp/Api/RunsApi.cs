@@ -15,7 +15,7 @@ namespace MoTLab.WebApp.Api;
 /// <summary>The REST API (OpenAPI document at /openapi/v1.json).</summary>
 public static class RunsApi
 {
-    public sealed record RunSummary(int Id, string Name, RunStatus Status, string? Preset, string Kind, string[] Tags, string Device,
+    public sealed record RunSummary(int Id, string Name, RunStatus Status, string? Preset, FfnKind Kind, string[] Tags, string Device,
         DateTime CreatedAt, DateTime? StartedAt, DateTime? EndedAt, long LastStep, long TotalSteps, double? LastLoss, double? BestLoss,
         double? LastEvalLoss, double? TokensPerS, double? ElapsedS, long? Parameters, double FlopsPerToken, string? Error, string? Warning, string? StatusDetail, int? ParentId);
 

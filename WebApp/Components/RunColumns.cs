@@ -29,7 +29,7 @@ public static class RunColumns
 
     public static readonly IReadOnlyList<Column> All =
     [
-        new("kind", "Kind", f => f.Run.Kind, Default: true, Groupable: true),
+        new("kind", "Kind", f => f.Run.Kind.Info().Label, Default: true, Groupable: true),
         new("preset", "Preset", f => f.Run.Preset, Groupable: true),
         new("last_loss", "Train loss (last)", f => f.Run.LastLoss, Default: true, Format: "F3"),
         new("last_eval", "Eval loss (last)", f => f.Run.LastEvalLoss, Default: true, Format: "F3"),

@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using MoTLab.Shared.Config;
 
 namespace MoTLab.WebApp.Data;
 
@@ -14,6 +15,7 @@ public sealed class MoTLabDb(DbContextOptions<MoTLabDb> options) : DbContext(opt
         b.Entity<RunRow>(e =>
         {
             e.Property(r => r.Status).HasConversion<string>();
+            e.Property(r => r.Kind).HasConversion(k => FfnKinds.Of(k).Name, name => FfnKinds.Parse(name)!.Kind);   // "mot", as in the config
             e.HasIndex(r => r.Status);
             e.HasIndex(r => r.CreatedAt);
         });

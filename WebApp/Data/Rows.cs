@@ -1,3 +1,4 @@
+using MoTLab.Shared.Config;
 using MoTLab.Shared.Runs;
 using MoTLab.Shared.Telemetry;
 
@@ -11,7 +12,7 @@ public sealed class RunRow
     public RunStatus Status { get; set; }
     public string ConfigJson { get; set; } = "{}";
     public string? Preset { get; set; }
-    public string Kind { get; set; } = "dense";
+    public FfnKind Kind { get; set; }
     public string Tags { get; set; } = "";
     public string Notes { get; set; } = "";
     public string Device { get; set; } = "cpu";

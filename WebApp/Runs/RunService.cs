@@ -25,7 +25,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
         var run = new RunRow
         {
             Name = cfg.Name, Status = RunStatus.Queued, ConfigJson = JsonSerializer.Serialize(cfg, Json.Options), Preset = cfg.Preset,
-            Kind = cfg.Model.Ffn.Kind.ToString(), Tags = string.Join(',', request.Tags ?? []), Notes = request.Notes ?? "",
+            Kind = cfg.Model.Ffn.Kind, Tags = string.Join(',', request.Tags ?? []), Notes = request.Notes ?? "",
             Device = request.Device ?? "cpu", CreatedAt = DateTime.UtcNow, TotalSteps = cfg.Train.Steps, ParentId = request.ParentId,
             Parameters = ModelSize.Parameters(cfg.Model), FlopsPerToken = 3 * ModelSize.ForwardFlopsPerToken(cfg.Model, cfg.Train.BatchSize),
         };
@@ -56,7 +56,10 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
         var q = db.Runs.AsNoTracking();
         if (status is { } s) q = q.Where(r => r.Status == s);
         if (!string.IsNullOrWhiteSpace(search))
-            q = q.Where(r => r.Name.Contains(search) || r.Tags.Contains(search) || r.Kind.Contains(search) || (r.Preset != null && r.Preset.Contains(search)));
+        {
+            var kinds = FfnKinds.All.Where(k => k.Name.Contains(search, StringComparison.OrdinalIgnoreCase) || k.Label.Contains(search, StringComparison.OrdinalIgnoreCase)).Select(k => k.Kind).ToList();
+            q = q.Where(r => r.Name.Contains(search) || r.Tags.Contains(search) || kinds.Contains(r.Kind) || (r.Preset != null && r.Preset.Contains(search)));
+        }
         return await q.OrderByDescending(r => r.Id).ToListAsync(ct);
     }
 

@@ -32,12 +32,7 @@ public class KernelPathTests
                 ZLoss = name.Contains("z-loss") ? 1e-3 : 0, StraightThroughGate = name.Contains("straight") },
             _ => new() { Kind = FfnKind.ExpertChoice, Experts = name.Contains("E16") ? 16 : 8, Capacity = name.Contains("capacity-2") ? 2 : 1 },
         };
-        SparseFeedForward layer = ffn.Kind switch
-        {
-            FfnKind.MoT => new MixtureOfTokens(d, ffn, 4, new WeightInit(new ModelConfig()), ScalarType.Float32),
-            FfnKind.TokenChoice => new TokenChoiceMoE(d, ffn, 4, new WeightInit(new ModelConfig()), ScalarType.Float32),
-            _ => new ExpertChoiceMoE(d, ffn, 4, new WeightInit(new ModelConfig()), ScalarType.Float32),
-        };
+        var layer = SparseFeedForward.Build(new ModelConfig { DModel = d, DenseMultiplier = 4, Ffn = ffn }, new WeightInit(new ModelConfig()), ScalarType.Float32);
         layer.Stats = StatsLevel.Full;
         if (layer is MixtureOfTokens mot && name.Contains("eval"))
         {

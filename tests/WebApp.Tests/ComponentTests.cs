@@ -1,3 +1,4 @@
+using MoTLab.Shared.Config;
 using System.Text.Json;
 using Bunit;
 using Microsoft.AspNetCore.Components;
@@ -62,7 +63,7 @@ public sealed class ComponentTests : BunitContext, IAsyncLifetime
     {
         await using (var db = await Services.GetRequiredService<IDbContextFactory<MoTLabDb>>().CreateDbContextAsync())
         {
-            db.Runs.Add(new RunRow { Name = "<img src=x onerror=alert(1)><script>alert(2)</script>", Tags = "<b>x</b>", Kind = "Dense", ConfigJson = "{}", RunDir = folder, CreatedAt = DateTime.UtcNow });
+            db.Runs.Add(new RunRow { Name = "<img src=x onerror=alert(1)><script>alert(2)</script>", Tags = "<b>x</b>", Kind = FfnKind.Dense, ConfigJson = "{}", RunDir = folder, CreatedAt = DateTime.UtcNow });
             await db.SaveChangesAsync();
         }
         var cut = RenderWithProviders(b => { b.OpenComponent<MoTLab.WebApp.Components.Pages.Runs>(0); b.CloseComponent(); });
@@ -76,8 +77,8 @@ public sealed class ComponentTests : BunitContext, IAsyncLifetime
     public async Task Routing_panel_draws_the_snapshot_merge_weights_as_a_heatmap()
     {
         float[][] weights = Enumerable.Range(0, 4).Select(t => Enumerable.Range(0, 8).Select(e => (t * 8 + e) / 100f).ToArray()).ToArray();
-        var snapshot = new RoutingSnapshot { Step = 25, Layer = 1, Kind = "mot", Experts = 8, Entropy = 0.9, MergeWeights = weights, Temperature = 1, ExpertLoad = weights[0] };
-        var run = new RunRow { Name = "t", Kind = "MoT", ConfigJson = "{}", RunDir = folder, CreatedAt = DateTime.UtcNow };
+        var snapshot = new RoutingSnapshot { Step = 25, Layer = 1, Kind = FfnKind.MoT, Experts = 8, Entropy = 0.9, MergeWeights = weights, Temperature = 1, ExpertLoad = weights[0] };
+        var run = new RunRow { Name = "t", Kind = FfnKind.MoT, ConfigJson = "{}", RunDir = folder, CreatedAt = DateTime.UtcNow };
         await using (var db = await Services.GetRequiredService<IDbContextFactory<MoTLabDb>>().CreateDbContextAsync())
         {
             db.Runs.Add(run);

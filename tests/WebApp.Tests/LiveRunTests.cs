@@ -31,7 +31,7 @@ public class LiveRunTests(DashboardFactory dashboard) : IClassFixture<DashboardF
         var child = await response.Content.ReadFromJsonAsync<JsonElement>();
         int id = child.GetProperty("id").GetInt32();
         Assert.Equal(parent, child.GetProperty("parent_id").GetInt32());
-        Assert.Equal("TokenChoice", child.GetProperty("kind").GetString());
+        Assert.Equal("token_choice", child.GetProperty("kind").GetString());
         var run = await WaitFor(id, r => r.Status() is "completed" or "failed");
         Assert.True(run.Status() == "completed", run.ToString());
         var log = File.ReadAllText(Path.Combine(dashboard.DataFolder, "runs", $"run-{id:D6}", "worker.log"));
@@ -56,7 +56,7 @@ public class LiveRunTests(DashboardFactory dashboard) : IClassFixture<DashboardF
         var child = await response.Content.ReadFromJsonAsync<JsonElement>();
         int id = child.GetProperty("id").GetInt32();
         Assert.Equal(parent, child.GetProperty("parent_id").GetInt32());
-        Assert.Equal("MoLoRA", child.GetProperty("kind").GetString());
+        Assert.Equal("molora", child.GetProperty("kind").GetString());
         var run = await WaitFor(id, r => r.Status() is "completed" or "failed");
         Assert.True(run.Status() == "completed", run.ToString());
         var log = File.ReadAllText(Path.Combine(dashboard.DataFolder, "runs", $"run-{id:D6}", "worker.log"));

@@ -31,7 +31,7 @@ Time("  scaled_dot_product_attention alone", 2 * 2 * T * d, [qkv], _ =>
 Time("  CpuCausalAttention alone", 2 * 2 * T * d, [qkv], _ => CpuCausalAttention.Apply(qkv, H));
 Time("dense FFN", 2 * 2 * d * m.DenseMultiplier * d, [x], new DenseFeedForward(d, m.DenseMultiplier * d, new WeightInit(new ModelConfig()), f32).forward);
 if (new Gpt(m).SparseLayers.FirstOrDefault().Ffn is { } sparse)
-    Time($"{sparse.KindName} FFN", ModelSize.SparseFlopsPerToken(m, B), [x], sparse.forward);
+    Time($"{FfnKinds.Of(sparse.Kind).Label} FFN", ModelSize.SparseFlopsPerToken(m, B), [x], sparse.forward);
 var (h, head, targets) = (randn(N, d).requires_grad_(), randn(m.VocabSize, d).requires_grad_(), randint(0, m.VocabSize, [N]));
 Time("head + cross-entropy (fused)", 2 * d * m.VocabSize, [h, head], _ => LinearCrossEntropy.Loss(h, head, targets, f32));
 Time("head + cross-entropy (plain)", 2 * d * m.VocabSize, [h, head], _ => nn.functional.cross_entropy(nn.functional.linear(h, head), targets));
