@@ -1,3 +1,4 @@
+using MoTLab.Shared.Runs;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
 using Microsoft.AspNetCore.DataProtection.Repositories;
@@ -42,7 +43,7 @@ public static class Hosting
         s.AddSingleton<RunScheduler>().AddHostedService(sp => sp.GetRequiredService<RunScheduler>())
          .AddSingleton<IWorkerControl>(sp => sp.GetRequiredService<RunScheduler>());
         // routing snapshots of wide MoT layers (g × E weights) run to ~100 KB each; the default limit is 32 KB
-        s.AddSignalR(o => o.MaximumReceiveMessageSize = 4 * 1024 * 1024).AddJsonProtocol(o => o.PayloadSerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals);
+        s.AddSignalR(o => o.MaximumReceiveMessageSize = 4 * 1024 * 1024).AddJsonProtocol(o => RunsHubContract.Payload(o.PayloadSerializerOptions));
         // the API speaks the same JSON as config.json and metrics.jsonl: snake_case, enums as strings, unknown fields refused
         s.ConfigureHttpJsonOptions(o =>
         {

@@ -41,7 +41,7 @@ public sealed class MoTLabOptions
     /// <summary>Cap on the SQLite file (0 = none): past it, telemetry is refused as "database or disk is full"
     /// and the run shows a warning, as when the disk itself fills up.</summary>
     [Range(0, 1_000_000)] public double MaxDatabaseMB { get; set; }
-    /// <summary>MoTLab.Training.dll; default: beside the dashboard.</summary>
+    /// <summary>MoTLab.Training.dll; default: the worker shipped beside the dashboard (worker/MoTLab.Training.dll).</summary>
     public string? TrainingDll { get; set; }
     /// <summary>Hub URL the workers dial; default: the dashboard's own first address.</summary>
     public string? HubUrl { get; set; }
@@ -59,7 +59,7 @@ public sealed class MoTLabOptions
     public string CachePath => Path.Combine(DataPath, "cache");
     /// <summary>This dashboard's data-protection keys (login cookies).</summary>
     public string KeysPath => Path.Combine(DataPath, "keys");
-    public string TrainingDllPath => Path.GetFullPath(TrainingDll ?? Path.Combine(AppContext.BaseDirectory, "MoTLab.Training.dll"));
+    public string TrainingDllPath => Path.GetFullPath(TrainingDll ?? Path.Combine(AppContext.BaseDirectory, "worker", "MoTLab.Training.dll"));
 }
 
 /// <summary>MoTLab:Slurm. Each run of the "slurm" pool becomes one batch job running the Training worker, which

@@ -63,7 +63,7 @@ public static class ConfigValidator
         Check(t.CheckpointEvery >= 0, "train.checkpoint_every", "must be ≥ 0");
         Check(t.Precision is "auto" or "fp32" or "bf16", "train.precision", "must be auto, fp32 or bf16");
 
-        Check(c.Data.Tokenizer is "byte" or "gpt2", "data.tokenizer", "must be byte or gpt2");
+        Check(Vocabularies.Names.Contains(c.Data.Tokenizer), "data.tokenizer", $"must be {string.Join(" or ", Vocabularies.Names)}");
         Check(!string.IsNullOrWhiteSpace(c.Data.Corpus), "data.corpus", "must name a built-in corpus or a path");
         Check(c.Data.ValFraction is > 0 and < 0.5, "data.val_fraction", "must be in (0, 0.5)");
 
@@ -73,6 +73,17 @@ public static class ConfigValidator
             Check(p <= MaxParameters, "model", $"{p:N0} parameters is beyond what MoTLab trains ({MaxParameters:N0})");
         }
         return e;
+    }
+
+    /// <summary>The checks of a run about to train on a machine, made by the dashboard before it stores the run and by the
+    /// worker before it allocates anything: the config's rules with its tokenizer's vocabulary, then, when they pass and
+    /// the memory is known (<paramref name="availableBytes"/>), whether a training step fits in it.</summary>
+    public static IReadOnlyList<ConfigError> ValidateRun(RunConfig c, bool cuda, double? availableBytes, string memory)
+    {
+        c = c.WithTokenizerVocab();
+        var errors = Validate(c);
+        if (errors.Count == 0 && availableBytes is { } bytes && CheckMemory(c, c.Train.Bf16On(cuda), bytes, memory) is { } tooBig) return [tooBig];
+        return errors;
     }
 
     /// <summary>Refuses a config whose training step would not fit in <paramref name="availableBytes"/> of

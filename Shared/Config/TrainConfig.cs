@@ -24,6 +24,9 @@ public sealed record TrainConfig
     public int CheckpointEvery { get; init; } = 0;      // 0 = only at the end
     /// <summary>auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16.</summary>
     public string Precision { get; init; } = "auto";
+    /// <summary>Whether the run computes in bf16 on a CUDA device (<paramref name="cuda"/>) or the CPU: "auto" is bf16 on
+    /// CUDA, fp32 on the CPU.</summary>
+    public bool Bf16On(bool cuda) => Precision == "bf16" || (Precision == "auto" && cuda);
     /// <summary>Stop the run (Failed, with the step) when the loss or gradient norm is NaN or infinite. Checked on
     /// logged steps, where the values are read anyway, so it costs no extra device sync.</summary>
     public bool StopOnNonFinite { get; init; } = true;

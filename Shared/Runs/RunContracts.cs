@@ -24,6 +24,9 @@ public sealed record RunEvent(int RunId, string Kind, IReadOnlyList<StepMetrics>
 public static class RunsHubContract
 {
     public const string Path = "/hubs/runs";
+    /// <summary>The JSON of the hub's messages, on the hub and on every client: NaN and ±Infinity travel as "NaN" and
+    /// "Infinity", so a diverging run's steps arrive as they were logged.</summary>
+    public static void Payload(System.Text.Json.JsonSerializerOptions o) => o.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals;
     // worker → server
     public const string Hello = "WorkerHello";            // (runId, token) → WorkerAssignment
     public const string ReportMetrics = "ReportMetrics";  // (runId, token, StepMetrics[])

@@ -40,7 +40,7 @@ public static class BenchCommand
 
     public static BenchResult Measure(RunConfig cfg, string device, int warmup, int steps, StepStages omit = StepStages.None)
     {
-        var vocab = Data.Tokenizers.VocabSize(cfg.Data.Tokenizer);
+        var vocab = Vocabularies.SizeOf(cfg.Data.Tokenizer);
         var rng = new Random(0);
         var tokens = new ushort[Math.Max(1 << 20, cfg.Model.SeqLen * 4)];
         for (int i = 0; i < tokens.Length; i++) tokens[i] = (ushort)rng.Next(vocab);

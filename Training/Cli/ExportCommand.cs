@@ -1,3 +1,4 @@
+using MoTLab.Shared.Runs;
 using System.CommandLine;
 using MoTLab.Shared.Config;
 using MoTLab.Training.Model;
@@ -25,8 +26,8 @@ public static class ExportCommand
         {
             if (parse.GetValue(format) != "safetensors") throw new UsageException("--format: only safetensors is supported");
             TorchRuntime.Initialise();
-            var dir = Checkpoint.Resolve(parse.GetValue(checkpoint)!);
-            var cfg = Checkpoint.ReadConfig(dir);
+            var dir = RunFolder.Checkpoint(parse.GetValue(checkpoint)!);
+            var cfg = RunFolder.ReadConfig(dir);
             var compute = parse.GetValue(precision) switch
             {
                 "fp32" => ScalarType.Float32, "bf16" => ScalarType.BFloat16,

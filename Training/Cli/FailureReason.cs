@@ -1,5 +1,5 @@
 using MoTLab.Shared.Config;
-using MoTLab.Training.Data;
+using MoTLab.Shared.Data;
 using MoTLab.Training.Train;
 
 namespace MoTLab.Training.Cli;

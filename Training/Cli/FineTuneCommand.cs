@@ -1,3 +1,4 @@
+using MoTLab.Shared.Runs;
 using System.CommandLine;
 using MoTLab.Shared.Config;
 using MoTLab.Training.Train;
@@ -26,8 +27,8 @@ public static class FineTuneCommand
                 "mov" => FfnKind.MoV, "molora" => FfnKind.MoLoRA,
                 var other => throw new UsageException($"--kind: '{other}' is neither mov nor molora"),
             };
-            var from = Checkpoint.Resolve(parse.GetValue(checkpoint)!);
-            var dense = Checkpoint.ReadConfig(from);
+            var from = RunFolder.Checkpoint(parse.GetValue(checkpoint)!);
+            var dense = RunFolder.ReadConfig(from);
             if (!FineTune.From(dense.Model.Ffn.Kind)) throw new UsageException($"--checkpoint: {from} is a {dense.Model.Ffn.Kind.Info().Label} model; lightweight experts fine-tune a dense one");
             current = FineTune.WithLightweightExperts(dense, Path.GetFullPath(from), k, parse.GetValue(experts), parse.GetValue(rank), parse.GetValue(steps), parse.GetValue(lr));
             TrainCommand.Train(current, parse.GetValue(output) ?? Path.Combine("runs", $"{dense.Name}-{k.ToString().ToLowerInvariant()}-{DateTime.Now:yyyyMMdd-HHmmss}"), parse.GetValue(device)!);

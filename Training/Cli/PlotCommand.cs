@@ -1,3 +1,4 @@
+using MoTLab.Shared.Runs;
 using System.CommandLine;
 using System.Text.Json;
 using MoTLab.Shared;
@@ -29,7 +30,7 @@ public static class PlotCommand
             var plot = new ScottPlot.Plot();
             foreach (var dir in parse.GetValue(runs)!)
             {
-                var file = Path.Combine(dir, "metrics.jsonl");
+                var file = Path.Combine(dir, RunFolder.MetricsFile);
                 if (!File.Exists(file)) throw new UsageException($"{dir}: no metrics.jsonl (not a run folder)");
                 var points = File.ReadLines(file).Select(l => JsonSerializer.Deserialize<StepMetrics>(l, Json.Options)!).Where(s => s.Step <= last)
                     .Select(s => (X: x == "step" ? s.Step : (double)s.Tokens, Y: m == "eval_loss" ? s.EvalLoss : s.TrainLoss))

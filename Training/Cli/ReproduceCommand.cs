@@ -1,3 +1,4 @@
+using MoTLab.Shared.Runs;
 using System.CommandLine;
 using System.Text.Json;
 using MoTLab.Shared;
@@ -40,8 +41,8 @@ public static class ReproduceCommand
                 if (parse.GetValue(steps) is { } s) cfg = cfg with { Train = cfg.Train with { Steps = s } };
                 var dir = Path.Combine(root, name);
                 Directory.CreateDirectory(dir);
-                string? resume = Checkpoint.List(dir).Count > 0 ? dir : null;
-                long resumed = resume is null ? -1 : Checkpoint.ReadState(Checkpoint.Resolve(dir)).Step;
+                string? resume = RunFolder.Checkpoints(dir).Count > 0 ? dir : null;
+                long resumed = resume is null ? -1 : RunFolder.ReadState(RunFolder.Checkpoint(dir)).Step;
                 if (resumed < cfg.Train.Steps && LastStep(dir) < cfg.Train.Steps)   // metrics alone (no checkpoints) also count as done
                 {
                     Console.WriteLine($"== {name} ({cfg.Model.Ffn.Kind.Info().Label}) → {Path.GetFullPath(dir)}");
@@ -61,14 +62,14 @@ public static class ReproduceCommand
 
     static long LastStep(string dir)
     {
-        var file = Path.Combine(dir, "metrics.jsonl");
+        var file = Path.Combine(dir, RunFolder.MetricsFile);
         return File.Exists(file) && File.ReadLines(file).LastOrDefault() is { Length: > 0 } last
             ? JsonSerializer.Deserialize<StepMetrics>(last, Json.Options)!.Step : -1;
     }
 
     /// <summary>(step, elapsed, tokens, eval loss) of every evaluated step in a run folder's metrics.jsonl.</summary>
     static IReadOnlyList<ReachMetric.Point> EvalCurve(string dir) =>
-        File.ReadLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonSerializer.Deserialize<StepMetrics>(l, Json.Options)!)
+        File.ReadLines(Path.Combine(dir, RunFolder.MetricsFile)).Select(l => JsonSerializer.Deserialize<StepMetrics>(l, Json.Options)!)
             .Where(m => m.EvalLoss is not null).Select(m => new ReachMetric.Point(m.Step, m.ElapsedS, m.Tokens, m.EvalLoss!.Value)).ToList();
 
     public sealed record Line(string Preset, double? FinalEvalLoss, double? StepFraction, double? TimeFraction, double? TokenFraction,

@@ -1,6 +1,8 @@
+using MoTLab.Training.Data;
+using MoTLab.Shared.Runs;
 using System.CommandLine;
 using MoTLab.Shared.Config;
-using MoTLab.Training.Data;
+using MoTLab.Shared.Data;
 using MoTLab.Training.Model;
 using MoTLab.Training.Runtime;
 using MoTLab.Training.Train;
@@ -23,8 +25,8 @@ public static class SampleCommand
         var command = new Command("sample", "Generate text from a checkpoint") { checkpoint, prompt, tokens, temperature, topK, seed, device };
         command.SetAction(parse => CliErrors.Run(() =>
         {
-            var dir = Checkpoint.Resolve(parse.GetValue(checkpoint)!);
-            var cfg = Checkpoint.ReadConfig(dir);
+            var dir = RunFolder.Checkpoint(parse.GetValue(checkpoint)!);
+            var cfg = RunFolder.ReadConfig(dir);
             var dev = TorchRuntime.ResolveDevice(parse.GetValue(device)!);
             using var model = new Gpt(cfg.Model);
             Checkpoint.LoadModel(dir, model);

@@ -1,6 +1,7 @@
+using MoTLab.Shared.Runs;
 using System.CommandLine;
 using MoTLab.Shared.Config;
-using MoTLab.Training.Data;
+using MoTLab.Shared.Data;
 using MoTLab.Training.Runtime;
 using MoTLab.Training.Train;
 
@@ -26,7 +27,7 @@ public static class TrainCommand
         {
             string? resumeDir = parse.GetValue(resume);
             RunConfig cfg = resumeDir is not null && parse.GetValue(preset) is null && parse.GetValue(config) is null
-                ? Checkpoint.ReadConfig(Checkpoint.Resolve(resumeDir))
+                ? RunFolder.ReadConfig(RunFolder.Checkpoint(resumeDir))
                 : ConfigLoader.Load(parse.GetValue(preset), parse.GetValue(config));
             if (parse.GetValue(steps) is { } s) cfg = cfg with { Train = cfg.Train with { Steps = s } };
             if (parse.GetValue(seed) is { } sd) cfg = cfg with { Train = cfg.Train with { Seed = sd } };
@@ -44,7 +45,7 @@ public static class TrainCommand
     internal static void Train(RunConfig cfg, string dir, string device, string? resumeDir = null)
     {
         var console = new ConsoleSink(cfg.Train.Steps);
-        long resumedStep = resumeDir is null ? -1 : Checkpoint.ReadState(Checkpoint.Resolve(resumeDir)).Step;
+        long resumedStep = resumeDir is null ? -1 : RunFolder.ReadState(RunFolder.Checkpoint(resumeDir)).Step;
         Directory.CreateDirectory(dir);
         using var files = new JsonlSink(dir, resumedStep);
         using var trainer = new Trainer(cfg, dir, device, [files, console], resumeDir);

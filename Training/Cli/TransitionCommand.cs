@@ -1,3 +1,4 @@
+using MoTLab.Shared.Runs;
 using System.CommandLine;
 using MoTLab.Shared.Config;
 using MoTLab.Training.Train;
@@ -19,8 +20,8 @@ public static class TransitionCommand
         RunConfig? current = null;
         command.SetAction(parse => CliErrors.Run(() =>
         {
-            var from = Checkpoint.Resolve(parse.GetValue(checkpoint)!);
-            var mot = Checkpoint.ReadConfig(from);
+            var from = RunFolder.Checkpoint(parse.GetValue(checkpoint)!);
+            var mot = RunFolder.ReadConfig(from);
             if (!Transition.From(mot.Model.Ffn.Kind)) throw new UsageException($"--checkpoint: {from} is a {mot.Model.Ffn.Kind.Info().Label} model; transition starts from MoT");
             current = Transition.ToTokenChoice(mot, Path.GetFullPath(from), parse.GetValue(steps), parse.GetValue(capacity));
             TrainCommand.Train(current, parse.GetValue(output) ?? Path.Combine("runs", $"{mot.Name}-tc-{DateTime.Now:yyyyMMdd-HHmmss}"), parse.GetValue(device)!);

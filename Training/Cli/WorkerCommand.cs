@@ -57,8 +57,8 @@ public static class WorkerCommand
             if (reason.Contains(RunsHubContract.TokenRefused)) cancel.Cancel();     // deleted or ended there: stop here too
         });
         Directory.CreateDirectory(runDir);
-        string? resumeFrom = Checkpoint.List(runDir).Count > 0 ? runDir : null;
-        long resumedStep = resumeFrom is null ? -1 : Checkpoint.ReadState(Checkpoint.Resolve(runDir)).Step;
+        string? resumeFrom = RunFolder.Checkpoints(runDir).Count > 0 ? runDir : null;
+        long resumedStep = resumeFrom is null ? -1 : RunFolder.ReadState(RunFolder.Checkpoint(runDir)).Step;
         WorkerStatus final;
         try
         {
@@ -93,7 +93,7 @@ public static class WorkerCommand
     public static HubConnection Connection(string hubUrl, string token, TimeSpan grace) => new HubConnectionBuilder()
         .WithUrl(hubUrl, o => o.AccessTokenProvider = () => Task.FromResult<string?>(token))
         .WithAutomaticReconnect(new RetryFor(grace))
-        .AddJsonProtocol(o => o.PayloadSerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals)
+        .AddJsonProtocol(o => RunsHubContract.Payload(o.PayloadSerializerOptions))
         .Build();
 
     /// <summary>Reconnect every second until <paramref name="grace"/> has passed.</summary>

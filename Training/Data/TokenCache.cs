@@ -1,3 +1,4 @@
+using MoTLab.Shared.Data;
 using System.Runtime.InteropServices;
 
 namespace MoTLab.Training.Data;

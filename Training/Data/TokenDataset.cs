@@ -1,3 +1,4 @@
+using MoTLab.Shared.Data;
 using static TorchSharp.torch;
 
 namespace MoTLab.Training.Data;

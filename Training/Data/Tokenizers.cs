@@ -1,5 +1,6 @@
 using System.Text;
 using Microsoft.ML.Tokenizers;
+using MoTLab.Shared.Config;
 
 namespace MoTLab.Training.Data;
 
@@ -33,13 +34,10 @@ public sealed class Gpt2Tokenizer : ITextTokenizer
 
 public static class Tokenizers
 {
-    /// <summary>Vocabulary size of a named tokenizer, without loading its data.</summary>
-    public static int VocabSize(string name) => name == "gpt2" ? 50257 : 256;
-
     public static ITextTokenizer Create(string name) => name switch
     {
-        "byte" => new ByteTokenizer(),
-        "gpt2" => new Gpt2Tokenizer(),
+        Vocabularies.Byte => new ByteTokenizer(),
+        Vocabularies.Gpt2 => new Gpt2Tokenizer(),
         _ => throw new ArgumentException($"data.tokenizer: unknown tokenizer '{name}' (byte or gpt2)"),
     };
 }

@@ -1,61 +1,33 @@
 using System.Text.Json;
 using MoTLab.Shared;
 using MoTLab.Shared.Config;
+using MoTLab.Shared.Runs;
 using MoTLab.Training.Model;
 using static TorchSharp.torch;
 
 namespace MoTLab.Training.Train;
 
-/// <summary>Where training stood when a checkpoint was written. The data position is the step
-/// (batches are a function of seed and step), so this plus the tensors is everything a resume needs.</summary>
-public sealed record TrainerState(long Step, long Tokens, double ElapsedS, double? LastTrainLoss, double? LastEvalLoss);
-
-/// <summary>A checkpoint folder: model.safetensors (the weights, readable by PyTorch's safetensors loader),
-/// optimizer.bin, rng.bin (torch CPU generator), state.json, config.json. Written to a temporary folder and
-/// renamed, so a crash never leaves half a checkpoint. Folders from before safetensors have model.bin.</summary>
+/// <summary>Writes and loads a checkpoint folder (<see cref="RunFolder"/>): model.safetensors (the weights, readable by
+/// PyTorch's safetensors loader), optimizer.bin, rng.bin (torch CPU generator), state.json, config.json. Written to a
+/// temporary folder and renamed, so a crash never leaves half a checkpoint. Folders from before safetensors have model.bin.</summary>
 public static class Checkpoint
 {
     public static string Save(string runDir, RunConfig config, Gpt model, AdamW optimizer, TrainerState state, int keep = 2)
     {
-        var root = Path.Combine(runDir, "checkpoints");
-        var final = Path.Combine(root, $"step-{state.Step:D8}");
+        var final = RunFolder.CheckpointAt(runDir, state.Step);
         var tmp = final + ".tmp";
         if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
         Directory.CreateDirectory(tmp);
         SaveWeights(Path.Combine(tmp, WeightsFile), config, model);
         optimizer.Save(Path.Combine(tmp, "optimizer.bin"));
         using (var rng = get_rng_state()) File.WriteAllBytes(Path.Combine(tmp, "rng.bin"), rng.data<byte>().ToArray());
-        File.WriteAllText(Path.Combine(tmp, "config.json"), JsonSerializer.Serialize(config, Json.Indented));
-        File.WriteAllText(Path.Combine(tmp, "state.json"), JsonSerializer.Serialize(state, Json.Indented));
+        File.WriteAllText(Path.Combine(tmp, RunFolder.ConfigFile), JsonSerializer.Serialize(config, Json.Indented));
+        File.WriteAllText(Path.Combine(tmp, RunFolder.StateFile), JsonSerializer.Serialize(state, Json.Indented));
         if (Directory.Exists(final)) Directory.Delete(final, true);
         Directory.Move(tmp, final);
-        foreach (var old in List(runDir).SkipLast(keep)) Directory.Delete(old, true);
+        foreach (var old in RunFolder.Checkpoints(runDir).SkipLast(keep)) Directory.Delete(old, true);
         return final;
     }
-
-    /// <summary>Complete checkpoint folders of a run, oldest first.</summary>
-    public static IReadOnlyList<string> List(string runDir)
-    {
-        var root = Path.Combine(runDir, "checkpoints");
-        if (!Directory.Exists(root)) return [];
-        return Directory.GetDirectories(root, "step-*").Where(d => !d.EndsWith(".tmp") && File.Exists(Path.Combine(d, "state.json")))
-            .Order(StringComparer.Ordinal).ToList();
-    }
-
-    /// <summary>A checkpoint folder itself, or the newest checkpoint of a run folder.</summary>
-    public static string Resolve(string path)
-    {
-        if (File.Exists(Path.Combine(path, "state.json"))) return path;
-        return List(path).LastOrDefault() ?? throw new InvalidOperationException($"'{path}' is neither a checkpoint folder nor a run folder with checkpoints");
-    }
-
-    public static RunConfig ReadConfig(string checkpointDir) =>
-        JsonSerializer.Deserialize<RunConfig>(File.ReadAllText(Path.Combine(checkpointDir, "config.json")), Json.Options)
-        ?? throw new InvalidDataException($"{checkpointDir}/config.json is empty");
-
-    public static TrainerState ReadState(string checkpointDir) =>
-        JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(checkpointDir, "state.json")), Json.Options)
-        ?? throw new InvalidDataException($"{checkpointDir}/state.json is empty");
 
     /// <summary>Loads the model weights; a checkpoint of another architecture is a clear error.</summary>
     public const string WeightsFile = "model.safetensors";

@@ -1,4 +1,5 @@
 using MoTLab.Training.Data;
+using MoTLab.Shared.Data;
 using MoTLab.Training.Model;
 using static TorchSharp.torch;
 

@@ -1,3 +1,4 @@
+using MoTLab.Shared.Runs;
 using System.Text.Json;
 using MoTLab.Shared;
 using MoTLab.Shared.Telemetry;
@@ -21,8 +22,8 @@ public sealed class JsonlSink : ITelemetrySink, IDisposable
 
     public JsonlSink(string runDir, long resumedFromStep = -1)
     {
-        var metricsPath = Path.Combine(runDir, "metrics.jsonl");
-        var routingPath = Path.Combine(runDir, "routing.jsonl");
+        var metricsPath = Path.Combine(runDir, RunFolder.MetricsFile);
+        var routingPath = Path.Combine(runDir, RunFolder.RoutingFile);
         if (resumedFromStep >= 0)
         {   // drop what was logged after the checkpoint we resume from, so no step appears twice
             TruncateAfter(metricsPath, resumedFromStep);

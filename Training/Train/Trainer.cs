@@ -1,9 +1,11 @@
+using MoTLab.Training.Data;
+using MoTLab.Shared.Runs;
 using System.Diagnostics;
 using System.Text.Json;
 using MoTLab.Shared;
 using MoTLab.Shared.Config;
 using MoTLab.Shared.Telemetry;
-using MoTLab.Training.Data;
+using MoTLab.Shared.Data;
 using MoTLab.Training.Model;
 using MoTLab.Training.Runtime;
 using TorchSharp;
@@ -34,24 +36,16 @@ public sealed class Trainer : IDisposable
     public Trainer(RunConfig config, string runDir, string device, IReadOnlyList<ITelemetrySink> sinks,
                    string? resumeFrom = null, string? cacheDir = null, ushort[]? tokens = null, IReadOnlyList<string>? dataRoots = null)
     {
-        var errors = ConfigValidator.Validate(config);
-        if (errors.Count > 0) throw new ConfigException(errors);
         TorchRuntime.Initialise();
         Device = TorchRuntime.ResolveDevice(device);
-        Compute = config.Train.Precision switch
-        {
-            "bf16" => ScalarType.BFloat16,
-            "fp32" => ScalarType.Float32,
-            _ => Device.type == DeviceType.CUDA ? ScalarType.BFloat16 : ScalarType.Float32,
-        };
-        if (Device.type == DeviceType.CPU && ConfigValidator.CheckMemory(config, Compute == ScalarType.BFloat16,
-                GC.GetGCMemoryInfo().TotalAvailableMemoryBytes, "this machine's memory") is { } memory)
-            throw new ConfigException([memory]);
+        bool cuda = Device.type == DeviceType.CUDA;
+        var errors = ConfigValidator.ValidateRun(config, cuda, cuda ? null : GC.GetGCMemoryInfo().TotalAvailableMemoryBytes, "this machine's memory");
+        if (errors.Count > 0) throw new ConfigException(errors);
+        Compute = config.Train.Bf16On(cuda) ? ScalarType.BFloat16 : ScalarType.Float32;
         this.runDir = runDir; this.sinks = sinks;
 
         var tokenizer = Tokenizers.Create(config.Data.Tokenizer);
-        if (config.Model.VocabSize != tokenizer.VocabSize) config = config with { Model = config.Model with { VocabSize = tokenizer.VocabSize } };
-        Config = config;
+        Config = config = config.WithTokenizerVocab();
         tokens ??= TokenCache.Load(Corpus.Open(config.Data.Corpus, dataRoots), tokenizer, cacheDir, Log);
         data = new TokenDataset(tokens, config.Model.SeqLen, config.Data.ValFraction, config.Train.Seed, config.Data.Corpus);
 
@@ -65,15 +59,15 @@ public sealed class Trainer : IDisposable
         Directory.CreateDirectory(runDir);
         if (resumeFrom is not null)
         {
-            var ckpt = Checkpoint.Resolve(resumeFrom);
+            var ckpt = RunFolder.Checkpoint(resumeFrom);
             Checkpoint.LoadModel(ckpt, Model);
             Checkpoint.LoadOptimizerAndRng(ckpt, optimizer);
-            State = Checkpoint.ReadState(ckpt);
+            State = RunFolder.ReadState(ckpt);
             Log($"resumed from {ckpt} at step {State.Step}");
         }
         else if (config.Train.InitFrom is { } init)
         {
-            var ckpt = Checkpoint.Resolve(init);
+            var ckpt = RunFolder.Checkpoint(init);
             Checkpoint.LoadModel(ckpt, Model, Transition.WeightNamesInto(config.Model),
                 fresh: config.Model.Ffn.IsLightweight ? LightweightExperts.IsAdapterWeight : null);
             Log($"weights from {ckpt}");

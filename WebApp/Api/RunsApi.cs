@@ -1,3 +1,4 @@
+using MoTLab.Shared.Data;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -170,7 +171,7 @@ public static class RunsApi
         api.MapGet("/runs/{id:int}/log", async (int id, RunService runs, CancellationToken ct) =>
         {
             if (await runs.GetAsync(id, ct) is not { } run) return Results.NotFound();
-            var path = Path.Combine(run.RunDir, "worker.log");
+            var path = RunFolder.Log(run.RunDir);
             if (!File.Exists(path)) return Results.Problem($"run {id} has no worker log yet", statusCode: StatusCodes.Status404NotFound);
             return Results.Stream(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete), "text/plain; charset=utf-8");
         });
@@ -240,7 +241,7 @@ public static class RunsApi
             catch (UploadTooLargeException) { return TooLarge(uploads); }
             catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge) { return TooLarge(uploads); }
             catch (UploadStorageException e) { return Results.Problem(e.Message, statusCode: StatusCodes.Status507InsufficientStorage); }
-            catch (Exception e) when (e is InvalidDataException or IOException or BadHttpRequestException or Training.Data.CorpusException)
+            catch (Exception e) when (e is InvalidDataException or IOException or BadHttpRequestException or CorpusException)
             {
                 return Results.ValidationProblem(new Dictionary<string, string[]> { ["file"] = [e.Message] });
             }

@@ -1,6 +1,6 @@
 using MoTLab.Shared;
 using Microsoft.Extensions.Options;
-using MoTLab.Training.Data;
+using MoTLab.Shared.Data;
 
 namespace MoTLab.WebApp.Runs;
 

@@ -1,3 +1,4 @@
+using MoTLab.Shared.Runs;
 using System.Diagnostics;
 
 namespace MoTLab.WebApp.Runs;
@@ -43,7 +44,7 @@ public sealed class LocalProcessLauncher(Microsoft.Extensions.Options.IOptions<M
         if (l.Threads > 0) { psi.ArgumentList.Add("--threads"); psi.ArgumentList.Add(l.Threads.ToString()); }
         psi.Environment["MOTLAB_WORKER_TOKEN"] = l.Token;
         psi.Environment["MOTLAB_CACHE"] = l.CacheDir;
-        psi.Environment["MOTLAB_WORKER_LOG"] = Path.Combine(l.RunDir, "worker.log");
+        psi.Environment["MOTLAB_WORKER_LOG"] = RunFolder.Log(l.RunDir);
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         process.Start();
         return new Handle(process);

@@ -1,3 +1,4 @@
+using MoTLab.Shared.Runs;
 using MoTLab.Shared.Config;
 using MoTLab.WebApp.Data;
 
@@ -45,7 +46,7 @@ public sealed class RunGroups(RunService runs, RunRequests validation)
     {
         if (await runs.GetAsync(parentId, ct) is not { } parent) return (null, new() { ["id"] = [$"run {parentId} does not exist"] });
         var cfg = System.Text.Json.JsonSerializer.Deserialize<RunConfig>(parent.ConfigJson, Shared.Json.Options)!;
-        if (Training.Train.Checkpoint.List(parent.RunDir).LastOrDefault() is not { } checkpoint)
+        if (RunFolder.Checkpoints(parent.RunDir).LastOrDefault() is not { } checkpoint)
             return (null, new() { ["id"] = [$"run {parentId} has no checkpoint yet"] });
         RunConfig child;
         try { child = make(cfg, checkpoint); }

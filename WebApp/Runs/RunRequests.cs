@@ -30,19 +30,20 @@ public sealed class RunRequests(CorpusCatalog corpora, IOptions<MoTLabOptions> o
         if (!string.IsNullOrWhiteSpace(r.Name)) cfg = cfg with { Name = r.Name.Trim() };
         if (r.Steps is { } s) cfg = cfg with { Train = cfg.Train with { Steps = s } };
         if (!string.IsNullOrWhiteSpace(r.Corpus)) cfg = cfg with { Data = cfg.Data with { Corpus = r.Corpus } };
-        cfg = cfg with { Model = cfg.Model with { VocabSize = Training.Data.Tokenizers.VocabSize(cfg.Data.Tokenizer) } };
-        foreach (var e in ConfigValidator.Validate(cfg)) Add(e.Field, e.Message);
-        if (corpora.Check(cfg.Data.Corpus) is { } problem) Add("data.corpus", problem);
-        if (cfg.Train.InitFrom is { } init && InitFromProblem(init) is { } initProblem) Add("train.init_from", initProblem);
+        cfg = cfg.WithTokenizerVocab();
         var device = r.Device ?? "cpu";
+        bool knownDevice = true;
         if (device == DevicePools.Slurm && options.Value.Slurm is null)
-            Add("device", "this dashboard has no Slurm pool (MoTLab:Slurm in appsettings.json)");
+            { Add("device", "this dashboard has no Slurm pool (MoTLab:Slurm in appsettings.json)"); knownDevice = false; }
         else if (device != "cpu" && device != "cuda" && device != DevicePools.Remote && device != DevicePools.Slurm
                  && !(device.StartsWith("cuda:") && int.TryParse(device[5..], out var gpu) && gpu >= 0 && gpu < options.Value.Gpus))
-            Add("device", $"must be cpu, cuda, cuda:N with N < {options.Value.Gpus} (GPUs configured), slurm (a batch job) or remote (a worker you start yourself)");
+            { Add("device", $"must be cpu, cuda, cuda:N with N < {options.Value.Gpus} (GPUs configured), slurm (a batch job) or remote (a worker you start yourself)"); knownDevice = false; }
         else if (device.StartsWith("cuda") && options.Value.Gpus == 0)
-            Add("device", "this dashboard has no GPUs configured (MoTLab:Gpus in appsettings.json)");
-        if (errors.Count == 0 && !DevicePools.IsExternal(device) && MemoryProblem(cfg, device) is { } memory) Add(memory.Field, memory.Message);
+            { Add("device", "this dashboard has no GPUs configured (MoTLab:Gpus in appsettings.json)"); knownDevice = false; }
+        var (memory, memoryName) = knownDevice ? Memory(device) : (null, "");
+        foreach (var e in ConfigValidator.ValidateRun(cfg, cuda: device.StartsWith("cuda"), memory, memoryName)) Add(e.Field, e.Message);
+        if (corpora.Check(cfg.Data.Corpus) is { } problem) Add("data.corpus", problem);
+        if (cfg.Train.InitFrom is { } init && InitFromProblem(init) is { } initProblem) Add("train.init_from", initProblem);
         if (r.Tags is { Count: > MaxTags }) Add("tags", $"at most {MaxTags} tags");
         else if (r.Tags is { } tags && tags.Any(t => t is null || t.Length > 50 || t.Contains(','))) Add("tags", "each tag: at most 50 characters, no commas");
         if (r.Notes is { Length: > 10_000 }) Add("notes", "at most 10,000 characters");
@@ -54,18 +55,16 @@ public sealed class RunRequests(CorpusCatalog corpora, IOptions<MoTLabOptions> o
     {
         var full = Path.GetFullPath(path);
         if (!full.StartsWith(options.Value.RunsPath + Path.DirectorySeparatorChar, StringComparison.Ordinal)) return "must be a checkpoint of one of this dashboard's runs";
-        try { Training.Train.Checkpoint.Resolve(full); return null; }
+        try { RunFolder.Checkpoint(full); return null; }
         catch (InvalidOperationException e) { return e.Message; }
     }
 
-    /// <summary>CPU runs are checked against this machine's memory, GPU runs against MoTLab:GpuMemoryGB when set.</summary>
-    ConfigError? MemoryProblem(RunConfig cfg, string device)
-    {
-        bool gpu = device.StartsWith("cuda");
-        bool bf16 = cfg.Train.Precision == "bf16" || (cfg.Train.Precision == "auto" && gpu);
-        if (gpu) return options.Value.GpuMemoryGB > 0 ? ConfigValidator.CheckMemory(cfg, bf16, options.Value.GpuMemoryGB * 1024.0 * 1024 * 1024, "GPU memory (MoTLab:GpuMemoryGB)") : null;
-        return ConfigValidator.CheckMemory(cfg, bf16, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes, "this machine's memory");
-    }
+    /// <summary>The memory a run on <paramref name="device"/> must fit in: this machine's for CPU runs, MoTLab:GpuMemoryGB
+    /// for GPU runs when set; unknown (null) for a GPU without it and for workers elsewhere (Slurm, remote).</summary>
+    (double? Bytes, string Name) Memory(string device) =>
+        DevicePools.IsExternal(device) ? (null, "")
+        : device.StartsWith("cuda") ? (options.Value.GpuMemoryGB > 0 ? options.Value.GpuMemoryGB * 1024.0 * 1024 * 1024 : null, "GPU memory (MoTLab:GpuMemoryGB)")
+        : (GC.GetGCMemoryInfo().TotalAvailableMemoryBytes, "this machine's memory");
 
     static Dictionary<string, string[]> Flatten(Dictionary<string, List<string>> e) => e.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray());
 }

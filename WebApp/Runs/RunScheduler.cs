@@ -183,13 +183,13 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
 
     /// <summary>What Resume can do for a run whose worker ended early: only a checkpoint can be resumed from.</summary>
     static string ResumeNote(string? runDir) =>
-        runDir is not null && Directory.Exists(runDir) && Training.Train.Checkpoint.List(runDir).Count > 0
+        runDir is not null && Directory.Exists(runDir) && RunFolder.Checkpoints(runDir).Count > 0
             ? "Resume continues from the last checkpoint" : "it wrote no checkpoint, so there is nothing to resume from (start it again)";
 
     /// <summary>The last lines of a run's worker.log, to say why a worker ended.</summary>
     internal static string LogTail(string runDir)
     {
-        var path = Path.Combine(runDir, "worker.log");
+        var path = RunFolder.Log(runDir);
         if (!File.Exists(path)) return "";
         var lines = File.ReadLines(path).TakeLast(5).ToList();
         return lines.Count == 0 ? "" : "Last output: " + string.Join(" | ", lines);

@@ -172,7 +172,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
         var run = await db.Runs.FindAsync([id], ct);
         if (run is null) return "no such run";
         if (run.Status is not (RunStatus.Interrupted or RunStatus.Cancelled or RunStatus.Failed)) return $"a {run.Status} run cannot be resumed";
-        if (!RemoteWorkers.IsRemote(run.Device) && !Training.Train.Checkpoint.List(run.RunDir).Any()) return "the run has no checkpoint to resume from";
+        if (!RemoteWorkers.IsRemote(run.Device) && !RunFolder.Checkpoints(run.RunDir).Any()) return "the run has no checkpoint to resume from";
         if (run.Status == RunStatus.Interrupted && WorkerStillAlive(run.WorkerPid))
             return $"its worker (pid {run.WorkerPid}) is still running and will re-attach; wait for it, or cancel the run";
         run.Status = RunStatus.Queued; run.EndedAt = null; run.Error = null;

@@ -1,3 +1,4 @@
+using MoTLab.Shared.Runs;
 using System.Diagnostics;
 using System.Text;
 using Microsoft.Extensions.Options;
@@ -36,7 +37,7 @@ public sealed class SlurmClient(IOptions<MoTLabOptions> options)
         var s = new StringBuilder("#!/bin/bash\n");
         void Opt(string option) => s.Append("#SBATCH ").Append(option).Append('\n');
         Opt($"--job-name=motlab-run-{l.RunId}");
-        Opt($"--output={Path.Combine(l.RunDir, "worker.log")}");
+        Opt($"--output={RunFolder.Log(l.RunDir)}");
         Opt("--open-mode=append");
         if (c.Partition is { Length: > 0 } p) Opt($"--partition={p}");
         if (c.Account is { Length: > 0 } a) Opt($"--account={a}");

@@ -1,3 +1,4 @@
+using MoTLab.Shared.Data;
 using Microsoft.Extensions.Options;
 
 namespace MoTLab.WebApp.Runs;
@@ -29,7 +30,7 @@ public sealed class UploadStore(IOptions<MoTLabOptions> options)
                     catch (IOException e) { throw new UploadStorageException(options.Value.UploadsPath, e); }
                 }
             }
-            Training.Data.Corpus.ReadUtf8(tmp);   // binary, empty or non-UTF-8 uploads are refused here, with the reason
+            Corpus.ReadUtf8(tmp);   // binary, empty or non-UTF-8 uploads are refused here, with the reason
             File.Move(tmp, path);
             return path;
         }

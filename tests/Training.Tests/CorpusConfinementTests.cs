@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using MoTLab.Training.Data;
+using MoTLab.Shared.Data;
 
 namespace MoTLab.Training.Tests;
 

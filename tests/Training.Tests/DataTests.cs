@@ -1,4 +1,5 @@
 using MoTLab.Training.Data;
+using MoTLab.Shared.Data;
 
 namespace MoTLab.Training.Tests;
 

@@ -1,3 +1,4 @@
+using MoTLab.Shared.Runs;
 using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Text;

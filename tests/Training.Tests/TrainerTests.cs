@@ -1,3 +1,4 @@
+using MoTLab.Shared.Runs;
 using System.Text.Json;
 using MoTLab.Shared;
 using MoTLab.Shared.Config;
@@ -45,7 +46,7 @@ public class TrainerTests
         }
         if (preset == "tiny-mot") Assert.All(sink.Routing, r => Assert.Equal(4, r.MergeWeights!.Length));
         if (preset == "tiny-moe") Assert.All(sink.Steps, m => Assert.True(m.BalanceLoss > 0 && m.DroppedRatio >= 0));
-        Assert.Single(Checkpoint.List(dir.Path));
+        Assert.Single(RunFolder.Checkpoints(dir.Path));
     }
 
     [Theory]
@@ -63,8 +64,8 @@ public class TrainerTests
         using (var sink = new JsonlSink(split.Path, resumedFromStep: 10))
         using (var c = new Trainer(cfg, split.Path, "cpu", [sink], resumeFrom: split.Path)) c.Run();
 
-        var straightFinal = Checkpoint.Resolve(straight.Path);
-        var splitFinal = Checkpoint.Resolve(split.Path);
+        var straightFinal = RunFolder.Checkpoint(straight.Path);
+        var splitFinal = RunFolder.Checkpoint(split.Path);
         Assert.Equal(File.ReadAllBytes(Path.Combine(straightFinal, "model.safetensors")), File.ReadAllBytes(Path.Combine(splitFinal, "model.safetensors")));
         Assert.Equal(File.ReadAllBytes(Path.Combine(straightFinal, "optimizer.bin")), File.ReadAllBytes(Path.Combine(splitFinal, "optimizer.bin")));
         var lossesA = Losses(straight.Path); var lossesB = Losses(split.Path);
@@ -83,7 +84,7 @@ public class TrainerTests
         Assert.Equal(new long[] { 4, 7, 8, 12, 14, 20, 21, 28, 30 }, sink.Steps.Select(m => m.Step));   // evaluated steps are logged too
     }
 
-    static List<(long Step, double Loss)> Losses(string dir) => File.ReadLines(Path.Combine(dir, "metrics.jsonl"))
+    static List<(long Step, double Loss)> Losses(string dir) => File.ReadLines(Path.Combine(dir, RunFolder.MetricsFile))
         .Select(l => JsonSerializer.Deserialize<StepMetrics>(l, Json.Options)!).Select(m => (m.Step, m.TrainLoss)).ToList();
 
     [Fact]

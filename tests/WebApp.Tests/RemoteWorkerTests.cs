@@ -29,7 +29,7 @@ public class RemoteWorkerTests(DashboardFactory dashboard) : IClassFixture<Dashb
 
         using var folder = new TempFolder();
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "MoTLab.Training.dll"), "worker", "--run", id.ToString(),
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "worker", "MoTLab.Training.dll"), "worker", "--run", id.ToString(),
                      "--hub", issued.GetProperty("hub").GetString()!, "--token", token, "--out", folder.Path, "--device", "cpu" })
             psi.ArgumentList.Add(a);
         using var worker = Process.Start(psi)!;

@@ -9,7 +9,6 @@ using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
 using MoTLab.Shared.Runs;
 using MoTLab.Shared.Telemetry;
-using MoTLab.Training.Cli;
 
 namespace MoTLab.WebApp.Tests;
 
@@ -197,8 +196,10 @@ public sealed class SecurityTests : IDisposable
         async Task<string> TokenAsync(int id) => (await (await http.PostAsync($"/api/runs/{id}/worker-token", null)).Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString()!;
         string ta = await TokenAsync(a), tb = await TokenAsync(b);
         var hub = new Uri(dashboard.BaseAddress, RunsHubContract.Path).ToString();
-        await using var wa = WorkerCommand.Connection(hub, ta, TimeSpan.Zero);
-        await using var wb = WorkerCommand.Connection(hub, tb, TimeSpan.Zero);
+        HubConnection Worker(string token) => new HubConnectionBuilder().WithUrl(hub, o => o.AccessTokenProvider = () => Task.FromResult<string?>(token))
+            .AddJsonProtocol(o => RunsHubContract.Payload(o.PayloadSerializerOptions)).Build();   // as the worker connects
+        await using var wa = Worker(ta);
+        await using var wb = Worker(tb);
         await wa.StartAsync(); await wb.StartAsync();
         await wa.InvokeAsync<WorkerAssignment>(RunsHubContract.Hello, a, ta);
         await wb.InvokeAsync<WorkerAssignment>(RunsHubContract.Hello, b, tb);

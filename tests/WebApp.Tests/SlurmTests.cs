@@ -1,3 +1,4 @@
+using MoTLab.Shared.Runs;
 using System.Net.Http.Json;
 using System.Text.Json;
 
@@ -37,7 +38,7 @@ public sealed class SlurmTests(SlurmCluster cluster) : IClassFixture<SlurmCluste
         Assert.True(run.Status() == "completed", run.ToString());
         Assert.Equal("slurm:cpu", run.GetProperty("device").GetString());
         var runDir = Path.Combine(dashboard.DataFolder, "runs", $"run-{id:D6}");
-        Assert.Contains("step      40/40", File.ReadAllText(Path.Combine(runDir, "worker.log")));   // the job's output is the run's log
+        Assert.Contains("step      40/40", File.ReadAllText(RunFolder.Log(runDir)));   // the job's output is the run's log
         var script = File.ReadAllText(Path.Combine(runDir, "job.sh"));
         Assert.Contains("#SBATCH --cpus-per-task=1", script);
         Assert.DoesNotContain("TOKEN", script);                                               // the token travels in the job's environment

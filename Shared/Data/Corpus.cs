@@ -2,7 +2,7 @@ using MoTLab.Shared;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace MoTLab.Training.Data;
+namespace MoTLab.Shared.Data;
 
 /// <summary>A source of text: a built-in corpus or a UTF-8 file / folder. <see cref="Identity"/> changes
 /// whenever the content may have changed (file sizes and times), so token caches stay valid.</summary>

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace MoTLab.Training.Data;
+namespace MoTLab.Shared.Data;
 
 /// <summary>A deterministic multi-task corpus of distinct sub-languages, so that expert specialisation
 /// has something to latch onto: arithmetic, bracket matching, string reversal, key-value lookup, sorting

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using System.Xml.Linq;
 
-namespace MoTLab.Training.Data;
+namespace MoTLab.Shared.Data;
 
 /// <summary>English prose that ships with every .NET SDK: the summary and remarks of the reference packs'
 /// XML documentation. Cross-references are rendered as their simple names so sentences keep their nouns.</summary>

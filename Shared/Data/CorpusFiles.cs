@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using MoTLab.Shared;
 
-namespace MoTLab.Training.Data;
+namespace MoTLab.Shared.Data;
 
 /// <summary>Opens corpus files: regular files only (a FIFO, device or socket would block or never end), and, when a
 /// dashboard gave its data roots, only files whose real path lies inside them. The check is made on the file as
