@@ -97,6 +97,12 @@ public sealed class AsUsersStartIt : InChromium
             await page.EvaluateAsync("() => Blazor.navigateTo('/new')");
             await page.GetByLabel("Batch size").WaitForAsync();
             problems.AssertNone("in the published dashboard run as `dotnet MoTLab.WebApp.dll`");
+
+            // the worker ships in the published folder (worker/), with its own dependencies: a run trains there
+            Assert.False(File.Exists(Path.Combine(folder, "TorchSharp.dll")), "the dashboard's own folder holds TorchSharp");
+            var created = await http.PostAsJsonAsync("/api/runs", new { preset = "tiny-dense", steps = 5 });
+            Assert.True(created.IsSuccessStatusCode, await created.Content.ReadAsStringAsync());
+            await http.WaitForRunAsync((await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetInt32(), r => r.Status() == "completed");
         }
         finally { try { Directory.Delete(folder, true); } catch (IOException) { } }
     }
