@@ -6,7 +6,7 @@ FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 ARG TORCH_BACKEND
 WORKDIR /src
 COPY . .
-# the training worker (MoTLab.Training.dll) is published beside the dashboard, which launches it per run
+# the training worker is published into worker/ beside the dashboard (worker/MoTLab.Training.dll), which launches it per run
 RUN dotnet publish WebApp -c Release -o /app/web -p:TorchBackend=${TORCH_BACKEND}
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0

@@ -1,6 +1,6 @@
 namespace MoTLab.Shared.Config;
 
-/// <summary>Lightweight-experts fine-tuning (DESIGN §3.4): a dense run's checkpoint, frozen, with MoV or MoLoRA experts
+/// <summary>Lightweight-experts fine-tuning (docs/architecture.md): a dense run's checkpoint, frozen, with MoV or MoLoRA experts
 /// in every block; only the routers and experts train. The data, schedule shape and seed stay those of the dense run.</summary>
 public static class FineTune
 {

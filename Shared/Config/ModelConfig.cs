@@ -31,7 +31,7 @@ public sealed record ModelConfig
     }
 }
 
-/// <summary>Sparse feed-forward settings (DESIGN §3.1–3.3). Unused fields are ignored by other kinds.</summary>
+/// <summary>Sparse feed-forward settings (docs/architecture.md, "The feed-forward kinds"; each kind's rules in FfnKinds). Unused fields are ignored by other kinds.</summary>
 public sealed record FfnConfig
 {
     public FfnKind Kind { get; init; } = FfnKind.Dense;

@@ -1,6 +1,6 @@
 namespace MoTLab.Shared.Config;
 
-/// <summary>Transition tuning (DESIGN §3.4): a trained MoT model becomes a token-choice MoE that shares its
+/// <summary>Transition tuning (docs/architecture.md): a trained MoT model becomes a token-choice MoE that shares its
 /// controller (as the router) and its experts, then trains on, so that single-sequence inference is a real
 /// MoE rather than MoT's batch-1 approximation. With top-1, straight-through gates and capacity to spare, the new
 /// model computes exactly what the MoT model computes on one sequence (each token to its argmax expert).</summary>

@@ -4,7 +4,7 @@ using static TorchSharp.torch.nn;
 
 namespace MoTLab.Training.Model;
 
-/// <summary>Expert-choice MoE (Zhou et al.), DESIGN §3.3. Router scores s = softmax over experts; each
+/// <summary>Expert-choice MoE (Zhou et al.), docs/architecture.md, "Expert-choice MoE". Router scores s = softmax over experts; each
 /// expert takes its top C = round(capacity·N/E) tokens of the batch by score, so load is balanced by
 /// construction and a token may be processed by several experts or none. Note: the choice looks at the
 /// whole batch, including later positions, so unlike MoT it is not causal across positions.</summary>

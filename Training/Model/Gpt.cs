@@ -99,7 +99,7 @@ public sealed class Gpt : Module<Tensor, Tensor>
     public long ParameterCount() => parameters().Sum(p => p.numel());
 
     /// <summary>What the optimizer updates: every parameter, except in a lightweight-experts fine-tune, which freezes
-    /// everything but the routers and experts (DESIGN §3.4).</summary>
+    /// everything but the routers and experts (docs/architecture.md, "Transition tuning and lightweight experts").</summary>
     public IReadOnlyList<Parameter> TrainableParameters()
     {
         if (Config.Ffn.IsLightweight)

@@ -6,7 +6,7 @@ using static TorchSharp.torch.nn;
 
 namespace MoTLab.Training.Model;
 
-/// <summary>A frozen dense FFN, relu(x·W1)·W2, with soft-merged lightweight experts (Zadouri et al., DESIGN §3.4).
+/// <summary>A frozen dense FFN, relu(x·W1)·W2, with soft-merged lightweight experts (Zadouri et al.; docs/architecture.md).
 /// A router gives each token a softmax p over E experts; the experts are merged with p, so there is no dropping.
 /// MoV: E (IA)³ vectors scale the hidden activation, h ⊙ Σ_e p_e·l_e, every l_e starting at 1.
 /// MoLoRA: E LoRA adapters beside each of the two projections, W·x + (α/r)·Σ_e p_e·B_e·A_e·x, every B_e starting at 0.

@@ -6,7 +6,7 @@ using static TorchSharp.torch.nn;
 
 namespace MoTLab.Training.Model;
 
-/// <summary>Mixture of Tokens (Antoniak et al.), DESIGN §3.1. Tokens at the same position in g different
+/// <summary>Mixture of Tokens (Antoniak et al.), docs/architecture.md, "Mixture of Tokens". Tokens at the same position in g different
 /// examples form a group; for each expert a softmax over the group mixes them into one token, the expert
 /// processes the mix, and its output goes back to the group's tokens with the same weights. Fully
 /// differentiable, nothing dropped, and causal: only other examples at the same position are mixed.</summary>

@@ -4,7 +4,7 @@ using static TorchSharp.torch.nn;
 
 namespace MoTLab.Training.Model;
 
-/// <summary>Token-choice MoE (Switch / top-k), DESIGN §3.2. Each token picks its top-k experts by router
+/// <summary>Token-choice MoE (Switch / top-k), docs/architecture.md, "Token-choice MoE". Each token picks its top-k experts by router
 /// probability; each expert takes at most C = min(floor(cf·N·k/E), N) assignments in order (all first
 /// choices before second choices, then token order); the rest are dropped and the residual carries the
 /// token through. Outputs are scaled by the gate probability. No host sync in forward.</summary>

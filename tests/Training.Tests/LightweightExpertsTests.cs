@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 
 namespace MoTLab.Training.Tests;
 
-/// <summary>MoV and MoLoRA (DESIGN §3.4): lightweight experts on a frozen dense checkpoint.</summary>
+/// <summary>MoV and MoLoRA (docs/architecture.md): lightweight experts on a frozen dense checkpoint.</summary>
 public class LightweightExpertsTests
 {
     static FfnConfig Adapter(FfnKind kind) => new() { Kind = kind, Experts = 4, Rank = 2, LoraAlpha = 4 };

@@ -4,7 +4,7 @@
     python3 tests/benchmarks/pytorch_bench.py --preset medium-mot --steps 20
 
 Prints one JSON line like `MoTLab.Training bench`. Architecture mirrors Training/Model: pre-norm,
-learned positions, tied head, bias-free projections, ReLU FFN, fused QKV; MoT as in DESIGN §3.1.
+learned positions, tied head, bias-free projections, ReLU FFN, fused QKV; MoT as in docs/architecture.md ("Mixture of Tokens").
 """
 import argparse, json, math, sys, time
 import torch
