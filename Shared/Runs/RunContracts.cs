@@ -14,8 +14,21 @@ public sealed record CheckpointInfo(long Step, string Path, double? TrainLoss, d
 /// files must resolve into (the dashboard's data roots and uploads folder); the worker checks every file it opens.</summary>
 public sealed record WorkerAssignment(string ConfigJson, IReadOnlyList<string> DataRoots);
 
+/// <summary>What a <see cref="RunEvent"/> carries; on the wire its lower-case name ("metrics").</summary>
+[System.Text.Json.Serialization.JsonConverter(typeof(System.Text.Json.Serialization.JsonStringEnumConverter<RunEventKind>))]
+public enum RunEventKind
+{
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("metrics")] Metrics,       // Metrics: the logged steps
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("routing")] Routing,       // Routing: snapshots
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("status")] Status,         // Status: the run's new status
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("log")] Log,               // Log: worker (or dashboard) lines
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("checkpoint")] Checkpoint, // Checkpoint: one written
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("warning")] Warning,       // the run's warning changed: re-read it
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("deleted")] Deleted,       // the run is gone
+}
+
 /// <summary>Everything the hub pushes to a watcher of run-{id}, in order.</summary>
-public sealed record RunEvent(int RunId, string Kind, IReadOnlyList<StepMetrics>? Metrics = null,
+public sealed record RunEvent(int RunId, RunEventKind Kind, IReadOnlyList<StepMetrics>? Metrics = null,
     IReadOnlyList<RoutingSnapshot>? Routing = null, WorkerStatus? Status = null, IReadOnlyList<string>? Log = null,
     CheckpointInfo? Checkpoint = null);
 

@@ -40,7 +40,7 @@ public sealed class RunsHub(WorkerTokens tokens, WorkerConnections workers, RunS
         await Authorize(runId, token);
         if (metrics.Length == 0) return;
         await writer.EnqueueAsync(runId, metrics);
-        runs.Publish(new RunEvent(runId, "metrics", Metrics: metrics));
+        runs.Publish(new RunEvent(runId, RunEventKind.Metrics, Metrics: metrics));
     }
 
     public async Task ReportRouting(int runId, string token, RoutingSnapshot[] snapshots)
@@ -48,7 +48,7 @@ public sealed class RunsHub(WorkerTokens tokens, WorkerConnections workers, RunS
         await Authorize(runId, token);
         if (snapshots.Length == 0) return;
         await writer.EnqueueAsync(runId, snapshots);
-        runs.Publish(new RunEvent(runId, "routing", Routing: snapshots));
+        runs.Publish(new RunEvent(runId, RunEventKind.Routing, Routing: snapshots));
     }
 
     public async Task ReportStatus(int runId, string token, WorkerStatus status)
@@ -61,7 +61,7 @@ public sealed class RunsHub(WorkerTokens tokens, WorkerConnections workers, RunS
     public async Task ReportLog(int runId, string token, string[] lines)
     {
         await Authorize(runId, token);
-        runs.Publish(new RunEvent(runId, "log", Log: lines));
+        runs.Publish(new RunEvent(runId, RunEventKind.Log, Log: lines));
     }
 
     public async Task ReportCheckpoint(int runId, string token, CheckpointInfo checkpoint)

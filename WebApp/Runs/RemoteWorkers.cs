@@ -34,7 +34,7 @@ public sealed class RemoteWorkers(IDbContextFactory<MoTLabDb> dbs, WorkerTokens 
         await using var db = await dbs.CreateDbContextAsync(ct);
         if (await db.Runs.Where(r => r.Id == id && r.Status == RunStatus.Queued && (r.Device == DevicePools.Remote || r.Device == DevicePools.Slurm)).ExecuteUpdateAsync(u => u
                 .SetProperty(r => r.Status, RunStatus.Running).SetProperty(r => r.StartedAt, DateTime.UtcNow), ct) > 0)
-            events.Publish(new RunEvent(id, "status", Status: new WorkerStatus(RunStatus.Running)));
+            events.Publish(new RunEvent(id, RunEventKind.Status, Status: new WorkerStatus(RunStatus.Running)));
     }
 
     /// <summary>The hub a remote worker dials: MoTLab:HubUrl, else the address the user reached this dashboard at.</summary>

@@ -100,7 +100,7 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
                 await KillAsync(run.Id);                   // deleted or stopped while it was being started
                 continue;
             }
-            runs.Publish(new(run.Id, "status", Status: new WorkerStatus(RunStatus.Running, Device: slot)));
+            runs.Publish(new(run.Id, RunEventKind.Status, Status: new WorkerStatus(RunStatus.Running, Device: slot)));
             log.LogInformation("run {Id} started on {Slot} (pid {Pid})", run.Id, slot, worker.Pid);
         }
     }

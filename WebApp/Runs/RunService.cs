@@ -39,7 +39,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
             await db.SaveChangesAsync(ct);
             await tx.CommitAsync(ct);
         }
-        Publish(new RunEvent(run.Id, "status", Status: new WorkerStatus(RunStatus.Queued)));
+        Publish(new RunEvent(run.Id, RunEventKind.Status, Status: new WorkerStatus(RunStatus.Queued)));
         signal.Wake();
         return (run, []);
     }
@@ -84,7 +84,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
         {
             run.Status = RunStatus.Cancelled; run.EndedAt = DateTime.UtcNow;
             await db.SaveChangesAsync(ct);
-            Publish(new RunEvent(id, "status", Status: new WorkerStatus(RunStatus.Cancelled)));
+            Publish(new RunEvent(id, RunEventKind.Status, Status: new WorkerStatus(RunStatus.Cancelled)));
             return CancelOutcome.Cancelled;
         }
         if (run.Status != RunStatus.Running) return CancelOutcome.AlreadyEnded;
@@ -108,7 +108,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
         await db.SaveChangesAsync(ct);
         if (run.RunDir.Length > 0 && Directory.Exists(run.RunDir) && run.RunDir.StartsWith(options.Value.RunsPath, StringComparison.Ordinal))
             Directory.Delete(run.RunDir, recursive: true);
-        Publish(new RunEvent(id, "deleted"));
+        Publish(new RunEvent(id, RunEventKind.Deleted));
         return true;
     }
 
@@ -127,7 +127,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
             tokens.Revoke(id);
         }
         await db.SaveChangesAsync(ct);
-        Publish(new RunEvent(id, "status", Status: s));
+        Publish(new RunEvent(id, RunEventKind.Status, Status: s));
         if (run.EndedAt is not null) signal.Wake();
     }
 
@@ -135,12 +135,12 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
     /// Storing the warning can fail for the same reason as what it reports: then it is only logged and sent live.</summary>
     public async Task WarnAsync(int id, string warning)
     {
-        Publish(new RunEvent(id, "log", Log: [$"dashboard: {warning}"]));
+        Publish(new RunEvent(id, RunEventKind.Log, Log: [$"dashboard: {warning}"]));
         try
         {
             await using var db = await dbs.CreateDbContextAsync();
             await db.Runs.Where(r => r.Id == id).ExecuteUpdateAsync(u => u.SetProperty(r => r.Warning, warning));
-            Publish(new RunEvent(id, "warning"));
+            Publish(new RunEvent(id, RunEventKind.Warning));
         }
         catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or DbUpdateException or InvalidOperationException)
         {
@@ -160,7 +160,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
         {
             run.Status = RunStatus.Running; run.EndedAt = null; run.Error = null;
             await db.SaveChangesAsync(ct);
-            Publish(new RunEvent(id, "status", Status: new WorkerStatus(RunStatus.Running)));
+            Publish(new RunEvent(id, RunEventKind.Status, Status: new WorkerStatus(RunStatus.Running)));
         }
         return true;
     }
@@ -177,7 +177,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
             return $"its worker (pid {run.WorkerPid}) is still running and will re-attach; wait for it, or cancel the run";
         run.Status = RunStatus.Queued; run.EndedAt = null; run.Error = null;
         await db.SaveChangesAsync(ct);
-        Publish(new RunEvent(id, "status", Status: new WorkerStatus(RunStatus.Queued)));
+        Publish(new RunEvent(id, RunEventKind.Status, Status: new WorkerStatus(RunStatus.Queued)));
         signal.Wake();
         return null;
     }
@@ -204,7 +204,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
             foreach (var gone in await db.Checkpoints.Where(x => x.RunId == id).ToListAsync(ct))
                 if (!Directory.Exists(gone.Path)) db.Checkpoints.Remove(gone);
         await db.SaveChangesAsync(ct);
-        Publish(new RunEvent(id, "checkpoint", Checkpoint: c));
+        Publish(new RunEvent(id, RunEventKind.Checkpoint, Checkpoint: c));
     }
 
     public async Task<List<CheckpointRow>> CheckpointsAsync(int id, CancellationToken ct = default)

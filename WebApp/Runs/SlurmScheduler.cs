@@ -58,7 +58,7 @@ public sealed class SlurmScheduler(IDbContextFactory<MoTLabDb> dbs, SlurmClient 
                 run.ExternalJob = job; run.WorkerTokenHash = hash; run.StatusDetail = $"Slurm job {job} submitted";
                 jobs[run.Id] = job;
                 await db.SaveChangesAsync(ct);
-                runs.Publish(new RunEvent(run.Id, "status", Status: new WorkerStatus(RunStatus.Queued)));
+                runs.Publish(new RunEvent(run.Id, RunEventKind.Status, Status: new WorkerStatus(RunStatus.Queued)));
             }
             catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception)
             {
@@ -104,7 +104,7 @@ public sealed class SlurmScheduler(IDbContextFactory<MoTLabDb> dbs, SlurmClient 
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         if (await db.Runs.Where(r => r.Id == runId && r.StatusDetail != detail).ExecuteUpdateAsync(u => u.SetProperty(r => r.StatusDetail, detail), ct) > 0)
-            runs.Publish(new RunEvent(runId, "warning"));                     // pages re-read the run
+            runs.Publish(new RunEvent(runId, RunEventKind.Warning));                     // pages re-read the run
     }
 
     /// <summary>Pending jobs go back to the queue (their token would not outlive this dashboard). Runs once: a second

@@ -30,7 +30,7 @@ var hubUrl = new Uri(dashboard.BaseAddress, RunsHubContract.Path);
 async Task<(int Id, string Token)> FakeRunAsync(string name)
 {
     await using var db = await services.GetRequiredService<IDbContextFactory<MoTLabDb>>().CreateDbContextAsync();
-    var run = new RunRow { Name = name, Status = RunStatus.Running, ConfigJson = "{}", Kind = "MoT", CreatedAt = DateTime.UtcNow, RunDir = "" };
+    var run = new RunRow { Name = name, Status = RunStatus.Running, ConfigJson = "{}", Kind = FfnKind.MoT, CreatedAt = DateTime.UtcNow, RunDir = "" };
     db.Runs.Add(run);
     await db.SaveChangesAsync();
     return (run.Id, services.GetRequiredService<WorkerTokens>().Issue(run.Id, out _));
