@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 
 namespace MoTLab.Shared;
 
-/// <summary>One JSON dialect everywhere: snake_case, enums as snake_case strings, strict on unknown fields.</summary>
+/// <summary>One JSON dialect everywhere: snake_case, enums as snake_case strings (their names only), strict on unknown fields.</summary>
 public static class Json
 {
     public static readonly JsonSerializerOptions Options = Create(indented: false);
@@ -14,7 +14,7 @@ public static class Json
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower, allowIntegerValues: false) },   // "mot", never 1
         WriteIndented = indented,
         RespectNullableAnnotations = true,   // "model": null is an error naming the field, not a crash later
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,

@@ -32,6 +32,7 @@ public static class ConfigValidator
         Check(m.Init is ModelConfig.Gpt2Init or ModelConfig.PaperInit, "model.init", "must be gpt2 (N(0, 0.02)) or paper (truncated normal, σ = √(scale/fan_in))");
         Check(double.IsFinite(m.InitScale) && m.InitScale is > 0 and <= 100, "model.init_scale", "must be in (0, 100]");
 
+        if (!Enum.IsDefined(f.Kind)) { Check(false, "model.ffn.kind", $"must be {string.Join(", ", FfnKinds.All.Select(k => k.Name))}"); return e; }
         var kind = FfnKinds.Of(f.Kind);
         if (kind.Sparse)
         {

@@ -166,7 +166,7 @@ public static class FfnKinds
     /// <summary>The kinds a run is trained from scratch with (lightweight kinds fine-tune a dense run).</summary>
     public static IEnumerable<FfnKindInfo> FromScratch => All.Where(k => !k.Lightweight);
 
-    public static FfnKindInfo Of(FfnKind kind) => All[(int)kind];
+    public static FfnKindInfo Of(FfnKind kind) => Enum.IsDefined(kind) ? All[(int)kind] : throw new ArgumentOutOfRangeException(nameof(kind), kind, "not an FFN kind");
 
     /// <summary>The kind named <paramref name="name"/> (its <see cref="FfnKindInfo.Name"/>), or null.</summary>
     public static FfnKindInfo? Parse(string? name) => All.FirstOrDefault(k => k.Name == name);

@@ -199,7 +199,7 @@ public sealed class DashboardInChromium : IAsyncLifetime
         int childId = await NavigatedFromRunAsync(denseId);
         var child = await http.WaitForRunAsync(childId, r => r.Status() is "completed" or "failed");
         Assert.Equal("completed", child.Status());
-        Assert.Equal("MoV", child.GetProperty("kind").GetString());
+        Assert.Equal("mov", child.GetProperty("kind").GetString());
         await page.ReloadAsync();
         await page.GetByText("trainable)").WaitForAsync();                                           // "N params (x % trainable)"
         await page.GetByRole(AriaRole.Tab, new() { Name = "Routing" }).ClickAsync();

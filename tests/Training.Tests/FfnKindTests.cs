@@ -44,4 +44,14 @@ public class FfnKindTests
         var fields = JsonSerializer.SerializeToNode(new FfnConfig { SparseBlocks = [], EvalGroupSizes = [] }, Json.Options)!.AsObject().Select(p => $"model.ffn.{p.Key}").ToHashSet();
         foreach (var path in FfnKinds.Of(kind).Settings) Assert.Contains(path, fields);
     }
+
+    [Fact]
+    public void A_kind_is_read_by_its_name_only_and_an_undefined_one_is_a_field_error()
+    {
+        var ex = Assert.Throws<JsonException>(() => JsonSerializer.Deserialize<FfnConfig>("{\"kind\": 1}", Json.Options));
+        Assert.Contains("kind", ex.Path);
+        Assert.Equal(FfnKind.TokenChoice, JsonSerializer.Deserialize<FfnConfig>("{\"kind\": \"token_choice\"}", Json.Options)!.Kind);
+        var errors = ConfigValidator.Validate(new RunConfig { Model = new ModelConfig { Ffn = new FfnConfig { Kind = (FfnKind)7 } } });
+        Assert.Contains(errors, e => e.Field == "model.ffn.kind" && e.Message.Contains("token_choice"));
+    }
 }
