@@ -1,6 +1,7 @@
 namespace MoTLab.Shared.Telemetry;
 
-/// <summary>Light stats of one logged step (metrics.jsonl, one object per line, snake_case).</summary>
+/// <summary>Light stats of one logged step (metrics.jsonl, one object per line, snake_case). Each number is a column of
+/// the dashboard's Metrics table by its property name (WebApp/Data/MetricColumns.cs), in this order in its CSV.</summary>
 public sealed record StepMetrics
 {
     public long Step { get; init; }
@@ -9,6 +10,7 @@ public sealed record StepMetrics
     /// <summary>Wall clock when the step was logged, Unix seconds (for latency and cross-run time alignment).</summary>
     public double Time { get; init; }
     public double TrainLoss { get; init; }
+    public double? EvalLoss { get; init; }
     public double Lr { get; init; }
     public double GradNorm { get; init; }
     public double TokensPerS { get; init; }
@@ -21,7 +23,6 @@ public sealed record StepMetrics
     public double? DroppedRatio { get; init; }
     /// <summary>Mean normalised router entropy over sparse layers (MoT: of the merge weights).</summary>
     public double? RouterEntropy { get; init; }
-    public double? EvalLoss { get; init; }
     /// <summary>The worker's resident memory, MB (the latest sample of the worker's system sampler).</summary>
     public double? RssMb { get; init; }
     /// <summary>The worker's CPU use, percent of one core (200 = two busy cores).</summary>

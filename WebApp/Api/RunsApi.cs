@@ -118,12 +118,12 @@ public static class RunsApi
             var rows = metrics.StreamAsync(id, maxPoints ?? 2000, from, to, ct);
             return format switch
             {
-                null or "json" => Results.Ok(Steps(rows)),
+                null or "json" => Results.Ok(rows),
                 "csv" => Results.Stream(async body =>
                 {
                     await using var writer = new StreamWriter(body, new UTF8Encoding(false));
-                    await writer.WriteAsync(CsvHeader);
-                    await foreach (var r in rows) await writer.WriteAsync(CsvLine(r.ToStepMetrics()));
+                    await writer.WriteAsync(MetricColumns.CsvHeader);
+                    await foreach (var m in rows) await writer.WriteAsync(MetricColumns.CsvLine(m));
                 }, "text/csv; charset=utf-8"),
                 _ => Results.ValidationProblem(new Dictionary<string, string[]> { ["format"] = ["must be json or csv"] }),
             };
@@ -154,9 +154,8 @@ public static class RunsApi
                 foreach (var run in found)
                 {
                     var smoother = info.EveryStep && smoothing!.Kind != SmoothingKind.None ? smoothing.Start(run.TotalSteps) : null;
-                    await foreach (var row in metrics.StreamAsync(run.Id, int.MaxValue, ct: ct))
+                    await foreach (var m in metrics.StreamAsync(run.Id, int.MaxValue, ct: ct))
                     {
-                        var m = row.ToStepMetrics();
                         var value = info.Of(m);
                         var smoothed = smoother?.Add(m.Step, value ?? double.NaN);
                         if (value is null) continue;
@@ -253,24 +252,10 @@ public static class RunsApi
     static IResult TooLarge(UploadStore uploads) =>
         Results.Problem($"the upload is larger than the {uploads.MaxBytes / 1024 / 1024} MB limit (MoTLab:MaxUploadMB)", statusCode: StatusCodes.Status413PayloadTooLarge);
 
-    static async IAsyncEnumerable<StepMetrics> Steps(IAsyncEnumerable<MetricRow> rows)
-    {
-        await foreach (var r in rows) yield return r.ToStepMetrics();
-    }
-
-    const string CsvHeader = "step,tokens,elapsed_s,time,train_loss,eval_loss,lr,grad_norm,tokens_per_s,mfu,aux_loss,balance_loss,z_loss,dropped_ratio,router_entropy,rss_mb,cpu_percent,gpu_util_percent,gpu_memory_mb\n";
-
     const int MaxCompareRuns = 50;
 
     static string F(double? v) => v?.ToString("R", CultureInfo.InvariantCulture) ?? "";
 
     /// <summary>RFC 4180: a field with a comma, quote or line break is quoted, its quotes doubled.</summary>
     static string CsvField(string text) => text.IndexOfAny([',', '"', '\n', '\r']) < 0 ? text : $"\"{text.Replace("\"", "\"\"")}\"";
-
-    static string CsvLine(StepMetrics m)
-    {
-        return string.Join(',', [m.Step.ToString(CultureInfo.InvariantCulture), m.Tokens.ToString(CultureInfo.InvariantCulture), F(m.ElapsedS), F(m.Time),
-            F(m.TrainLoss), F(m.EvalLoss), F(m.Lr), F(m.GradNorm), F(m.TokensPerS), F(m.Mfu), F(m.AuxLoss), F(m.BalanceLoss), F(m.ZLoss),
-            F(m.DroppedRatio), F(m.RouterEntropy), F(m.RssMb), F(m.CpuPercent), F(m.GpuUtilPercent), F(m.GpuMemoryMb)]) + "\n";
-    }
 }

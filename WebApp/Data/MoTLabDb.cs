@@ -1,5 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using MoTLab.Shared.Config;
+using MoTLab.Shared.Telemetry;
 
 namespace MoTLab.WebApp.Data;
 
@@ -22,8 +23,9 @@ public sealed class MoTLabDb(DbContextOptions<MoTLabDb> options) : DbContext(opt
         b.Entity<MetricRow>(e =>
         {
             e.HasKey(m => new { m.RunId, m.Step });
+            MetricColumns.Map(e);
             // covers the chart's first pass (step, loss, has-eval), so long histories are scanned from the index alone
-            e.HasIndex(m => new { m.RunId, m.Step, m.TrainLoss, m.EvalLoss }).HasDatabaseName("IX_Metrics_ChartScan");
+            e.HasIndex(nameof(MetricRow.RunId), nameof(MetricRow.Step), nameof(StepMetrics.TrainLoss), nameof(StepMetrics.EvalLoss)).HasDatabaseName("IX_Metrics_ChartScan");
             e.HasOne<RunRow>().WithMany().HasForeignKey(m => m.RunId).OnDelete(DeleteBehavior.Cascade);
         });
         b.Entity<CheckpointRow>(e =>

@@ -42,73 +42,18 @@ public sealed class RunRow
     public string RunDir { get; set; } = "";
 }
 
-/// <summary>Light stats of one logged step. Key (RunId, Step). SQLite has no NaN (it reads NaN as NULL), so a NaN is
-/// stored as NULL and its field named in <see cref="NotANumber"/>; ±Infinity is stored as it is. A diverging run's
-/// steps are kept as they were logged.</summary>
+/// <summary>One logged step of a run, key (RunId, Step). Its metric values are columns named as
+/// <see cref="StepMetrics"/>' numbers (<see cref="MetricColumns"/>: EF shadow properties, written and read there), so
+/// this row holds only what is not a metric.</summary>
 public sealed class MetricRow
 {
     public int RunId { get; set; }
     public long Step { get; set; }
     public long Tokens { get; set; }
-    public double? ElapsedS { get; set; }
-    public double? Time { get; set; }
-    public double? TrainLoss { get; set; }
-    public double? EvalLoss { get; set; }
-    public double? Lr { get; set; }
-    public double? GradNorm { get; set; }
-    public double? TokensPerS { get; set; }
-    public double? Mfu { get; set; }
-    public double? AuxLoss { get; set; }
-    public double? BalanceLoss { get; set; }
-    public double? ZLoss { get; set; }
-    public double? DroppedRatio { get; set; }
-    public double? RouterEntropy { get; set; }
-    public double? RssMb { get; set; }
-    public double? CpuPercent { get; set; }
-    public double? GpuUtilPercent { get; set; }
-    public double? GpuMemoryMb { get; set; }
     /// <summary>Extra eval losses (MoT discrete / other group sizes) as JSON (NaN written as "NaN"), when present.</summary>
     public string? EvalExtraJson { get; set; }
-    /// <summary>The snake_case names of the fields that were NaN, comma-separated; null when none was.</summary>
+    /// <summary>The keys of the metrics that were NaN, comma-separated; null when none was.</summary>
     public string? NotANumber { get; set; }
-
-    static readonly System.Text.Json.JsonSerializerOptions ExtraJson = new() { NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals };
-
-    public static MetricRow From(int runId, StepMetrics m)
-    {
-        var nan = new List<string>();
-        double? Keep(double? v, string name) { if (v is { } d && double.IsNaN(d)) { nan.Add(name); return null; } return v; }
-        var row = new MetricRow
-        {
-            RunId = runId, Step = m.Step, Tokens = m.Tokens, ElapsedS = Keep(m.ElapsedS, "elapsed_s"), Time = Keep(m.Time, "time"),
-            TrainLoss = Keep(m.TrainLoss, "train_loss"), EvalLoss = Keep(m.EvalLoss, "eval_loss"), Lr = Keep(m.Lr, "lr"),
-            GradNorm = Keep(m.GradNorm, "grad_norm"), TokensPerS = Keep(m.TokensPerS, "tokens_per_s"), Mfu = Keep(m.Mfu, "mfu"),
-            AuxLoss = Keep(m.AuxLoss, "aux_loss"), BalanceLoss = Keep(m.BalanceLoss, "balance_loss"), ZLoss = Keep(m.ZLoss, "z_loss"),
-            DroppedRatio = Keep(m.DroppedRatio, "dropped_ratio"), RouterEntropy = Keep(m.RouterEntropy, "router_entropy"),
-            RssMb = Keep(m.RssMb, "rss_mb"), CpuPercent = Keep(m.CpuPercent, "cpu_percent"),
-            GpuUtilPercent = Keep(m.GpuUtilPercent, "gpu_util_percent"), GpuMemoryMb = Keep(m.GpuMemoryMb, "gpu_memory_mb"),
-            EvalExtraJson = m.EvalExtra is { Count: > 0 } x ? System.Text.Json.JsonSerializer.Serialize(x, ExtraJson) : null,
-        };
-        row.NotANumber = nan.Count > 0 ? string.Join(',', nan) : null;
-        return row;
-    }
-
-    public StepMetrics ToStepMetrics()
-    {
-        var nan = NotANumber?.Split(',') ?? [];
-        double? Read(double? v, string name) => v ?? (nan.Contains(name) ? double.NaN : null);
-        return new()
-        {
-            Step = Step, Tokens = Tokens, ElapsedS = Read(ElapsedS, "elapsed_s") ?? 0, Time = Read(Time, "time") ?? 0,
-            TrainLoss = Read(TrainLoss, "train_loss") ?? double.NaN, EvalLoss = Read(EvalLoss, "eval_loss"), Lr = Read(Lr, "lr") ?? 0,
-            GradNorm = Read(GradNorm, "grad_norm") ?? 0, TokensPerS = Read(TokensPerS, "tokens_per_s") ?? 0, Mfu = Read(Mfu, "mfu") ?? 0,
-            AuxLoss = Read(AuxLoss, "aux_loss") ?? 0, BalanceLoss = Read(BalanceLoss, "balance_loss"), ZLoss = Read(ZLoss, "z_loss"),
-            DroppedRatio = Read(DroppedRatio, "dropped_ratio"), RouterEntropy = Read(RouterEntropy, "router_entropy"),
-            RssMb = Read(RssMb, "rss_mb"), CpuPercent = Read(CpuPercent, "cpu_percent"),
-            GpuUtilPercent = Read(GpuUtilPercent, "gpu_util_percent"), GpuMemoryMb = Read(GpuMemoryMb, "gpu_memory_mb"),
-            EvalExtra = EvalExtraJson is null ? null : System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, double>>(EvalExtraJson, ExtraJson),
-        };
-    }
 }
 
 /// <summary>A checkpoint of a run. Key (RunId, Step).</summary>

@@ -21,7 +21,7 @@ public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
     /// <summary>What a chart draws of one run: the rows and, when a smoothing was asked for, each row's smoothed value
     /// of the metric, computed over the run's whole stored series (from its first step, whatever window was read), and
     /// the smoother's state after the last stored row, from which a live chart continues.</summary>
-    public sealed record ChartRead(List<MetricRow> Rows, double[]? Smoothed = null, Smoother? End = null);
+    public sealed record ChartRead(List<StepMetrics> Rows, double[]? Smoothed = null, Smoother? End = null);
 
     /// <summary>A metric to smooth over a run's stored series, and the run's planned steps (the time-weighted scale).</summary>
     public sealed record SmoothingOf(MetricInfo Metric, Smoothing Smoothing, long PlannedSteps);
@@ -30,7 +30,7 @@ public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
     readonly System.Collections.Concurrent.ConcurrentDictionary<(int Run, int Max, long From, long To, SmoothingOf? Smoothing), (long Count, long Last, Task<ChartRead> Read)> cache = new();
 
     /// <summary>The rows to draw; the list is shared with other readers and must not be changed.</summary>
-    public async Task<List<MetricRow>> ReadAsync(int runId, int maxPoints = 2000, long? fromStep = null, long? toStep = null, CancellationToken ct = default) =>
+    public async Task<List<StepMetrics>> ReadAsync(int runId, int maxPoints = 2000, long? fromStep = null, long? toStep = null, CancellationToken ct = default) =>
         (await ReadChartAsync(runId, null, maxPoints, fromStep, toStep, ct)).Rows;
 
     /// <summary>The rows to draw with the smoothed series of <paramref name="smoothing"/>'s metric (see <see cref="ChartRead"/>);
@@ -81,7 +81,7 @@ public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
 
     /// <summary>The same rows as <see cref="ReadAsync"/>, one at a time: a full-resolution read (maxPoints above
     /// <see cref="CachedUpTo"/>) is written out as it is read, never held whole.</summary>
-    public async IAsyncEnumerable<MetricRow> StreamAsync(int runId, int maxPoints = 2000, long? fromStep = null, long? toStep = null,
+    public async IAsyncEnumerable<StepMetrics> StreamAsync(int runId, int maxPoints = 2000, long? fromStep = null, long? toStep = null,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct = default)
     {
         if (maxPoints <= CachedUpTo)
@@ -103,7 +103,7 @@ public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
         await connection.OpenAsync(ct);
         var scan = await ScanAsync(connection, runId, smoothing, fromStep, toStep, ct);
         var keep = Downsample(scan.Keys, maxPoints);
-        var rows = new List<MetricRow>(keep.Count);
+        var rows = new List<StepMetrics>(keep.Count);
         await foreach (var row in RowsAsync(connection, runId, keep.Select(i => scan.Keys[i].Step), ct)) rows.Add(row);
         return new ChartRead(rows, scan.Smoothed is { } s ? keep.Select(i => s[i]).ToArray() : null, scan.End);
     }
@@ -120,7 +120,7 @@ public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
         // One integer carries the step and three flags (eval logged, loss NULL, metric NULL), so a row costs two or three
         // column reads, made straight on SQLite's statement: a 200,000-row scan through the ADO.NET reader was mostly the
         // reader's own per-row and per-column work. The metric is a column of its own unless it is the train loss.
-        int valueAt = smoothing?.Metric.Column == nameof(MetricRow.TrainLoss) ? 1 : 2;
+        int valueAt = smoothing?.Metric.Column == nameof(StepMetrics.TrainLoss) ? 1 : 2;
         string value = smoothing is null || valueAt == 1 ? "NULL" : smoothing.Metric.Column!;
         var sql = $"""
             SELECT Step * 8 + (EvalLoss IS NOT NULL) * 4 + (TrainLoss IS NULL) * 2 + ({value} IS NULL), IFNULL(TrainLoss, 0){(valueAt == 2 ? $", IFNULL({value}, 0)" : "")}
@@ -155,25 +155,13 @@ public sealed class MetricsQuery(IDbContextFactory<MoTLabDb> dbs)
         return (keys, smoothed?.ToArray(), smoother);
     }
 
-    static async IAsyncEnumerable<MetricRow> RowsAsync(DbConnection connection, int runId, IEnumerable<long> steps,
+    static async IAsyncEnumerable<StepMetrics> RowsAsync(DbConnection connection, int runId, IEnumerable<long> steps,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
     {
-        await using var cmd = Command(connection, """
-            SELECT Step, Tokens, ElapsedS, Time, TrainLoss, EvalLoss, Lr, GradNorm, TokensPerS, Mfu, AuxLoss, BalanceLoss, ZLoss,
-                   DroppedRatio, RouterEntropy, EvalExtraJson, NotANumber, RssMb, CpuPercent, GpuUtilPercent, GpuMemoryMb
-            FROM Metrics WHERE RunId = $run AND Step IN (SELECT value FROM json_each($steps)) ORDER BY Step
-            """, ("$run", runId), ("$steps", JsonSerializer.Serialize(steps)));
+        await using var cmd = Command(connection, $"SELECT {MetricColumns.SelectList} FROM Metrics WHERE RunId = $run AND Step IN (SELECT value FROM json_each($steps)) ORDER BY Step",
+            ("$run", runId), ("$steps", JsonSerializer.Serialize(steps)));
         await using var row = await cmd.ExecuteReaderAsync(ct);
-        double? D(int i) => row.IsDBNull(i) ? null : row.GetDouble(i);
-        string? S(int i) => row.IsDBNull(i) ? null : row.GetString(i);
-        while (await row.ReadAsync(ct))
-            yield return new MetricRow
-            {
-                RunId = runId, Step = row.GetInt64(0), Tokens = row.GetInt64(1), ElapsedS = D(2), Time = D(3), TrainLoss = D(4), EvalLoss = D(5),
-                Lr = D(6), GradNorm = D(7), TokensPerS = D(8), Mfu = D(9), AuxLoss = D(10), BalanceLoss = D(11), ZLoss = D(12),
-                DroppedRatio = D(13), RouterEntropy = D(14), EvalExtraJson = S(15), NotANumber = S(16),
-                RssMb = D(17), CpuPercent = D(18), GpuUtilPercent = D(19), GpuMemoryMb = D(20),
-            };
+        while (await row.ReadAsync(ct)) yield return MetricColumns.Read(row);
     }
 
     static readonly TimeSpan BusyTimeout = TimeSpan.FromSeconds(30);

@@ -94,7 +94,7 @@ public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, RunService 
         {
             long first = metrics[0].Step;
             await db.Metrics.Where(m => m.RunId == runId && m.Step >= first).ExecuteDeleteAsync(ct);
-            db.Metrics.AddRange(metrics.Select(r => MetricRow.From(runId, r)));
+            foreach (var m in metrics) MetricColumns.Add(db, runId, m);
             await UpdateSummaryAsync(db, runId, metrics, ct);
         }
         var routing = batch.OfType<Routing>().SelectMany(g => g.Rows).ToList();
