@@ -24,7 +24,7 @@ app.UseAntiforgery();
 app.MapStaticAssets();
 app.MapOpenApi();
 AccessGate.MapLogin(app);
-app.MapRunsApi();
+app.MapMoTLabApi();
 app.MapHub<RunsHub>(RunsHubContract.Path);
 app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 app.Run();

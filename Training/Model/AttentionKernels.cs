@@ -1,3 +1,4 @@
+using MoTLab.Training.Model.Cpu;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;

@@ -1,3 +1,4 @@
+using MoTLab.Training.Model.Cpu;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -1,3 +1,4 @@
+using MoTLab.Training.Model.Cpu;
 using MoTLab.Shared.Config;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;

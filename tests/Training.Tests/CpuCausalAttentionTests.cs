@@ -1,3 +1,4 @@
+using MoTLab.Training.Model.Cpu;
 using MoTLab.Training.Model;
 using static TorchSharp.torch;
 

@@ -1,3 +1,4 @@
+using MoTLab.Training.Model.Cpu;
 using System.Runtime.Intrinsics.X86;
 using MoTLab.Training.Model;
 using TorchSharp;

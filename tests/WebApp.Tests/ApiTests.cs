@@ -48,6 +48,17 @@ public class ApiTests(DashboardFactory dashboard) : IClassFixture<DashboardFacto
         Assert.Contains(corpora.EnumerateArray(), c => c.GetProperty("name").GetString() == "synthetic");
         var openapi = await http.GetFromJsonAsync<JsonElement>("/openapi/v1.json");
         Assert.True(openapi.GetProperty("paths").TryGetProperty("/api/runs/{id}/metrics", out _));
+        // every answer of a handler is in the document, with the schema of its body
+        JsonElement Responses(string path, string method) => openapi.GetProperty("paths").GetProperty(path).GetProperty(method).GetProperty("responses");
+        static string Schema(JsonElement response) => response.GetProperty("content").GetProperty("application/json").GetProperty("schema").GetRawText();
+        var detail = Responses("/api/runs/{id}", "get");
+        Assert.Contains("RunDetail", Schema(detail.GetProperty("200")));
+        Assert.True(detail.TryGetProperty("404", out _));
+        var create = Responses("/api/runs", "post");
+        Assert.Contains("RunSummary", Schema(create.GetProperty("201")));
+        Assert.True(create.TryGetProperty("400", out _));
+        Assert.Contains("Health", Schema(Responses("/api/health", "get").GetProperty("200")));
+        Assert.True(Responses("/api/runs/{id}/cancel", "post").TryGetProperty("409", out _), "cancel's 409 (the run ended already) is not documented");
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync("/api/runs/999999")).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await http.DeleteAsync("/api/runs/999999")).StatusCode);
     }

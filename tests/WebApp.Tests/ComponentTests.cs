@@ -30,7 +30,7 @@ public sealed class ComponentTests : BunitContext, IAsyncLifetime
         Services.AddSingleton(options);
         Services.AddDbContextFactory<MoTLabDb>(o => o.UseSqlite($"Data Source={options.Value.DatabasePath}"));
         Services.AddSingleton<WorkerTokens>().AddSingleton<SchedulerSignal>().AddSingleton<CancelRequests>().AddSingleton<RunEvents>().AddSingleton<CorpusCatalog>()
-            .AddSingleton<RunRequests>().AddSingleton<RunService>().AddSingleton<UploadStore>().AddSingleton<MetricsQuery>().AddSingleton<RunGroups>().AddSingleton<RemoteWorkers>()
+            .AddSingleton<RunRequests>().AddSingleton<RunService>().AddSingleton<UploadStore>().AddSingleton<MetricsQuery>().AddSingleton<RoutingQuery>().AddSingleton<RunGroups>().AddSingleton<RemoteWorkers>()
             .AddSingleton<IWorkerControl, NoWorkers>();
         using var db = Services.GetRequiredService<IDbContextFactory<MoTLabDb>>().CreateDbContext();
         db.Database.Migrate();

@@ -1,3 +1,4 @@
+using MoTLab.Training.Model.Cpu;
 using System.Diagnostics;
 using MoTLab.Shared.Config;
 using MoTLab.Training.Model;

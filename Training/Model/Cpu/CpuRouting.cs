@@ -4,7 +4,9 @@ using static TorchSharp.torch;
 using static TorchSharp.torch.autograd;
 using V = System.Runtime.Intrinsics.Vector256<float>;
 
-namespace MoTLab.Training.Model;
+using MoTLab.Training.Model;
+
+namespace MoTLab.Training.Model.Cpu;
 
 /// <summary>Token-choice and expert-choice routing in fp32 on one CPU thread (<see cref="CpuKernels.Supports"/>), for
 /// E a multiple of 8: each token's E router logits fit in whole vectors, so the (N, d)·(d, E) product, the softmax over

@@ -4,7 +4,9 @@ using static TorchSharp.torch;
 using static TorchSharp.torch.autograd;
 using V = System.Runtime.Intrinsics.Vector256<float>;
 
-namespace MoTLab.Training.Model;
+using MoTLab.Training.Model;
+
+namespace MoTLab.Training.Model.Cpu;
 
 /// <summary>Mixture of Tokens' merge and emit in fp32 on one CPU thread (<see cref="CpuKernels.Supports"/>), in the
 /// layouts around them: tokens stay (B, T, d) and the expert side is (E, G·T, d), the expert bank's input and output,

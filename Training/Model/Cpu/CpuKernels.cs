@@ -6,7 +6,9 @@ using TorchSharp;
 using static TorchSharp.torch;
 using V = System.Runtime.Intrinsics.Vector256<float>;
 
-namespace MoTLab.Training.Model;
+using MoTLab.Training.Model;
+
+namespace MoTLab.Training.Model.Cpu;
 
 /// <summary>What MoTLab's hand-written CPU kernels (<see cref="CpuCausalAttention"/>, <see cref="CpuTokenMixing"/>,
 /// <see cref="CpuRouting"/>) share: when they stand in for libtorch's operations, and the raw memory they work on. They exist for the small

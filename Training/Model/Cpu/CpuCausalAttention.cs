@@ -4,7 +4,9 @@ using System.Runtime.Intrinsics;
 using static TorchSharp.torch;
 using static TorchSharp.torch.autograd;
 
-namespace MoTLab.Training.Model;
+using MoTLab.Training.Model;
+
+namespace MoTLab.Training.Model.Cpu;
 
 /// <summary>Causal multi-head attention in fp32 on one CPU thread, read straight from the fused QKV projection's output.
 /// Per (example, head): the scores, the softmax and the weighted sum over a padded copy of that head (a few tens of KiB
