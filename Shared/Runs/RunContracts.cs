@@ -25,12 +25,18 @@ public enum RunEventKind
     [System.Text.Json.Serialization.JsonStringEnumMemberName("checkpoint")] Checkpoint, // Checkpoint: one written
     [System.Text.Json.Serialization.JsonStringEnumMemberName("warning")] Warning,       // the run's warning changed: re-read it
     [System.Text.Json.Serialization.JsonStringEnumMemberName("deleted")] Deleted,       // the run is gone
+    [System.Text.Json.Serialization.JsonStringEnumMemberName("progress")] Progress,     // Progress: the run's summary as just stored
 }
+
+/// <summary>A run's summary as the dashboard stored it with a batch of steps (finite values only: a run whose loss turned
+/// NaN keeps its last and best real loss).</summary>
+public sealed record RunProgress(long LastStep, double? LastLoss, double? BestLoss, double? LastEvalLoss, double? BestEvalLoss,
+    double? TokensPerS, double? ElapsedS);
 
 /// <summary>Everything the hub pushes to a watcher of run-{id}, in order.</summary>
 public sealed record RunEvent(int RunId, RunEventKind Kind, IReadOnlyList<StepMetrics>? Metrics = null,
     IReadOnlyList<RoutingSnapshot>? Routing = null, WorkerStatus? Status = null, IReadOnlyList<string>? Log = null,
-    CheckpointInfo? Checkpoint = null);
+    CheckpointInfo? Checkpoint = null, RunProgress? Progress = null);
 
 /// <summary>The SignalR hub's contract (/hubs/runs). Workers authenticate every call with their per-run token;
 /// watchers (browsers, scripts) join a run's group and receive <see cref="IRunsClient"/> calls.</summary>

@@ -40,6 +40,15 @@ public sealed class RunRow
     public string? StatusDetail { get; set; }
     public int? WorkerPid { get; set; }
     public string RunDir { get; set; } = "";
+
+    public RunProgress Progress => new(LastStep, LastLoss, BestLoss, LastEvalLoss, BestEvalLoss, TokensPerS, ElapsedS);
+
+    /// <summary>Takes the summary the telemetry writer just stored (a page keeps its copy current without re-reading it).</summary>
+    public void Apply(RunProgress p)
+    {
+        LastStep = p.LastStep; LastLoss = p.LastLoss; BestLoss = p.BestLoss; LastEvalLoss = p.LastEvalLoss; BestEvalLoss = p.BestEvalLoss;
+        TokensPerS = p.TokensPerS; ElapsedS = p.ElapsedS;
+    }
 }
 
 /// <summary>One logged step of a run, key (RunId, Step). Its metric values are columns named as

@@ -14,7 +14,7 @@ namespace MoTLab.WebApp.Runs;
 /// calls (back-pressure to the workers) instead of growing without limit. A batch that cannot be stored is dropped
 /// whole (one transaction: no partial rows) and named in the run's warning — after two more tries when the database
 /// was locked past its 30 s busy timeout, at once when it is full; the worker's metrics.jsonl still has every step.</summary>
-public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, RunService runs, ILogger<TelemetryWriter> log) : BackgroundService
+public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, RunService runs, RunEvents events, ILogger<TelemetryWriter> log) : BackgroundService
 {
     private abstract record Work(int RunId);
     private sealed record Metrics(int RunId, IReadOnlyList<StepMetrics> Rows) : Work(RunId);
@@ -64,7 +64,12 @@ public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, RunService 
     {
         for (int attempt = 0; ; attempt++)
         {
-            try { await WriteAsync(runId, batch, CancellationToken.None); return; }
+            try
+            {
+                // pages take the summary as stored from here instead of re-reading the run on every flush
+                if (await WriteAsync(runId, batch, CancellationToken.None) is { } progress) events.Publish(new RunEvent(runId, RunEventKind.Progress, Progress: progress));
+                return;
+            }
             catch (Exception e) when (e is not OperationCanceledException && attempt < RetryDelays.Length && Transient(e))
             {
                 log.LogWarning("storing telemetry failed ({Message}); retrying in {Delay} s", e.Message, RetryDelays[attempt].TotalSeconds);
@@ -85,8 +90,10 @@ public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, RunService 
     /// <summary>Busy or locked (another writer): worth another try. Full, read-only, corrupt: not within seconds.</summary>
     static bool Transient(Exception e) => e.GetBaseException() is Microsoft.Data.Sqlite.SqliteException { SqliteErrorCode: 5 or 6 };   // SQLITE_BUSY, SQLITE_LOCKED
 
-    async Task WriteAsync(int runId, List<Work> batch, CancellationToken ct)
+    /// <summary>Stores the batch in one transaction; the run's summary after it when it had steps.</summary>
+    async Task<RunProgress?> WriteAsync(int runId, List<Work> batch, CancellationToken ct)
     {
+        RunProgress? progress = null;
         await using var db = await dbs.CreateDbContextAsync(ct);
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         var metrics = batch.OfType<Metrics>().SelectMany(g => g.Rows).GroupBy(r => r.Step).Select(g => g.Last()).OrderBy(r => r.Step).ToList();
@@ -95,7 +102,7 @@ public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, RunService 
             long first = metrics[0].Step;
             await db.Metrics.Where(m => m.RunId == runId && m.Step >= first).ExecuteDeleteAsync(ct);
             foreach (var m in metrics) MetricColumns.Add(db, runId, m);
-            await UpdateSummaryAsync(db, runId, metrics, ct);
+            progress = (await UpdateSummaryAsync(db, runId, metrics, ct))?.Progress;
         }
         var routing = batch.OfType<Routing>().SelectMany(g => g.Rows).ToList();
         if (routing.Count > 0)
@@ -112,14 +119,15 @@ public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, RunService 
         }
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
+        return progress;
     }
 
     static double? Finite(double? v) => v is { } d && double.IsFinite(d) ? d : null;
 
-    static async Task UpdateSummaryAsync(MoTLabDb db, int runId, List<StepMetrics> rows, CancellationToken ct)
+    static async Task<RunRow?> UpdateSummaryAsync(MoTLabDb db, int runId, List<StepMetrics> rows, CancellationToken ct)
     {
         var run = await db.Runs.FindAsync([runId], ct);
-        if (run is null) return;                           // deleted while running
+        if (run is null) return null;                      // deleted while running
         // the summary is made of finite values: a run whose loss turned NaN keeps its last and best real loss
         var last = rows[^1];
         run.LastStep = last.Step; run.TokensPerS = Finite(last.TokensPerS) ?? run.TokensPerS; run.ElapsedS = Finite(last.ElapsedS) ?? run.ElapsedS;
@@ -131,5 +139,6 @@ public sealed class TelemetryWriter(IDbContextFactory<MoTLabDb> dbs, RunService 
             run.LastEvalLoss = evals[^1].EvalLoss;
             run.BestEvalLoss = Math.Min(run.BestEvalLoss ?? double.MaxValue, evals.Min(r => r.EvalLoss!.Value));
         }
+        return run;
     }
 }

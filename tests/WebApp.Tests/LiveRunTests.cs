@@ -89,6 +89,11 @@ public class LiveRunTests(DashboardFactory dashboard) : IClassFixture<DashboardF
         Assert.Equal(new long[] { 10, 20, 30, 40, 50, 60 }, streamed);
         Assert.Contains(events, e => e.RunId == id && e.Routing is { Count: > 0 } r && r[0].MergeWeights!.Length == 4);
         Assert.Contains(events, e => e.RunId == id && e.Status?.Status == RunStatus.Completed);
+        // the summary as stored comes with the steps: the last progress is the run's own summary
+        var progress = events.Where(e => e.RunId == id && e.Kind == RunEventKind.Progress).Select(e => e.Progress!).ToList();
+        Assert.NotEmpty(progress);
+        Assert.Equal(60, progress[^1].LastStep);
+        Assert.Equal(run.GetProperty("last_eval_loss").GetDouble(), progress[^1].LastEvalLoss);
 
         var metrics = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{id}/metrics?maxPoints=1000");
         Assert.Equal(6, metrics.GetArrayLength());
