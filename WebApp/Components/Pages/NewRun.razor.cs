@@ -1,0 +1,128 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Components;
+using Microsoft.AspNetCore.Components.Forms;
+using Microsoft.AspNetCore.Components.Web;
+using Microsoft.JSInterop;
+using MudBlazor;
+using MoTLab.Shared;
+using MoTLab.Shared.Config;
+using MoTLab.Shared.Data;
+using MoTLab.Shared.Runs;
+using MoTLab.Shared.Telemetry;
+using MoTLab.WebApp.Components.Charts;
+using MoTLab.WebApp.Data;
+using MoTLab.WebApp.Runs;
+
+namespace MoTLab.WebApp.Components.Pages;
+
+public partial class NewRun
+{
+    /// <summary>Whether the chosen kind reads the setting (its descriptor's <see cref="FfnKindInfo.Settings"/>): its field shows.</summary>
+    bool Uses(string path) => form.Kind.Info().Settings.Contains(path);
+
+    [SupplyParameterFromQuery(Name = "clone")] public int? CloneId { get; set; }
+    RunForm form = RunForm.From(Presets.Find("tiny-mot")!.Config);
+    Dictionary<string, string[]> errors = [];
+    IReadOnlyList<CorpusCatalog.CorpusInfo> corpora = [];
+    string estimate = "";
+    bool launching;
+    string group = Presets.Groups[0].Name;
+    int? groupSteps;
+    Dictionary<string, string[]> groupErrors = [];
+
+    async Task LaunchGroupAsync()
+    {
+        launching = true;
+        var (set, e) = await Groups.LaunchAsync(group, groupSteps, form.Device);
+        launching = false;
+        groupErrors = e;
+        if (set is not null) Nav.NavigateTo(set.CompareUrl);
+    }
+
+    protected override async Task OnInitializedAsync()
+    {
+        corpora = Corpora.List();
+        if (CloneId is { } id && await RunService.GetAsync(id) is { } source)
+        {
+            form = RunForm.From(JsonSerializer.Deserialize<RunConfig>(source.ConfigJson, MoTLab.Shared.Json.Options)!);
+            form.Name = source.Name + " (copy)"; form.Tags = source.Tags; form.Device = DevicePools.Requestable(source.Device);
+        }
+        Resolve();
+    }
+
+    async Task LoadPreset(string? name)
+    {
+        if (name is null || Presets.Find(name) is not { } p) return;
+        var device = form.Device;
+        form = RunForm.From(p.Config);
+        form.Device = device;
+        await Check();
+    }
+
+    string? Msg(string field) => errors.TryGetValue(field, out var m) ? string.Join("; ", m) : null;
+
+    /// <summary>A field's rule for MudBlazor: the server-side check's message for its config path (MudBlazor then marks
+    /// the field red, with the message beneath and aria-invalid set). MudBlazor's own validation owns a field's error
+    /// state, so errors are handed to it this way rather than through the Error parameter, which it overwrites.</summary>
+    Func<T?, string?> Rule<T>(string field) { ruled.Add(field); return _ => Msg(field); }
+    readonly HashSet<string> ruled = [];
+    MudForm? fields;
+
+    CreateRunRequest? Request()
+    {
+        var (cfg, formError) = form.ToConfig();
+        if (cfg is null) { errors = new() { [formError!.Value.Field] = [formError.Value.Message] }; return null; }
+        return new CreateRunRequest
+        {
+            Name = form.Name, Config = cfg, Device = form.Device, Notes = form.Notes, ParentId = CloneId,
+            Tags = form.Tags.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+        };
+    }
+
+    /// <summary>Checks the form as the server will and marks every field the check names (a change to one field can make
+    /// another one wrong: the batch size against the group size).</summary>
+    async Task Check()
+    {
+        Resolve();
+        if (fields is not null) await fields.ValidateAsync();
+    }
+
+    void Resolve()
+    {
+        var request = Request();
+        if (request is null) { estimate = ""; return; }
+        var (cfg, e) = Requests.Resolve(request);
+        errors = e;
+        estimate = cfg is null ? "fix the fields marked in red" :
+            $"{ModelSize.Parameters(cfg.Model):N0} parameters · {3 * ModelSize.ForwardFlopsPerToken(cfg.Model, cfg.Train.BatchSize) / 1e6:N2} MFLOP per token per step · " +
+            $"{(double)cfg.Train.Steps * cfg.Train.BatchSize * cfg.Model.SeqLen:N0} tokens in all";
+    }
+
+    async Task UploadAsync(IBrowserFile? file)
+    {
+        if (file is null) return;
+        try
+        {
+            await using var stream = file.OpenReadStream(Uploads.MaxBytes + 1);
+            form.Corpus = await Uploads.SaveAsync(stream, file.Name, CancellationToken.None);
+            corpora = Corpora.List();
+            Snackbar.Add($"Uploaded {file.Name}", Severity.Success);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or CorpusException)
+        {
+            Snackbar.Add($"Upload refused: {e.Message}", Severity.Error);
+        }
+        await Check();
+    }
+
+    async Task LaunchAsync()
+    {
+        var request = Request();
+        if (request is null) return;
+        launching = true;
+        var (run, e) = await RunService.CreateAsync(request);
+        launching = false;
+        if (run is null) { errors = e; if (fields is not null) await fields.ValidateAsync(); return; }
+        Nav.NavigateTo($"/runs/{run.Id}");
+    }
+}
