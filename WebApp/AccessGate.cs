@@ -14,8 +14,10 @@ namespace MoTLab.WebApp;
 /// <summary>Nobody in who should not be. On loopback (the default) the dashboard is open to the local user.
 /// Listening on any other address, everything but the login page needs the access token: browsers log in once
 /// (a signed, HttpOnly, SameSite=Strict cookie), the API and hub take it as a bearer token (or access_token in
-/// the query, as SignalR's WebSocket transport sends it), and workers open the hub with their per-run token.</summary>
-public sealed class AccessGate(IOptions<MoTLabOptions> options, IServer server, WorkerTokens workers, IDataProtectionProvider protection,
+/// the query, as SignalR's WebSocket transport sends it), and workers open the hub with their per-run token. This
+/// holds the token and the login; <see cref="AccessAuthentication"/> tells ASP.NET who a request is, and
+/// <see cref="RefuseForeignAsync"/> refuses other websites' requests on every mode.</summary>
+public sealed class AccessGate(IOptions<MoTLabOptions> options, IServer server, IDataProtectionProvider protection,
     ILogger<AccessGate> log)
 {
     public const string Cookie = "motlab_access";
@@ -57,7 +59,7 @@ public sealed class AccessGate(IOptions<MoTLabOptions> options, IServer server, 
 
     string CookieClaim() => Convert.ToHexString(SHA256.HashData([.. tokenHash ?? [], .. "MoTLab.AccessCookie"u8]));
 
-    bool HasCookie(HttpContext c)
+    public bool HasCookie(HttpContext c)
     {
         if (tokenHash is null || !c.Request.Cookies.TryGetValue(Cookie, out var value)) return false;
         try
@@ -67,7 +69,8 @@ public sealed class AccessGate(IOptions<MoTLabOptions> options, IServer server, 
         catch (CryptographicException) { return false; }
     }
 
-    public async Task InvokeAsync(HttpContext c, RequestDelegate next)
+    /// <summary>Middleware: another website's request (<see cref="ForeignRequest"/>) is answered here, before anything else.</summary>
+    public async Task RefuseForeignAsync(HttpContext c, RequestDelegate next)
     {
         if (ForeignRequest(c) is { } refusal)
         {
@@ -75,17 +78,7 @@ public sealed class AccessGate(IOptions<MoTLabOptions> options, IServer server, 
             await c.Response.WriteAsJsonAsync(new { title = refusal.Message, status = refusal.Status }, c.RequestAborted);
             return;
         }
-        var path = c.Request.Path;
-        if (!Required || path.StartsWithSegments("/login") || HasCookie(c)) { await next(c); return; }
-        var bearer = TokenOf(c.Request);
-        if (Matches(bearer) || (path.StartsWithSegments(RunsHubContract.Path) && workers.IsAnyValid(bearer))) { await next(c); return; }
-        if (path.StartsWithSegments("/api") || path.StartsWithSegments("/hubs") || path.StartsWithSegments("/openapi") || path.StartsWithSegments("/_blazor"))
-        {
-            c.Response.StatusCode = StatusCodes.Status401Unauthorized;
-            c.Response.Headers.WWWAuthenticate = "Bearer";
-            return;
-        }
-        c.Response.Redirect($"/login?return={Uri.EscapeDataString(path + c.Request.QueryString)}");
+        await next(c);
     }
 
     /// <summary>Another website's request, refused on every mode. On loopback the Host must be a loopback name (a page of
@@ -142,7 +135,7 @@ public sealed class AccessGate(IOptions<MoTLabOptions> options, IServer server, 
                 <p><button type="submit">Sign in</button></p></form></body></html>
                 """;
             return Results.Content(html, "text/html");
-        });
+        }).AllowAnonymous();
         app.MapPost("/login", async (HttpContext c, IAntiforgery af, AccessGate gate) =>
         {
             if (!c.Request.HasFormContentType) return Results.Problem("send the login form (application/x-www-form-urlencoded)", statusCode: StatusCodes.Status400BadRequest);
@@ -164,6 +157,6 @@ public sealed class AccessGate(IOptions<MoTLabOptions> options, IServer server, 
                 HttpOnly = true, SameSite = SameSiteMode.Strict, Secure = c.Request.IsHttps, MaxAge = CookieLifetime,
             });
             return Results.LocalRedirect(back);
-        }).DisableAntiforgery().RequireRateLimiting(LoginRateLimit);   // checked explicitly above, so a stale form gets a message instead of a 400 page
+        }).AllowAnonymous().DisableAntiforgery().RequireRateLimiting(LoginRateLimit);   // checked explicitly above, so a stale form gets a message instead of a 400 page
     }
 }

@@ -1,3 +1,5 @@
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authorization;
 using MoTLab.Shared.Runs;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.AspNetCore.DataProtection.KeyManagement;
@@ -67,6 +69,9 @@ public static class Hosting
                 _ => new FixedWindowRateLimiterOptions { PermitLimit = 10, Window = TimeSpan.FromMinutes(1), QueueLimit = 0 }));
             o.OnRejected = (r, ct) => new ValueTask(r.HttpContext.Response.WriteAsync("too many sign-in attempts; wait a minute and try again", ct));
         });
+        // access control: who a request is (AccessAuthentication); every endpoint needs a user but /login (AllowAnonymous)
+        s.AddAuthentication(AccessAuthentication.SchemeName).AddScheme<AuthenticationSchemeOptions, AccessAuthentication>(AccessAuthentication.SchemeName, null);
+        s.AddAuthorization(o => o.FallbackPolicy = new AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build());
         s.AddRazorComponents().AddInteractiveServerComponents();
         s.AddMudServices();
         return builder;

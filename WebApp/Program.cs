@@ -18,14 +18,16 @@ await app.PrepareDatabaseAsync();
 var gate = app.Services.GetRequiredService<AccessGate>();
 app.Lifetime.ApplicationStarted.Register(gate.OnStarted);
 app.UseExceptionHandler();
-app.Use(gate.InvokeAsync);
+app.Use(gate.RefuseForeignAsync);
 app.UseRateLimiter();
+app.UseAuthentication();
+app.UseAuthorization();      // every endpoint but /login needs a user (Hosting.cs): AccessAuthentication says who a request is
 app.UseAntiforgery();
 app.MapStaticAssets();
 app.MapOpenApi();
 AccessGate.MapLogin(app);
 app.MapMoTLabApi();
-app.MapHub<RunsHub>(RunsHubContract.Path);
+app.MapHub<RunsHub>(RunsHubContract.Path).RequireAuthorization();   // the user, or a run's worker (its calls carry its token too)
 app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
 app.Run();
 
