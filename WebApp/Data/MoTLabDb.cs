@@ -1,5 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using MoTLab.Shared.Config;
+using MoTLab.Shared.Runs;
 using MoTLab.Shared.Telemetry;
 
 namespace MoTLab.WebApp.Data;
@@ -17,6 +18,9 @@ public sealed class MoTLabDb(DbContextOptions<MoTLabDb> options) : DbContext(opt
         {
             e.Property(r => r.Status).HasConversion<string>();
             e.Property(r => r.Kind).HasConversion(k => FfnKinds.Of(k).Name, name => FfnKinds.Parse(name)!.Kind);   // "mot", as in the config
+            e.Property(r => r.Requested).HasColumnName("RequestedDevice").HasConversion(d => d.ToString(), text => DeviceRequest.Parse(text)!.Value);
+            e.Property(r => r.Reported).HasColumnName("ReportedDevice");
+            e.Ignore(r => r.Device);
             e.HasIndex(r => r.Status);
             e.HasIndex(r => r.CreatedAt);
         });

@@ -15,7 +15,14 @@ public sealed class RunRow
     public FfnKind Kind { get; set; }
     public string Tags { get; set; } = "";
     public string Notes { get; set; } = "";
-    public string Device { get; set; } = "cpu";
+    /// <summary>Where the run asked to train (cpu, cuda, cuda:N, remote, slurm).</summary>
+    public DeviceRequest Requested { get; set; } = DeviceRequest.Cpu;
+    /// <summary>The slot this dashboard started it on (cpu, cuda:N); null until then and in external pools.</summary>
+    public string? Slot { get; set; }
+    /// <summary>The device its worker reported (cpu, cuda:0); null until it says.</summary>
+    public string? Reported { get; set; }
+    /// <summary>Where it is, as shown: the slot, or the pool and the reported device ("slurm:cuda:0").</summary>
+    public string Device => Requested.Shown(Slot, Reported);
     public DateTime CreatedAt { get; set; }
     public DateTime? StartedAt { get; set; }
     public DateTime? EndedAt { get; set; }

@@ -10,17 +10,13 @@ namespace MoTLab.WebApp.Runs;
 /// local run. Its device shows as remote:DEVICE; its checkpoints live on that machine.</summary>
 public sealed class RemoteWorkers(IDbContextFactory<MoTLabDb> dbs, WorkerTokens tokens, RunEvents events)
 {
-    public const string Pool = DevicePools.Remote;
-
-    public static bool IsRemote(string device) => DevicePools.PoolOf(device) == Pool;
-
     /// <summary>A new token for a queued remote run (any earlier one stops working), or why there is none.</summary>
     public async Task<(string? Token, string? Problem)> IssueTokenAsync(int id, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var run = await db.Runs.FindAsync([id], ct);
         if (run is null) return (null, "no such run");
-        if (!IsRemote(run.Device)) return (null, $"run {id} is on {run.Device}, which this dashboard starts itself; create it with device \"remote\"");
+        if (run.Requested.Pool != DevicePool.Remote) return (null, $"run {id} is on {run.Device}, which this dashboard starts itself; create it with device \"remote\"");
         if (run.Status != RunStatus.Queued) return (null, $"a {run.Status} run takes no new worker (Resume it first)");
         var token = tokens.Issue(id, out var hash);
         run.WorkerTokenHash = hash;
@@ -32,7 +28,7 @@ public sealed class RemoteWorkers(IDbContextFactory<MoTLabDb> dbs, WorkerTokens 
     public async Task OnHelloAsync(int id, CancellationToken ct = default)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
-        if (await db.Runs.Where(r => r.Id == id && r.Status == RunStatus.Queued && (r.Device == DevicePools.Remote || r.Device == DevicePools.Slurm)).ExecuteUpdateAsync(u => u
+        if (await db.Runs.Where(r => r.Id == id && r.Status == RunStatus.Queued && (r.Requested == DeviceRequest.Remote || r.Requested == DeviceRequest.Slurm)).ExecuteUpdateAsync(u => u
                 .SetProperty(r => r.Status, RunStatus.Running).SetProperty(r => r.StartedAt, DateTime.UtcNow), ct) > 0)
             events.Publish(new RunEvent(id, RunEventKind.Status, Status: new WorkerStatus(RunStatus.Running)));
     }

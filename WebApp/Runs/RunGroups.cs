@@ -53,7 +53,7 @@ public sealed class RunGroups(RunService runs, RunRequests validation)
         catch (ArgumentException e) { return (null, new() { ["id"] = [$"run {parentId}: {e.Message}"] }); }
         return await runs.CreateAsync(new CreateRunRequest
         {
-            Config = child, ParentId = parentId, Device = DevicePools.Requestable(parent.Device), Tags = [tag],
+            Config = child, ParentId = parentId, Device = parent.Requested.Again.ToString(), Tags = [tag],
             Notes = $"{what} from run {parentId} at {Path.GetFileName(checkpoint)}",
         }, ct);
     }

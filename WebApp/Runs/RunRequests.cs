@@ -31,17 +31,10 @@ public sealed class RunRequests(CorpusCatalog corpora, IOptions<MoTLabOptions> o
         if (r.Steps is { } s) cfg = cfg with { Train = cfg.Train with { Steps = s } };
         if (!string.IsNullOrWhiteSpace(r.Corpus)) cfg = cfg with { Data = cfg.Data with { Corpus = r.Corpus } };
         cfg = cfg.WithTokenizerVocab();
-        var device = r.Device ?? "cpu";
-        bool knownDevice = true;
-        if (device == DevicePools.Slurm && options.Value.Slurm is null)
-            { Add("device", "this dashboard has no Slurm pool (MoTLab:Slurm in appsettings.json)"); knownDevice = false; }
-        else if (device != "cpu" && device != "cuda" && device != DevicePools.Remote && device != DevicePools.Slurm
-                 && !(device.StartsWith("cuda:") && int.TryParse(device[5..], out var gpu) && gpu >= 0 && gpu < options.Value.Gpus))
-            { Add("device", $"must be cpu, cuda, cuda:N with N < {options.Value.Gpus} (GPUs configured), slurm (a batch job) or remote (a worker you start yourself)"); knownDevice = false; }
-        else if (device.StartsWith("cuda") && options.Value.Gpus == 0)
-            { Add("device", "this dashboard has no GPUs configured (MoTLab:Gpus in appsettings.json)"); knownDevice = false; }
-        var (memory, memoryName) = knownDevice ? Memory(device) : (null, "");
-        foreach (var e in ConfigValidator.ValidateRun(cfg, cuda: device.StartsWith("cuda"), memory, memoryName)) Add(e.Field, e.Message);
+        var device = DeviceRequest.Parse(r.Device ?? "cpu");
+        if (DeviceProblem(device) is { } deviceProblem) { Add("device", deviceProblem); device = null; }
+        var (memory, memoryName) = device is { } d ? Memory(d) : (null, "");
+        foreach (var e in ConfigValidator.ValidateRun(cfg, cuda: device?.Pool == DevicePool.Gpu, memory, memoryName)) Add(e.Field, e.Message);
         if (corpora.Check(cfg.Data.Corpus) is { } problem) Add("data.corpus", problem);
         if (cfg.Train.InitFrom is { } init && InitFromProblem(init) is { } initProblem) Add("train.init_from", initProblem);
         if (r.Tags is { Count: > MaxTags }) Add("tags", $"at most {MaxTags} tags");
@@ -59,12 +52,24 @@ public sealed class RunRequests(CorpusCatalog corpora, IOptions<MoTLabOptions> o
         catch (InvalidOperationException e) { return e.Message; }
     }
 
+    /// <summary>Why this dashboard cannot train on <paramref name="device"/> (null when it can).</summary>
+    string? DeviceProblem(DeviceRequest? device) => device switch
+    {
+        null => $"must be cpu, cuda, cuda:N with N < {options.Value.Gpus} (GPUs configured), slurm (a batch job) or remote (a worker you start yourself)",
+        { Pool: DevicePool.Slurm } when options.Value.Slurm is null => "this dashboard has no Slurm pool (MoTLab:Slurm in appsettings.json)",
+        { Pool: DevicePool.Gpu } when options.Value.Gpus == 0 => "this dashboard has no GPUs configured (MoTLab:Gpus in appsettings.json)",
+        { Pool: DevicePool.Gpu, Gpu: { } g } when g >= options.Value.Gpus => $"cuda:{g} is not one of the {options.Value.Gpus} GPUs configured (cuda:0 … cuda:{options.Value.Gpus - 1}, or cuda for any)",
+        _ => null,
+    };
+
     /// <summary>The memory a run on <paramref name="device"/> must fit in: this machine's for CPU runs, MoTLab:GpuMemoryGB
     /// for GPU runs when set; unknown (null) for a GPU without it and for workers elsewhere (Slurm, remote).</summary>
-    (double? Bytes, string Name) Memory(string device) =>
-        DevicePools.IsExternal(device) ? (null, "")
-        : device.StartsWith("cuda") ? (options.Value.GpuMemoryGB > 0 ? options.Value.GpuMemoryGB * 1024.0 * 1024 * 1024 : null, "GPU memory (MoTLab:GpuMemoryGB)")
-        : (GC.GetGCMemoryInfo().TotalAvailableMemoryBytes, "this machine's memory");
+    (double? Bytes, string Name) Memory(DeviceRequest device) => device.Pool switch
+    {
+        DevicePool.Remote or DevicePool.Slurm => (null, ""),
+        DevicePool.Gpu => (options.Value.GpuMemoryGB > 0 ? options.Value.GpuMemoryGB * 1024.0 * 1024 * 1024 : null, "GPU memory (MoTLab:GpuMemoryGB)"),
+        _ => (GC.GetGCMemoryInfo().TotalAvailableMemoryBytes, "this machine's memory"),
+    };
 
     static Dictionary<string, string[]> Flatten(Dictionary<string, List<string>> e) => e.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray());
 }

@@ -68,15 +68,15 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
         var queued = await db.Runs.AsNoTracking().Where(r => r.Status == RunStatus.Queued).OrderBy(r => r.Id).ToListAsync(ct);
         if (queued.Count == 0) return;
         // every Running run holds its slot, also one whose worker outlived a restart and was adopted
-        var used = await db.Runs.Where(r => r.Status == RunStatus.Running).Select(r => r.Device).ToListAsync(ct);
+        var used = await db.Runs.Where(r => r.Status == RunStatus.Running && r.Slot != null).Select(r => r.Slot!).ToListAsync(ct);
         foreach (var run in queued)
         {
-            var slot = FreeSlot(run.Device, used);
+            var slot = FreeSlot(run.Requested, used);
             if (slot is null) continue;
             // claim it: a run deleted or cancelled since the query above is not started
             var started = DateTime.UtcNow;
             if (await db.Runs.Where(r => r.Id == run.Id && r.Status == RunStatus.Queued).ExecuteUpdateAsync(u => u
-                    .SetProperty(r => r.Status, RunStatus.Running).SetProperty(r => r.StartedAt, started).SetProperty(r => r.Device, slot), ct) == 0)
+                    .SetProperty(r => r.Status, RunStatus.Running).SetProperty(r => r.StartedAt, started).SetProperty(r => r.Slot, slot).SetProperty(r => r.Reported, (string?)null), ct) == 0)
                 continue;
             used.Add(slot);
             var token = tokens.Issue(run.Id, out var hash);
@@ -84,8 +84,8 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
             IWorkerHandle worker;
             try
             {
-                worker = launcher.Launch(new WorkerLaunch(run.Id, HubUrl(), token, run.RunDir, slot == "cpu" ? "cpu" : slot,
-                    slot == "cpu" ? o.CpuWorkerThreads : 0, o.CachePath));
+                worker = launcher.Launch(new WorkerLaunch(run.Id, HubUrl(), token, run.RunDir, slot,
+                    run.Requested.Pool == DevicePool.Cpu ? o.CpuWorkerThreads : 0, o.CachePath));
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -105,12 +105,13 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
         }
     }
 
-    string? FreeSlot(string device, List<string> used)
+    /// <summary>A free slot for <paramref name="request"/> ("cpu" or "cuda:N", what the worker is given), or null.</summary>
+    string? FreeSlot(DeviceRequest request, List<string> used)
     {
-        if (DevicePools.IsExternal(device)) return null;                   // started by the user, or by Slurm
-        if (device == "cpu") return used.Count(s => s == "cpu") < options.Value.CpuSlots ? "cpu" : null;
-        var gpus = Enumerable.Range(0, options.Value.Gpus).Select(i => $"cuda:{i}");
-        if (device != "cuda") gpus = gpus.Where(g => g == device);
+        const string Cpu = "cpu";
+        if (request.External) return null;                                 // started by the user, or by Slurm
+        if (request.Pool == DevicePool.Cpu) return used.Count(s => s == Cpu) < options.Value.CpuSlots ? Cpu : null;
+        var gpus = Enumerable.Range(0, options.Value.Gpus).Where(i => request.Gpu is null || request.Gpu == i).Select(i => $"cuda:{i}");
         return gpus.FirstOrDefault(g => !used.Contains(g));
     }
 
@@ -146,7 +147,7 @@ public sealed class RunScheduler(IDbContextFactory<MoTLabDb> dbs, ILauncher laun
         // stopped and Failed; adopted ones (not our children) become Interrupted
         await using var db = await dbs.CreateDbContextAsync(ct);
         var limit = TimeSpan.FromSeconds(options.Value.WorkerSilenceSeconds);
-        foreach (var (id, startedAt, runDir) in (await db.Runs.Where(r => r.Status == RunStatus.Running && !r.Device.StartsWith(DevicePools.Slurm))
+        foreach (var (id, startedAt, runDir) in (await db.Runs.Where(r => r.Status == RunStatus.Running && r.Requested != DeviceRequest.Slurm)
                      .Select(r => new { r.Id, r.StartedAt, r.RunDir }).ToListAsync(ct)).Select(r => (r.Id, r.StartedAt, r.RunDir)))
         {                                                                  // (Slurm jobs: SlurmScheduler)
             Active? own; lock (gate) active.TryGetValue(id, out own);

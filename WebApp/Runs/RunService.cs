@@ -26,7 +26,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
         {
             Name = cfg.Name, Status = RunStatus.Queued, ConfigJson = JsonSerializer.Serialize(cfg, Json.Options), Preset = cfg.Preset,
             Kind = cfg.Model.Ffn.Kind, Tags = string.Join(',', request.Tags ?? []), Notes = request.Notes ?? "",
-            Device = request.Device ?? "cpu", CreatedAt = DateTime.UtcNow, TotalSteps = cfg.Train.Steps, ParentId = request.ParentId,
+            Requested = DeviceRequest.Parse(request.Device) ?? DeviceRequest.Cpu, CreatedAt = DateTime.UtcNow, TotalSteps = cfg.Train.Steps, ParentId = request.ParentId,
             Parameters = ModelSize.Parameters(cfg.Model), FlopsPerToken = 3 * ModelSize.ForwardFlopsPerToken(cfg.Model, cfg.Train.BatchSize),
         };
         // one transaction: the run folder is named after the id the insert gives, and the scheduler must never see the
@@ -119,7 +119,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
         if (run is null) return;
         run.Status = s.Status;
         if (s.Parameters is { } p) run.Parameters = p;
-        if (s.Device is { } d) run.Device = DevicePools.WithReported(run.Device, d);
+        if (s.Device is { } d) run.Reported = d;
         if (s.Error is { } err) run.Error = err;
         if (s.Status is RunStatus.Completed or RunStatus.Failed or RunStatus.Cancelled or RunStatus.Interrupted)
         {
@@ -154,7 +154,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         var run = await db.Runs.FindAsync([id], ct);
-        bool waitingRemote = run is { Status: RunStatus.Queued } && RemoteWorkers.IsRemote(run.Device);   // token issued before a restart
+        bool waitingRemote = run is { Status: RunStatus.Queued } && run.Requested.Pool == DevicePool.Remote;   // token issued before a restart
         if (run is null || !(run.Status is RunStatus.Running or RunStatus.Interrupted || waitingRemote) || !tokens.Adopt(id, token, run.WorkerTokenHash)) return false;
         if (run.Status == RunStatus.Interrupted)
         {
@@ -172,7 +172,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
         var run = await db.Runs.FindAsync([id], ct);
         if (run is null) return "no such run";
         if (run.Status is not (RunStatus.Interrupted or RunStatus.Cancelled or RunStatus.Failed)) return $"a {run.Status} run cannot be resumed";
-        if (!RemoteWorkers.IsRemote(run.Device) && !RunFolder.Checkpoints(run.RunDir).Any()) return "the run has no checkpoint to resume from";
+        if (run.Requested.Pool != DevicePool.Remote && !RunFolder.Checkpoints(run.RunDir).Any()) return "the run has no checkpoint to resume from";
         if (run.Status == RunStatus.Interrupted && WorkerStillAlive(run.WorkerPid))
             return $"its worker (pid {run.WorkerPid}) is still running and will re-attach; wait for it, or cancel the run";
         run.Status = RunStatus.Queued; run.EndedAt = null; run.Error = null;
@@ -200,7 +200,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
         await db.Checkpoints.Where(x => x.RunId == id && x.Step >= c.Step).ExecuteDeleteAsync(ct);
         db.Checkpoints.Add(new CheckpointRow { RunId = id, Step = c.Step, Path = c.Path, CreatedAt = DateTime.UtcNow, TrainLoss = c.TrainLoss, EvalLoss = c.EvalLoss });
         await db.SaveChangesAsync(ct);
-        if (!RemoteWorkers.IsRemote(run.Device))                            // a remote worker's folders are on its machine
+        if (run.Requested.Pool != DevicePool.Remote)                            // a remote worker's folders are on its machine
             foreach (var gone in await db.Checkpoints.Where(x => x.RunId == id).ToListAsync(ct))
                 if (!Directory.Exists(gone.Path)) db.Checkpoints.Remove(gone);
         await db.SaveChangesAsync(ct);

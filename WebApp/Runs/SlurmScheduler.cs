@@ -38,7 +38,7 @@ public sealed class SlurmScheduler(IDbContextFactory<MoTLabDb> dbs, SlurmClient 
     async Task AdoptAsync(CancellationToken ct)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
-        foreach (var run in await db.Runs.Where(r => r.ExternalJob != null && r.Device.StartsWith(DevicePools.Slurm)).ToListAsync(ct))
+        foreach (var run in await db.Runs.Where(r => r.ExternalJob != null && r.Requested == DeviceRequest.Slurm).ToListAsync(ct))
         {
             if (run.Status == RunStatus.Queued) { await slurm.CancelAsync(run.ExternalJob!, ct); run.ExternalJob = null; run.StatusDetail = null; }
             else if (run.Status is RunStatus.Running or RunStatus.Interrupted) jobs[run.Id] = run.ExternalJob!;
@@ -49,7 +49,7 @@ public sealed class SlurmScheduler(IDbContextFactory<MoTLabDb> dbs, SlurmClient 
     async Task SubmitAsync(CancellationToken ct)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
-        foreach (var run in await db.Runs.Where(r => r.Status == RunStatus.Queued && r.Device == DevicePools.Slurm && r.ExternalJob == null).OrderBy(r => r.Id).ToListAsync(ct))
+        foreach (var run in await db.Runs.Where(r => r.Status == RunStatus.Queued && r.Requested == DeviceRequest.Slurm && r.ExternalJob == null).OrderBy(r => r.Id).ToListAsync(ct))
         {
             var token = tokens.Issue(run.Id, out var hash);
             try

@@ -27,7 +27,7 @@ public sealed class AdoptedWorkerTests : IDisposable
         int orphan;
         await using (var db = await dashboard.Services.GetRequiredService<IDbContextFactory<MoTLabDb>>().CreateDbContextAsync())
         {
-            var row = new RunRow { Name = "left running by an earlier dashboard", Status = RunStatus.Running, Device = "cpu", Kind = FfnKind.Dense, ConfigJson = "{}",
+            var row = new RunRow { Name = "left running by an earlier dashboard", Status = RunStatus.Running, Requested = DeviceRequest.Cpu, Slot = "cpu", Kind = FfnKind.Dense, ConfigJson = "{}",
                 RunDir = dashboard.DataFolder, CreatedAt = DateTime.UtcNow, WorkerTokenHash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(token))) };
             db.Runs.Add(row);
             await db.SaveChangesAsync();

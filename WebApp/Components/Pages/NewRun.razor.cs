@@ -45,7 +45,7 @@ public partial class NewRun
         if (CloneId is { } id && await RunService.GetAsync(id) is { } source)
         {
             form = RunForm.From(JsonSerializer.Deserialize<RunConfig>(source.ConfigJson, MoTLab.Shared.Json.Options)!);
-            form.Name = source.Name + " (copy)"; form.Tags = source.Tags; form.Device = DevicePools.Requestable(source.Device);
+            form.Name = source.Name + " (copy)"; form.Tags = source.Tags; form.Device = source.Requested.Again.ToString();
         }
         Resolve();
     }

@@ -158,10 +158,6 @@ namespace MoTLab.WebApp.Data.Migrations
                     b.Property<DateTime>("CreatedAt")
                         .HasColumnType("TEXT");
 
-                    b.Property<string>("Device")
-                        .IsRequired()
-                        .HasColumnType("TEXT");
-
                     b.Property<double?>("ElapsedS")
                         .HasColumnType("REAL");
 
@@ -207,8 +203,20 @@ namespace MoTLab.WebApp.Data.Migrations
                     b.Property<string>("Preset")
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("Reported")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("ReportedDevice");
+
+                    b.Property<string>("Requested")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("RequestedDevice");
+
                     b.Property<string>("RunDir")
                         .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Slot")
                         .HasColumnType("TEXT");
 
                     b.Property<DateTime?>("StartedAt")
