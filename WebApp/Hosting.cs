@@ -9,6 +9,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using MoTLab.WebApp.Data;
 using MoTLab.WebApp.Runs;
+using MoTLab.WebApp.Runs.Pools;
 using MudBlazor.Services;
 
 namespace MoTLab.WebApp;
@@ -41,9 +42,10 @@ public static class Hosting
          .AddSingleton<SampleRunner>().AddSingleton<UploadStore>().AddSingleton<AccessGate>().AddSingleton<RemoteWorkers>().AddSingleton<RunGroups>()
          .AddSingleton<ILauncher, LocalProcessLauncher>();
         s.AddSingleton<TelemetryWriter>().AddHostedService(sp => sp.GetRequiredService<TelemetryWriter>());
-        s.AddSingleton<SlurmClient>().AddHostedService<SlurmScheduler>();
-        s.AddSingleton<RunScheduler>().AddHostedService(sp => sp.GetRequiredService<RunScheduler>())
-         .AddSingleton<IWorkerControl>(sp => sp.GetRequiredService<RunScheduler>());
+        // the device pools, driven by the one scheduling loop (RunScheduler)
+        s.AddSingleton<SlurmClient>().AddSingleton<LocalPool>().AddSingleton<IWorkerControl>(sp => sp.GetRequiredService<LocalPool>())
+         .AddSingleton<IDevicePool>(sp => sp.GetRequiredService<LocalPool>()).AddSingleton<IDevicePool, SlurmPool>().AddSingleton<IDevicePool, RemotePool>();
+        s.AddSingleton<RunScheduler>().AddHostedService(sp => sp.GetRequiredService<RunScheduler>());
         // routing snapshots of wide MoT layers (g × E weights) run to ~100 KB each; the default limit is 32 KB
         s.AddSignalR(o => o.MaximumReceiveMessageSize = 4 * 1024 * 1024).AddJsonProtocol(o => RunsHubContract.Payload(o.PayloadSerializerOptions));
         // the API speaks the same JSON as config.json and metrics.jsonl: snake_case, enums as strings, unknown fields refused

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Options;
 using MoTLab.Shared.Runs;
 using MoTLab.WebApp.Data;
 
-namespace MoTLab.WebApp.Runs;
+namespace MoTLab.WebApp.Runs.Pools;
 
 /// <summary>The "slurm" device pool. Submits each queued run as a batch job and follows it: Queued while Slurm
 /// holds it (with Slurm's reason), Running from the worker's hello (with the node), Failed with the job's end
@@ -12,30 +12,26 @@ namespace MoTLab.WebApp.Runs;
 /// running gets its job scancelled; a running job whose worker falls silent is scancelled and its run Failed.
 /// On dashboard shutdown pending jobs are cancelled and their runs stay queued; running jobs train on and
 /// re-attach when the dashboard is back.</summary>
-public sealed class SlurmScheduler(IDbContextFactory<MoTLabDb> dbs, SlurmClient slurm, WorkerTokens tokens, RunService runs,
-    IOptions<MoTLabOptions> options, IServer server, ILogger<SlurmScheduler> log) : BackgroundService
+public sealed class SlurmPool(IDbContextFactory<MoTLabDb> dbs, SlurmClient slurm, WorkerTokens tokens, RunService runs,
+    IOptions<MoTLabOptions> options, IServer server) : IDevicePool
 {
     private readonly Dictionary<int, string> jobs = new();          // run id → job id, for jobs not yet seen to end
 
-    protected override async Task ExecuteAsync(CancellationToken stop)
+    public bool Enabled => options.Value.Slurm is not null;
+    public TimeSpan Interval => TimeSpan.FromSeconds(options.Value.Slurm?.PollSeconds ?? 5);
+
+    public async Task PassAsync(CancellationToken ct)
     {
-        if (options.Value.Slurm is not { } config) return;
-        await AdoptAsync(stop);
-        while (!stop.IsCancellationRequested)
-        {
-            try
-            {
-                await SubmitAsync(stop);
-                await FollowAsync(stop);
-            }
-            catch (Exception e) when (e is not OperationCanceledException) { log.LogError(e, "Slurm pass failed"); }
-            try { await Task.Delay(TimeSpan.FromSeconds(config.PollSeconds), stop); } catch (OperationCanceledException) { break; }
-        }
+        await SubmitAsync(ct);
+        await FollowAsync(ct);
     }
+
+    /// <summary>Slurm's jobs train on without this dashboard: nothing to ask.</summary>
+    public Task StoppingAsync(CancellationToken ct) => Task.CompletedTask;
 
     /// <summary>At start: jobs of runs left running are followed again; jobs left pending by an earlier dashboard
     /// are cancelled (their tokens died with it) and their runs submitted afresh.</summary>
-    async Task AdoptAsync(CancellationToken ct)
+    public async Task AdoptAsync(CancellationToken ct)
     {
         await using var db = await dbs.CreateDbContextAsync(ct);
         foreach (var run in await db.Runs.Where(r => r.ExternalJob != null && r.Requested == DeviceRequest.Slurm).ToListAsync(ct))
@@ -107,20 +103,8 @@ public sealed class SlurmScheduler(IDbContextFactory<MoTLabDb> dbs, SlurmClient 
             runs.Publish(new RunEvent(runId, RunEventKind.Warning));                     // pages re-read the run
     }
 
-    /// <summary>Pending jobs go back to the queue (their token would not outlive this dashboard). Runs once: a second
-    /// caller (a host stopped by its owner and by Program's own Run()) waits for the same work.</summary>
-    public override async Task StopAsync(CancellationToken ct)
-    {
-        await base.StopAsync(ct);
-        if (options.Value.Slurm is null) return;
-        Task work;
-        lock (jobs) work = stopped ??= ReturnPendingJobsAsync();
-        await work;
-    }
-
-    private Task? stopped;
-
-    async Task ReturnPendingJobsAsync()
+    /// <summary>Pending jobs go back to the queue (their token would not outlive this dashboard).</summary>
+    public async Task StoppedAsync()
     {
         await using var db = await dbs.CreateDbContextAsync(CancellationToken.None);
         foreach (var run in await db.Runs.Where(r => r.Status == RunStatus.Queued && r.ExternalJob != null).ToListAsync(CancellationToken.None))
