@@ -8,8 +8,8 @@ namespace MoTLab.Shared.Data;
 /// whenever the content may have changed (file sizes and times), so token caches stay valid.</summary>
 public sealed class Corpus
 {
-    public const string Synthetic = "synthetic", DotnetDocs = "dotnet-docs", LinuxDocs = "linux-docs";
-    public static readonly string[] BuiltIn = [Synthetic, DotnetDocs, LinuxDocs];
+    public const string Synthetic = "synthetic", DotnetDocs = "dotnet-docs", LinuxDocs = "linux-docs", DebianDocs = "debian-docs";
+    public static readonly string[] BuiltIn = [Synthetic, DotnetDocs, LinuxDocs, DebianDocs];
 
     public string Name { get; }
     public string Identity { get; }
@@ -45,6 +45,13 @@ public sealed class Corpus
                 if (files.Count == 0) throw new CorpusException($"corpus '{spec}': no .rst or .rst.gz files under {root}");
                 return new Corpus(spec, Fingerprint("linux-docs-v1", files), () => files.Select(f => ReadUtf8(f)));
             }
+            case DebianDocs:
+            {
+                var sources = DebianDocsCorpus.Sources();
+                if (DebianDocsCorpus.Missing(sources) is { } missing) throw new CorpusException($"corpus '{spec}': {missing}");
+                var files = DebianDocsCorpus.Files(sources);
+                return new Corpus(spec, Fingerprint("debian-docs-v1", files), () => DebianDocsCorpus.Documents(files));
+            }
         }
         var path = Path.GetFullPath(spec);
         roots = roots is null ? null : DataRoots.ResolveAll(roots);       // once, for every file's check
@@ -70,6 +77,7 @@ public sealed class Corpus
     {
         DotnetDocs => DotnetDocsCorpus.Files().Count > 0,
         LinuxDocs => LinuxDocsRoot() is not null,
+        DebianDocs => DebianDocsCorpus.Missing(DebianDocsCorpus.Sources()) is null,
         _ => builtIn == Synthetic,
     };
 

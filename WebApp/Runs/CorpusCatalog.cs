@@ -20,6 +20,8 @@ public sealed class CorpusCatalog(IOptions<MoTLabOptions> options)
             new(Corpus.Synthetic, "builtin", "Synthetic multi-task text: arithmetic, brackets, reversal, lookup, sorting, prose", Corpus.IsAvailable(Corpus.Synthetic)),
             new(Corpus.DotnetDocs, "builtin", "English prose from the .NET SDK's reference-pack XML docs", Corpus.IsAvailable(Corpus.DotnetDocs)),
             new(Corpus.LinuxDocs, "builtin", "Linux kernel documentation (.rst) from Debian's linux-doc package", Corpus.IsAvailable(Corpus.LinuxDocs)),
+            new(Corpus.DebianDocs, "builtin", DebianDocsCorpus.Missing(DebianDocsCorpus.Sources()) is { } missing ? $"English prose from Debian's documentation packages ({missing})"
+                : "English prose from Debian's documentation packages: the Linux kernel, Python, Perl and PostgreSQL manuals (~52 MB)", Corpus.IsAvailable(Corpus.DebianDocs)),
         };
         foreach (var root in Roots.Where(Directory.Exists))
             foreach (var entry in Directory.EnumerateFileSystemEntries(root).Order().Take(200))
