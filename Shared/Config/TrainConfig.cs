@@ -42,11 +42,13 @@ public sealed record TrainConfig
 /// <summary>Where the text comes from and how it is tokenized.</summary>
 public sealed record DataConfig
 {
-    /// <summary>"synthetic", "dotnet-docs", "linux-docs" (built in) or a file/folder path.</summary>
+    /// <summary>"synthetic", "dotnet-docs", "linux-docs", "debian-docs" (built in) or a file/folder path (docs/corpora.md).</summary>
     public string Corpus { get; init; } = "synthetic";
     /// <summary>"byte" (vocab 256) or "gpt2" (BPE, vocab 50257).</summary>
     public string Tokenizer { get; init; } = "byte";
     public double ValFraction { get; init; } = 0.05;    // tail of the token stream held out for eval loss
+    /// <summary>JSON Lines corpora (.jsonl, .jsonl.gz, .jsonl.zst, .json.gz): the field that holds each document's text.</summary>
+    public string TextField { get; init; } = "text";
 }
 
 /// <summary>Everything that defines a run; serialised as the run's config.json.</summary>

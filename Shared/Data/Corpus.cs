@@ -25,7 +25,8 @@ public sealed class Corpus
     /// <summary>Resolves data.corpus. Throws <see cref="CorpusException"/> with a message naming the problem.</summary>
     /// <param name="roots">The dashboard's data roots: every file of a file or folder corpus must resolve inside one
     /// (null on the command line, where the user names their own files). Built-in corpora are always allowed.</param>
-    public static Corpus Open(string spec, IReadOnlyList<string>? roots = null)
+    /// <param name="textField">The text's field in JSON Lines files (data.text_field).</param>
+    public static Corpus Open(string spec, IReadOnlyList<string>? roots = null, string textField = "text")
     {
         switch (spec)
         {
@@ -58,7 +59,7 @@ public sealed class Corpus
         if (File.Exists(path))
         {
             CorpusFiles.Check(path, roots);
-            return new Corpus(spec, Fingerprint("file", [path]), () => [ReadUtf8(path, roots)]);
+            return new Corpus(spec, Fingerprint(JsonLinesCorpus.Is(path) ? $"jsonl:{textField}" : "file", [path]), () => Read(path, roots, textField));
         }
         if (Directory.Exists(path))
         {
@@ -67,10 +68,14 @@ public sealed class Corpus
                 .Where(f => !Path.GetFileName(f).StartsWith('.')).Order(StringComparer.Ordinal).ToList();
             if (files.Count == 0) throw new CorpusException($"corpus folder '{spec}' contains no files");
             foreach (var f in files) CorpusFiles.Check(f, roots);        // a link out of the roots, or a FIFO, anywhere in it
-            return new Corpus(spec, Fingerprint("folder", files), () => files.Select(f => ReadUtf8(f, roots)));
+            return new Corpus(spec, Fingerprint(files.Any(JsonLinesCorpus.Is) ? $"folder:{textField}" : "folder", files), () => files.SelectMany(f => Read(f, roots, textField)));
         }
         throw new CorpusException($"corpus '{spec}' is neither a built-in corpus ({string.Join(", ", BuiltIn)}) nor an existing file or folder");
     }
+
+    /// <summary>A file's documents: a JSON Lines shard's, one a line; any other file is one document.</summary>
+    static IEnumerable<string> Read(string path, IReadOnlyList<string>? roots, string textField) =>
+        JsonLinesCorpus.Is(path) ? JsonLinesCorpus.Documents(path, textField, roots) : [ReadUtf8(path, roots)];
 
     /// <summary>Whether a built-in corpus can be read on this machine (its source files are installed).</summary>
     public static bool IsAvailable(string builtIn) => builtIn switch

@@ -46,7 +46,7 @@ public sealed class Trainer : IDisposable
 
         var tokenizer = Tokenizers.Create(config.Data.Tokenizer);
         Config = config = config.WithTokenizerVocab();
-        tokens ??= TokenCache.Load(Corpus.Open(config.Data.Corpus, dataRoots), tokenizer, cacheDir, Log);
+        tokens ??= TokenCache.Load(Corpus.Open(config.Data.Corpus, dataRoots, config.Data.TextField), tokenizer, cacheDir, Log);
         data = new TokenDataset(tokens, config.Model.SeqLen, config.Data.ValFraction, config.Train.Seed, config.Data.Corpus);
 
         manual_seed(config.Train.Seed);
