@@ -8,10 +8,11 @@ using MoTLab.WebApp.Runs;
 namespace MoTLab.WebApp;
 
 /// <summary>Who a request is, for ASP.NET's authorization (every endpoint but /login requires an authenticated user:
-/// Hosting.cs). On loopback everyone is the local user. Listening beyond it, a request is the user when it carries the
-/// login cookie or the access token (bearer, or access_token in the query as SignalR's WebSocket transport sends it),
-/// and a run's worker when it opens the hub with that run's token. Unknown, the API, the hub and Blazor's connection
-/// answer 401; a page redirects to /login.</summary>
+/// Hosting.cs). A request that opens the hub with a run's token is that run's worker (on every mode: the hub binds the
+/// connection to the run by its claim). Otherwise, on loopback everyone is the local user; listening beyond it, a
+/// request is the user when it carries the login cookie or the access token (bearer, or access_token in the query as
+/// SignalR's WebSocket transport sends it). Unknown, the API, the hub and Blazor's connection answer 401; a page
+/// redirects to /login.</summary>
 public sealed class AccessAuthentication(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logs, UrlEncoder encoder,
     AccessGate gate, WorkerTokens workers) : AuthenticationHandler<AuthenticationSchemeOptions>(options, logs, encoder)
 {
@@ -19,13 +20,16 @@ public sealed class AccessAuthentication(IOptionsMonitor<AuthenticationSchemeOpt
     /// <summary>The role of a run's worker (its principal names the run in <see cref="RunClaim"/>).</summary>
     public const string WorkerRole = "worker", RunClaim = "motlab:run";
 
+    /// <summary>The run whose worker <paramref name="user"/> is, or null.</summary>
+    public static int? RunOf(ClaimsPrincipal? user) =>
+        user?.FindFirst(RunClaim)?.Value is { } run ? int.Parse(run, System.Globalization.CultureInfo.InvariantCulture) : null;
+
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
     {
-        if (!gate.Required || gate.HasCookie(Context)) return Task.FromResult(Success(new Claim(ClaimTypes.Name, "user")));
         var token = AccessGate.TokenOf(Request);
-        if (gate.Matches(token)) return Task.FromResult(Success(new Claim(ClaimTypes.Name, "user")));
         if (Request.Path.StartsWithSegments(RunsHubContract.Path) && workers.RunOf(token) is { } run)
             return Task.FromResult(Success(new Claim(ClaimTypes.Name, $"worker of run {run}"), new Claim(ClaimTypes.Role, WorkerRole), new Claim(RunClaim, run.ToString())));
+        if (!gate.Required || gate.HasCookie(Context) || gate.Matches(token)) return Task.FromResult(Success(new Claim(ClaimTypes.Name, "user")));
         return Task.FromResult(AuthenticateResult.NoResult());
     }
 

@@ -7,7 +7,6 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Options;
 using MoTLab.Shared.Runs;
-using MoTLab.WebApp.Runs;
 
 namespace MoTLab.WebApp;
 

@@ -22,8 +22,8 @@ public delegate void ConfigRule(bool ok, string field, string message);
 public sealed record FfnKindInfo
 {
     public required FfnKind Kind { get; init; }
-    /// <summary>The kind as text everywhere: "mot".</summary>
-    public string Name => JsonSerializer.Serialize(Kind, Json.Options).Trim('"');
+    /// <summary>The kind as text everywhere: "mot" (its JSON name, worked out once: the database converts every row's kind).</summary>
+    public string Name => field ??= JsonSerializer.Serialize(Kind, Json.Options).Trim('"');
     /// <summary>Short, for tables, legends and headers: "MoT".</summary>
     public required string Label { get; init; }
     /// <summary>In full, for the New-run form: "Mixture of Tokens".</summary>

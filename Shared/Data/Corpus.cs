@@ -1,4 +1,3 @@
-using MoTLab.Shared;
 using System.Security.Cryptography;
 using System.Text;
 

@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
-using MoTLab.Shared;
 
 namespace MoTLab.Shared.Data;
 

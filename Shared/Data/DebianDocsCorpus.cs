@@ -65,7 +65,7 @@ public static class DebianDocsCorpus
     /// <summary>A document file as plain text (undecodable bytes dropped; HTML as its visible text).</summary>
     public static string Text(string file)
     {
-        using var stream = File.OpenRead(file);
+        using var stream = CorpusFiles.OpenRead(file, realRoots: null);            // regular files only, as every corpus
         using var input = file.EndsWith(".gz", StringComparison.Ordinal) ? new System.IO.Compression.GZipStream(stream, System.IO.Compression.CompressionMode.Decompress) : (Stream)stream;
         var text = new StreamReader(input, new UTF8Encoding(false, false)).ReadToEnd().Replace("\uFFFD", "").Replace("\r", "");
         if (file.EndsWith(".html", StringComparison.Ordinal)) text = Visible(Html.ParseDocument(text).Body);

@@ -2,7 +2,6 @@ using MoTLab.Training.Data;
 using MoTLab.Shared.Runs;
 using System.CommandLine;
 using MoTLab.Shared.Config;
-using MoTLab.Shared.Data;
 using MoTLab.Training.Model;
 using MoTLab.Training.Runtime;
 using MoTLab.Training.Train;

@@ -1,7 +1,6 @@
 using MoTLab.Shared.Runs;
 using System.CommandLine;
 using MoTLab.Shared.Config;
-using MoTLab.Training.Train;
 
 namespace MoTLab.Training.Cli;
 

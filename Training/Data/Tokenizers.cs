@@ -16,8 +16,8 @@ public interface ITextTokenizer
 /// <summary>UTF-8 bytes as tokens (vocab 256). Decoding replaces invalid sequences with U+FFFD.</summary>
 public sealed class ByteTokenizer : ITextTokenizer
 {
-    public string Name => "byte";
-    public int VocabSize => 256;
+    public string Name => Vocabularies.Byte;
+    public int VocabSize => Vocabularies.SizeOf(Name);
     public int[] Encode(string text) => Encoding.UTF8.GetBytes(text).Select(b => (int)b).ToArray();
     public string Decode(IEnumerable<int> ids) => Encoding.UTF8.GetString(ids.Select(i => (byte)i).ToArray());
 }
@@ -26,8 +26,8 @@ public sealed class ByteTokenizer : ITextTokenizer
 public sealed class Gpt2Tokenizer : ITextTokenizer
 {
     private static readonly Lazy<Tokenizer> Shared = new(() => TiktokenTokenizer.CreateForModel("gpt2"));
-    public string Name => "gpt2";
-    public int VocabSize => 50257;
+    public string Name => Vocabularies.Gpt2;
+    public int VocabSize => Vocabularies.SizeOf(Name);
     public int[] Encode(string text) => Shared.Value.EncodeToIds(text).ToArray();
     public string Decode(IEnumerable<int> ids) => Shared.Value.Decode(ids);
 }

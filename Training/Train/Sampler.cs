@@ -1,5 +1,4 @@
 using MoTLab.Training.Data;
-using MoTLab.Shared.Data;
 using MoTLab.Training.Model;
 using static TorchSharp.torch;
 

@@ -49,13 +49,11 @@ public static class CompareApi
                     var smoothed = smoother?.Add(m.Step, value ?? double.NaN);
                     if (value is null) continue;
                     await writer.WriteAsync(string.Join(',', [run.Id.ToString(CultureInfo.InvariantCulture), CsvField(run.Name), m.Step.ToString(CultureInfo.InvariantCulture),
-                        m.Tokens.ToString(CultureInfo.InvariantCulture), F(m.ElapsedS), F(value), F(smoothed)]) + "\n");
+                        m.Tokens.ToString(CultureInfo.InvariantCulture), MetricColumns.CsvNumber(m.ElapsedS), MetricColumns.CsvNumber(value), MetricColumns.CsvNumber(smoothed)]) + "\n");
                 }
             }
         }, "text/csv; charset=utf-8", fileDownloadName: "compare.csv");
     }
-
-    static string F(double? v) => v?.ToString("R", CultureInfo.InvariantCulture) ?? "";
 
     /// <summary>RFC 4180: a field with a comma, quote or line break is quoted, its quotes doubled.</summary>
     static string CsvField(string text) => text.IndexOfAny([',', '"', '\n', '\r']) < 0 ? text : $"\"{text.Replace("\"", "\"\"")}\"";

@@ -1,7 +1,6 @@
 using System.Data.Common;
 using System.Reflection;
 using System.Text.Json;
-using Microsoft.EntityFrameworkCore;
 using MoTLab.Shared.Telemetry;
 
 namespace MoTLab.WebApp.Data;
@@ -88,5 +87,8 @@ public static class MetricColumns
 
     public static string CsvLine(StepMetrics m) =>
         string.Join(',', [m.Step.ToString(System.Globalization.CultureInfo.InvariantCulture), m.Tokens.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            .. All.Select(c => c.Get(m)?.ToString("R", System.Globalization.CultureInfo.InvariantCulture) ?? "")]) + "\n";
+            .. All.Select(c => CsvNumber(c.Get(m)))]) + "\n";
+
+    /// <summary>A value as every CSV of the dashboard writes it: round-trip precision, invariant culture, empty when absent.</summary>
+    public static string CsvNumber(double? v) => v?.ToString("R", System.Globalization.CultureInfo.InvariantCulture) ?? "";
 }

@@ -10,10 +10,11 @@ namespace MoTLab.WebApp.Hubs;
 public sealed class RunsHub(WorkerTokens tokens, WorkerConnections workers, RunService runs, RemoteWorkers remote, TelemetryWriter writer,
     CorpusCatalog corpora) : Hub<IRunsClient>
 {
-    /// <summary>A connection opened with a worker token (query access_token, or a bearer header) is that run's worker.</summary>
+    /// <summary>A connection opened with a worker token (query access_token, or a bearer header) is that run's worker:
+    /// <see cref="AccessAuthentication"/> named the run in the connection's user.</summary>
     public override Task OnConnectedAsync()
     {
-        if (Context.GetHttpContext()?.Request is { } request && tokens.RunOf(AccessGate.TokenOf(request)) is { } run) workers.Bind(Context, run);
+        if (AccessAuthentication.RunOf(Context.User) is { } run) workers.Bind(Context, run);
         return base.OnConnectedAsync();
     }
 

@@ -12,8 +12,8 @@ public sealed class RunRequests(CorpusCatalog corpora, IOptions<MoTLabOptions> o
     /// <summary>Tags a run may carry (each at most 50 characters): a run's row, and so every Runs page, stays small.</summary>
     public const int MaxTags = 20;
 
-    /// <summary>The run to create, or the field errors (JSON paths) that prevent it.</summary>
-    public (RunConfig? Config, Dictionary<string, string[]> Errors) Resolve(CreateRunRequest r)
+    /// <summary>The run to create and where it asked to train, or the field errors (JSON paths) that prevent it.</summary>
+    public (RunConfig? Config, DeviceRequest Device, Dictionary<string, string[]> Errors) Resolve(CreateRunRequest r)
     {
         var errors = new Dictionary<string, List<string>>();
         void Add(string field, string message) => (errors.TryGetValue(field, out var l) ? l : errors[field] = []).Add(message);
@@ -22,10 +22,10 @@ public sealed class RunRequests(CorpusCatalog corpora, IOptions<MoTLabOptions> o
         else if (r.Preset is not null)
         {
             var p = Presets.Find(r.Preset);
-            if (p is null) { Add("preset", $"unknown preset '{r.Preset}'"); return (null, Flatten(errors)); }
+            if (p is null) { Add("preset", $"unknown preset '{r.Preset}'"); return (null, default, Flatten(errors)); }
             cfg = p.Config;
         }
-        else { Add("preset", "give a preset or a config"); return (null, Flatten(errors)); }
+        else { Add("preset", "give a preset or a config"); return (null, default, Flatten(errors)); }
 
         if (!string.IsNullOrWhiteSpace(r.Name)) cfg = cfg with { Name = r.Name.Trim() };
         if (r.Steps is { } s) cfg = cfg with { Train = cfg.Train with { Steps = s } };
@@ -40,7 +40,7 @@ public sealed class RunRequests(CorpusCatalog corpora, IOptions<MoTLabOptions> o
         if (r.Tags is { Count: > MaxTags }) Add("tags", $"at most {MaxTags} tags");
         else if (r.Tags is { } tags && tags.Any(t => t is null || t.Length > 50 || t.Contains(','))) Add("tags", "each tag: at most 50 characters, no commas");
         if (r.Notes is { Length: > 10_000 }) Add("notes", "at most 10,000 characters");
-        return errors.Count > 0 ? (null, Flatten(errors)) : (cfg, []);
+        return errors.Count > 0 ? (null, default, Flatten(errors)) : (cfg, device!.Value, []);   // a bad device is an error above
     }
 
     /// <summary>Weights may only come from a checkpoint of this dashboard's own runs.</summary>

@@ -1,7 +1,6 @@
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.Options;
 using MoTLab.Shared.Runs;
 using MoTLab.WebApp.Data;
 using MoTLab.WebApp.Runs.Pools;

@@ -17,7 +17,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
 {
     public async Task<(RunRow? Run, Dictionary<string, string[]> Errors)> CreateAsync(CreateRunRequest request, CancellationToken ct = default)
     {
-        var (cfg, errors) = requests.Resolve(request);
+        var (cfg, device, errors) = requests.Resolve(request);
         if (cfg is null) return (null, errors);
         await using var db = await dbs.CreateDbContextAsync(ct);
         if (request.ParentId is { } parent && !await db.Runs.AnyAsync(r => r.Id == parent, ct))
@@ -26,7 +26,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
         {
             Name = cfg.Name, Status = RunStatus.Queued, ConfigJson = JsonSerializer.Serialize(cfg, Json.Options), Preset = cfg.Preset,
             Kind = cfg.Model.Ffn.Kind, Tags = string.Join(',', request.Tags ?? []), Notes = request.Notes ?? "",
-            Requested = DeviceRequest.Parse(request.Device) ?? DeviceRequest.Cpu, CreatedAt = DateTime.UtcNow, TotalSteps = cfg.Train.Steps, ParentId = request.ParentId,
+            Requested = device, CreatedAt = DateTime.UtcNow, TotalSteps = cfg.Train.Steps, ParentId = request.ParentId,
             Parameters = ModelSize.Parameters(cfg.Model), FlopsPerToken = 3 * ModelSize.ForwardFlopsPerToken(cfg.Model, cfg.Train.BatchSize),
         };
         // one transaction: the run folder is named after the id the insert gives, and the scheduler must never see the

@@ -49,9 +49,6 @@ public sealed class WorkerTokens
 
     public bool IsKnown(int runId) => active.ContainsKey(runId);
 
-    /// <summary>True when the token belongs to some active run (opens a hub connection; each call is checked per run).</summary>
-    public bool IsAnyValid(string? token) => RunOf(token) is not null;
-
     /// <summary>A worker that outlived a dashboard restart: its token is checked against the hash stored on the
     /// run row, and remembered again when it matches.</summary>
     public bool Adopt(int runId, string? token, string? storedHash)

@@ -1,5 +1,4 @@
 using MoTLab.Training.Model.Cpu;
-using MoTLab.Training.Model;
 using static TorchSharp.torch;
 
 namespace MoTLab.Training.Tests;

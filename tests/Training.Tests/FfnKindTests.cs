@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Text.Json.Nodes;
 using MoTLab.Shared;
 using MoTLab.Shared.Config;
 using MoTLab.Training.Model;

@@ -1,6 +1,5 @@
 using MoTLab.Shared.Config;
 using MoTLab.Training.Model;
-using TorchSharp;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 

@@ -3,7 +3,6 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using MoTLab.Shared;
 using MoTLab.Shared.Config;
-using MoTLab.Shared.Runs;
 using MoTLab.Shared.Telemetry;
 using MoTLab.WebApp.Data;
 using MoTLab.WebApp.Runs;

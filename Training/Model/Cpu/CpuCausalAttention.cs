@@ -4,8 +4,6 @@ using System.Runtime.Intrinsics;
 using static TorchSharp.torch;
 using static TorchSharp.torch.autograd;
 
-using MoTLab.Training.Model;
-
 namespace MoTLab.Training.Model.Cpu;
 
 /// <summary>Causal multi-head attention in fp32 on one CPU thread, read straight from the fused QKV projection's output.

@@ -6,8 +6,6 @@ using TorchSharp;
 using static TorchSharp.torch;
 using V = System.Runtime.Intrinsics.Vector256<float>;
 
-using MoTLab.Training.Model;
-
 namespace MoTLab.Training.Model.Cpu;
 
 /// <summary>What MoTLab's hand-written CPU kernels (<see cref="CpuCausalAttention"/>, <see cref="CpuTokenMixing"/>,

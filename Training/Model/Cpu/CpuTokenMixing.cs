@@ -4,8 +4,6 @@ using static TorchSharp.torch;
 using static TorchSharp.torch.autograd;
 using V = System.Runtime.Intrinsics.Vector256<float>;
 
-using MoTLab.Training.Model;
-
 namespace MoTLab.Training.Model.Cpu;
 
 /// <summary>Mixture of Tokens' merge and emit in fp32 on one CPU thread (<see cref="CpuKernels.Supports"/>), in the

@@ -1,13 +1,10 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Components;
 using Microsoft.AspNetCore.Components.Forms;
-using Microsoft.AspNetCore.Components.Web;
 using Microsoft.JSInterop;
 using MudBlazor;
-using MoTLab.Shared;
 using MoTLab.Shared.Config;
 using MoTLab.Shared.Data;
-using MoTLab.Shared.Runs;
 using MoTLab.Shared.Telemetry;
 using MoTLab.WebApp.Components.Charts;
 using MoTLab.WebApp.Data;
@@ -91,7 +88,7 @@ public partial class NewRun
     {
         var request = Request();
         if (request is null) { estimate = ""; return; }
-        var (cfg, e) = Requests.Resolve(request);
+        var (cfg, _, e) = Requests.Resolve(request);
         errors = e;
         estimate = cfg is null ? "fix the fields marked in red" :
             $"{ModelSize.Parameters(cfg.Model):N0} parameters · {3 * ModelSize.ForwardFlopsPerToken(cfg.Model, cfg.Train.BatchSize) / 1e6:N2} MFLOP per token per step · " +

@@ -1,15 +1,11 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Components;
-using Microsoft.AspNetCore.Components.Forms;
 using Microsoft.AspNetCore.Components.Web;
 using Microsoft.JSInterop;
 using MudBlazor;
-using MoTLab.Shared;
 using MoTLab.Shared.Config;
-using MoTLab.Shared.Data;
 using MoTLab.Shared.Runs;
 using MoTLab.Shared.Telemetry;
-using MoTLab.WebApp.Components.Charts;
 using MoTLab.WebApp.Data;
 using MoTLab.WebApp.Runs;
 
