@@ -58,7 +58,7 @@ public sealed class Corpus
         if (File.Exists(path))
         {
             CorpusFiles.Check(path, roots);
-            return new Corpus(spec, Fingerprint(JsonLinesCorpus.Is(path) ? $"jsonl:{textField}" : "file", [path]), () => Read(path, roots, textField));
+            return new Corpus(spec, JsonLinesCorpus.Is(path) ? Fingerprint("jsonl", [path], textField) : Fingerprint("file", [path]), () => Read(path, roots, textField));
         }
         if (Directory.Exists(path))
         {
@@ -67,7 +67,7 @@ public sealed class Corpus
                 .Where(f => !Path.GetFileName(f).StartsWith('.')).Order(StringComparer.Ordinal).ToList();
             if (files.Count == 0) throw new CorpusException($"corpus folder '{spec}' contains no files");
             foreach (var f in files) CorpusFiles.Check(f, roots);        // a link out of the roots, or a FIFO, anywhere in it
-            return new Corpus(spec, Fingerprint(files.Any(JsonLinesCorpus.Is) ? $"folder:{textField}" : "folder", files), () => files.SelectMany(f => Read(f, roots, textField)));
+            return new Corpus(spec, Fingerprint("folder", files, files.Any(JsonLinesCorpus.Is) ? textField : null), () => files.SelectMany(f => Read(f, roots, textField)));
         }
         throw new CorpusException($"corpus '{spec}' is neither a built-in corpus ({string.Join(", ", BuiltIn)}) nor an existing file or folder");
     }
@@ -119,9 +119,12 @@ public sealed class Corpus
         { throw new CorpusException($"corpus file '{path}' is not valid UTF-8 (bad byte at offset {e.Index})"); }
     }
 
-    static string Fingerprint(string kind, IEnumerable<string> files)
+    /// <summary>The corpus identity (it names the token cache file): <paramref name="kind"/> and a hash of the files' names,
+    /// sizes and times, and of the JSON Lines text field when there is one (hashed: a field name is no file name).</summary>
+    static string Fingerprint(string kind, IEnumerable<string> files, string? textField = null)
     {
         var sb = new StringBuilder(kind);
+        if (textField is not null) sb.Append("|text_field:").Append(textField);
         foreach (var f in files) { var info = new FileInfo(f); sb.Append('|').Append(f).Append(':').Append(info.Length).Append(':').Append(info.LastWriteTimeUtc.Ticks); }
         return $"{kind}-{Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())))[..16].ToLowerInvariant()}";
     }

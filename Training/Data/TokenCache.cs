@@ -24,8 +24,18 @@ public static class TokenCache
             return MemoryMarshal.Cast<byte, ushort>(bytes).ToArray();
         }
         log?.Invoke($"tokenizing corpus '{corpus.Name}' with {tokenizer.Name} (cached at {file})");
-        var ids = corpus.Documents().AsParallel().AsOrdered().WithDegreeOfParallelism(Math.Max(1, Environment.ProcessorCount))
-            .SelectMany(doc => tokenizer.Encode(doc)).Select(i => (ushort)i).ToArray();
+        ushort[] ids;
+        try
+        {
+            ids = corpus.Documents().AsParallel().AsOrdered().WithDegreeOfParallelism(Math.Max(1, Environment.ProcessorCount))
+                .SelectMany(doc => tokenizer.Encode(doc)).Select(i => (ushort)i).ToArray();
+        }
+        catch (AggregateException e) when (e.Flatten().InnerExceptions.OfType<CorpusException>().FirstOrDefault() is { } bad)
+        {
+            // the parallel tokenization wraps a bad document's error: it is told as itself (file and line), not as a crash
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(bad).Throw();
+            throw;
+        }
         if (ids.Length == 0) throw new CorpusException($"corpus '{corpus.Name}' has no text");
         var tmp = file + $".{Guid.NewGuid():N}.tmp";
         File.WriteAllBytes(tmp, MemoryMarshal.AsBytes(ids.AsSpan()).ToArray());

@@ -1,6 +1,7 @@
 using System.IO.Compression;
 using System.Text;
 using MoTLab.Shared.Data;
+using MoTLab.Training.Data;
 
 namespace MoTLab.Training.Tests;
 
@@ -76,5 +77,18 @@ public class JsonLinesTests
         File.WriteAllBytes(path, [.. Encoding.UTF8.GetBytes("{\"text\": \"ok\"}\n{\"text\": \"caf"), 0xE9, .. Encoding.UTF8.GetBytes("\"}\n")]);
         var e = Assert.Throws<CorpusException>(() => Corpus.Open(path).Documents().ToList());
         Assert.Contains("line 2: not valid UTF-8", e.Message);
+    }
+
+    [Fact]
+    public void Tokenizing_a_bad_shard_tells_its_file_and_line_and_a_field_name_stays_out_of_the_cache_file_name()
+    {
+        Write("a.jsonl", Lines());
+        var bad = Write("b.jsonl", "{\"text\": \"ok\"}\n{\"body\": \"x\"}\n");
+        var cache = Directory.CreateTempSubdirectory("motlab-jsonl-cache").FullName;
+        var corpus = Corpus.Open(folder, textField: "../../escape");
+        Assert.DoesNotContain("escape", corpus.Identity);
+        Assert.DoesNotContain("/", corpus.Identity);
+        var e = Assert.Throws<CorpusException>(() => TokenCache.Load(Corpus.Open(folder), new ByteTokenizer(), cache));   // not an AggregateException
+        Assert.Contains($"'{bad}' line 2: no text field 'text'", e.Message);
     }
 }
