@@ -89,6 +89,9 @@ public sealed class ChartsAsResearchersReadThem(FinishedRuns runs) : InChromium,
                 Assert.True(xs.Zip(xs.Skip(1)).All(p => p.Second > p.First), $"{chart} '{trace.GetProperty("name")}' is not in strict step order: {string.Join(",", xs)}");
             }
         Assert.Equal(30, JsonDocument.Parse(live["memory-plot"]).RootElement[0].GetProperty("x").GetArrayLength());   // a system sample on every logged step
+        // a CPU host has no GPU samples: their trace is empty and stays out of the legend
+        Assert.True(await page.EvaluateAsync<bool>("() => document.getElementById('memory-plot').data.every(t => t.x.length > 0 || t.showlegend === false)"),
+            "an empty trace is listed in the legend");
 
         await page.ReloadAsync();
         await page.WaitForFunctionAsync("() => { const x = document.getElementById('loss-plot')?.data?.[0]?.x; return x && x.length === 30; }");
