@@ -67,7 +67,8 @@ public static class ConfigValidator
         Check(Vocabularies.Names.Contains(c.Data.Tokenizer), "data.tokenizer", $"must be {string.Join(" or ", Vocabularies.Names)}");
         Check(!string.IsNullOrWhiteSpace(c.Data.Corpus), "data.corpus", "must name a built-in corpus or a path");
         Check(c.Data.ValFraction is > 0 and < 0.5, "data.val_fraction", "must be in (0, 0.5)");
-        Check(c.Data.TextField is { Length: >= 1 and <= 100 }, "data.text_field", "must name the JSON field of the text (1–100 characters)");
+        Check(DataSplits.All.Contains(c.Data.Split), "data.split", $"must be {string.Join(" or ", DataSplits.All)}");
+        Check(c.Data.TextField is { Length: >= 1 and <= 100 }, "data.text_field", "must name the JSON field or Parquet column of the text (1–100 characters)");
 
         if (e.Count == 0)
         {

@@ -46,9 +46,21 @@ public sealed record DataConfig
     public string Corpus { get; init; } = "synthetic";
     /// <summary>"byte" (vocab 256) or "gpt2" (BPE, vocab 50257).</summary>
     public string Tokenizer { get; init; } = "byte";
-    public double ValFraction { get; init; } = 0.05;    // tail of the token stream held out for eval loss
-    /// <summary>JSON Lines corpora (.jsonl, .jsonl.gz, .jsonl.zst, .json.gz): the field that holds each document's text.</summary>
+    /// <summary>The share of the corpus held out for the eval loss.</summary>
+    public double ValFraction { get; init; } = 0.05;
+    /// <summary>How the held-out share is drawn: "documents" (whole documents, chosen by a hash of each, so it comes from
+    /// every source) or "tail" (the end of the token stream). A corpus of one document is always split by its tail.</summary>
+    public string Split { get; init; } = DataSplits.Documents;
+    /// <summary>JSON Lines corpora (.jsonl, .jsonl.gz, .jsonl.zst, .json.gz): the field that holds each document's text;
+    /// Parquet corpora: the text column.</summary>
     public string TextField { get; init; } = "text";
+}
+
+/// <summary>The spellings of data.split.</summary>
+public static class DataSplits
+{
+    public const string Documents = "documents", Tail = "tail";
+    public static readonly string[] All = [Documents, Tail];
 }
 
 /// <summary>Everything that defines a run; serialised as the run's config.json.</summary>

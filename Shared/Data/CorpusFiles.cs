@@ -24,7 +24,7 @@ static partial class CorpusFiles
     /// <summary>Opens the file for reading, checking the file as opened (on Linux) or by name (elsewhere).</summary>
     public static FileStream OpenRead(string path, IReadOnlyList<string>? realRoots)
     {
-        if (!OperatingSystem.IsLinux()) { Check(path, realRoots); return File.OpenRead(path); }
+        if (!OperatingSystem.IsLinux()) { Check(path, realRoots); return CorpusReadMeter.Opened(File.OpenRead(path)); }
         int fd = Open(path, ReadOnly | NonBlocking | CloseOnExec);
         if (fd < 0) throw new IOException($"{Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
         var handle = new SafeFileHandle(fd, ownsHandle: true);
@@ -33,7 +33,7 @@ static partial class CorpusFiles
             if (Mode(fd, "", EmptyPath) is not { } mode || (mode & TypeMask) != Regular) throw NotRegular(path);
             var real = new FileInfo($"/proc/self/fd/{fd}").LinkTarget ?? path;
             if (realRoots is not null && !DataRoots.Contains(realRoots, real)) throw Outside(path, real, realRoots);
-            return new FileStream(handle, FileAccess.Read);
+            return CorpusReadMeter.Opened(new FileStream(handle, FileAccess.Read));
         }
         catch { handle.Dispose(); throw; }
     }
@@ -63,4 +63,37 @@ static partial class CorpusFiles
 
     [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Statx(int dirFd, string path, int flags, uint mask, [Out] byte[] buffer);
+}
+
+/// <summary>How far the reading of a corpus has got, in bytes of its files on disk (compressed bytes for a compressed
+/// shard), for a preparation's progress and ETA: every corpus file is opened through <see cref="CorpusFiles.OpenRead"/>,
+/// which reports to the meter started on the reading thread. A file counts with its position while open and its whole
+/// length once the next one opens.</summary>
+public sealed class CorpusReadMeter : IDisposable
+{
+    [ThreadStatic] static CorpusReadMeter? current;
+    long done;
+    FileStream? file;
+    long fileLength;
+
+    /// <summary>Meters the corpus files this thread opens from now until the meter is disposed.</summary>
+    public static CorpusReadMeter Start() => current = new CorpusReadMeter();
+
+    internal static FileStream Opened(FileStream stream)
+    {
+        if (current is { } m) { m.done += m.InFile(); m.file = stream; m.fileLength = stream.Length; }
+        return stream;
+    }
+
+    long InFile()
+    {
+        if (file is null) return 0;
+        try { return file.Position; }
+        catch (ObjectDisposedException) { return fileLength; }
+    }
+
+    /// <summary>Bytes of corpus files read so far.</summary>
+    public long Bytes => done + InFile();
+
+    public void Dispose() { if (current == this) current = null; }
 }

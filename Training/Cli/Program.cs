@@ -20,6 +20,7 @@ public static class TrainingProgram
             TransitionCommand.Create(),
             FineTuneCommand.Create(),
             PlotCommand.Create(),
+            CorpusCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

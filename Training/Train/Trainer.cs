@@ -46,8 +46,7 @@ public sealed class Trainer : IDisposable
 
         var tokenizer = Tokenizers.Create(config.Data.Tokenizer);
         Config = config = config.WithTokenizerVocab();
-        tokens ??= TokenCache.Load(Corpus.Open(config.Data.Corpus, dataRoots, config.Data.TextField), tokenizer, cacheDir, Log);
-        data = new TokenDataset(tokens, config.Model.SeqLen, config.Data.ValFraction, config.Train.Seed, config.Data.Corpus);
+        data = tokens is not null ? TokenDataset.InMemory(tokens, config.Model.SeqLen, config.Data.ValFraction, config.Train.Seed) : OpenCorpus(config, tokenizer, dataRoots, cacheDir);
 
         manual_seed(config.Train.Seed);
         Model = new Gpt(config.Model, Compute);
@@ -245,7 +244,24 @@ public sealed class Trainer : IDisposable
 
     void Log(string line) { foreach (var s in sinks) s.OnLog(line); }
 
-    public void Dispose() { optimizer.Dispose(); Model.Dispose(); }
+    /// <summary>The configured corpus's token store, prepared first if it is not yet (its progress in the log every 10 s).</summary>
+    TokenDataset OpenCorpus(RunConfig config, ITextTokenizer tokenizer, IReadOnlyList<string>? dataRoots, string? cacheDir)
+    {
+        var d = config.Data;
+        var corpus = Corpus.Open(d.Corpus, dataRoots, d.TextField);
+        if (corpus.Pretokenized is not null && tokenizer.Name != Vocabularies.Gpt2)
+            throw new ConfigException([new ConfigError("data.tokenizer", $"corpus '{d.Corpus}' is pre-tokenized with GPT-2 ids: set it to \"gpt2\"")]);
+        var told = Stopwatch.StartNew();
+        var folder = TokenStoreWriter.Prepare(corpus, tokenizer, d.Split, d.ValFraction, cacheDir, log: Log, progress: p =>
+        {
+            if (told.Elapsed < TimeSpan.FromSeconds(10)) return;
+            told.Restart();
+            Log($"preparing: {p.Describe()}");
+        });
+        return TokenDataset.Open(folder, config.Model.SeqLen, config.Train.Seed, d.Corpus, tokenizer.VocabSize);
+    }
+
+    public void Dispose() { optimizer.Dispose(); Model.Dispose(); data.Dispose(); }
 }
 
 /// <summary>The loss or gradient norm stopped being finite; the message names the step.</summary>

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 using MoTLab.Shared.Config;
 using MoTLab.Shared.Data;
 using MoTLab.WebApp.Runs;
@@ -15,7 +16,10 @@ public static class CatalogApi
     {
         api.MapGet("/presets", ListPresets);
         api.MapGet("/presets/groups", () => TypedResults.Ok(Presets.Groups));
-        api.MapGet("/corpora", (CorpusCatalog corpora) => TypedResults.Ok(corpora.List()));
+        api.MapGet("/corpora", (CorpusCatalog corpora) => TypedResults.Ok(corpora.List(details: true)));
+        api.MapGet("/corpora/{name}", GetCorpus);
+        api.MapPost("/corpora/{name}/prepare", PrepareCorpus);
+        api.MapDelete("/corpora/{name}", DeleteCorpus);
         api.MapPost("/corpora/upload", Upload).ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status507InsufficientStorage)
             .DisableAntiforgery();   // an API for scripts (bearer token when exposed), not a browser form
         return api;
@@ -23,6 +27,44 @@ public static class CatalogApi
 
     static Ok<IEnumerable<PresetInfo>> ListPresets() => TypedResults.Ok(Presets.All.Select(p => new PresetInfo(p.Name, p.Description,
         ModelSize.Parameters(p.Config.Model), 3 * ModelSize.ForwardFlopsPerToken(p.Config.Model, p.Config.Train.BatchSize), p.Config)));
+
+    /// <summary>A corpus with its first documents.</summary>
+    public sealed record CorpusDetail(CorpusCatalog.CorpusInfo Corpus, IReadOnlyList<string> Preview);
+
+    /// <summary>A corpus is named by its built-in name or its path (URL-encoded: <c>%2Fdata%2Fc4</c>), as data.corpus names it.</summary>
+    static string NameOf(string name) => Uri.UnescapeDataString(name);
+
+    static Results<Ok<CorpusDetail>, NotFound<ProblemDetails>> GetCorpus(string name, CorpusCatalog corpora)
+    {
+        if (corpora.Find(NameOf(name)) is not { } c) return NoCorpus(name);
+        IReadOnlyList<string> preview = [];
+        if (c.Problem is null) try { preview = corpora.Preview(c.Name); } catch (CorpusException e) { c = c with { Problem = e.Message }; }
+        return TypedResults.Ok(new CorpusDetail(c, preview));
+    }
+
+    static NotFound<ProblemDetails> NoCorpus(string name) =>
+        TypedResults.NotFound(new ProblemDetails { Title = "no such corpus", Detail = $"no corpus '{NameOf(name)}': GET /api/corpora lists them", Status = 404 });
+
+    /// <summary>Starts preparing the corpus's token store for <paramref name="tokenizer"/> (default gpt2): 202 while it runs
+    /// (GET the corpus for its progress), 200 when it is prepared already.</summary>
+    static Results<Accepted<CorpusCatalog.CorpusInfo>, Ok<CorpusCatalog.CorpusInfo>, NotFound<ProblemDetails>, ValidationProblem> PrepareCorpus(
+        string name, CorpusCatalog corpora, CorpusPreparations preparations, string? tokenizer = null)
+    {
+        if (corpora.Find(NameOf(name)) is not { } c) return NoCorpus(name);
+        var (outcome, problem) = preparations.Start(c.Name, tokenizer ?? Vocabularies.Gpt2);
+        if (outcome == CorpusPreparations.Outcome.Refused)
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { [problem!.StartsWith("tokenizer", StringComparison.Ordinal) ? "tokenizer" : "corpus"] = [problem] });
+        var now = corpora.Find(c.Name)!;
+        return outcome == CorpusPreparations.Outcome.Prepared ? TypedResults.Ok(now) : TypedResults.Accepted($"/api/corpora/{Uri.EscapeDataString(c.Name)}", now);
+    }
+
+    /// <summary>Deletes the corpus's token stores (they are prepared again when needed) and, for an upload, its file.</summary>
+    static Results<NoContent, NotFound<ProblemDetails>, Conflict<ProblemDetails>> DeleteCorpus(string name, CorpusCatalog corpora)
+    {
+        if (corpora.Find(NameOf(name)) is null) return NoCorpus(name);
+        if (corpora.Delete(NameOf(name)) is { } problem) return TypedResults.Conflict(new ProblemDetails { Title = "corpus in use", Detail = problem, Status = 409 });
+        return TypedResults.NoContent();
+    }
 
     static ValidationProblem Invalid(string message) => TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["file"] = [message] });
 

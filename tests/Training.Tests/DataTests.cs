@@ -1,3 +1,4 @@
+using MoTLab.Shared.Config;
 using MoTLab.Training.Data;
 using MoTLab.Shared.Data;
 
@@ -78,30 +79,36 @@ public class DataTests
         Assert.Contains("not valid UTF-8", Assert.Throws<CorpusException>(() => Corpus.Open(latin1).Documents().ToList()).Message);
         Assert.Contains("neither a built-in corpus", Assert.Throws<CorpusException>(() => Corpus.Open(Path.Combine(dir.Path, "missing"))).Message);
         var small = Write("small.txt", "tiny text"u8.ToArray());
-        var tokens = TokenCache.Load(Corpus.Open(small), new ByteTokenizer(), dir.Path);
-        var e = Assert.Throws<CorpusException>(() => new TokenDataset(tokens, 64, 0.05, 1, small));
-        Assert.Contains("too small", e.Message);
+        var store = TokenStoreWriter.Prepare(Corpus.Open(small), new ByteTokenizer(), DataSplits.Documents, 0.05, dir.Path);
+        var e = Assert.Throws<CorpusException>(() => TokenDataset.Open(store, 64, 1, small, 256));
+        Assert.Contains("too few for one sequence of 64 tokens", e.Message);
     }
 
     [Fact]
-    public void Token_cache_is_reused_and_follows_file_changes()
+    public void A_token_store_is_reused_and_follows_file_changes()
     {
         using var dir = new TestUtil.TempDir();
         var file = Path.Combine(dir.Path, "a.txt");
-        File.WriteAllText(file, "abc");
-        var first = TokenCache.Load(Corpus.Open(file), new ByteTokenizer(), dir.Path);
-        Assert.Equal(new ushort[] { 97, 98, 99 }, first);
-        Assert.Single(Directory.GetFiles(Path.Combine(dir.Path, "tokens")));
-        File.WriteAllText(file, "abcd");
+        File.WriteAllText(file, "abcdefghijklmnopqrst");
+        var first = TokenStoreWriter.Prepare(Corpus.Open(file), new ByteTokenizer(), DataSplits.Documents, 0.1, dir.Path);
+        Assert.EndsWith(".tail-0.1", first);                                     // one document: held out by its tail
+        Assert.Equal("abcdefghijklmnopqr"u8.ToArray().Select(b => (ushort)b), TestUtil.Ids(first, TokenStore.TrainFile));
+        Assert.Equal("st"u8.ToArray().Select(b => (ushort)b), TestUtil.Ids(first, TokenStore.ValFile));
+        var written = File.GetLastWriteTimeUtc(Path.Combine(first, TokenStore.TrainFile));
+        Assert.Equal(first, TokenStoreWriter.Prepare(Corpus.Open(file), new ByteTokenizer(), DataSplits.Documents, 0.1, dir.Path));
+        Assert.Equal(written, File.GetLastWriteTimeUtc(Path.Combine(first, TokenStore.TrainFile)));   // reused, not written again
+        File.WriteAllText(file, "abcdefghijklmnopqrstuvwxyz0123456789");
         File.SetLastWriteTimeUtc(file, DateTime.UtcNow.AddMinutes(1));
-        Assert.Equal(4, TokenCache.Load(Corpus.Open(file), new ByteTokenizer(), dir.Path).Length);
+        var second = TokenStoreWriter.Prepare(Corpus.Open(file), new ByteTokenizer(), DataSplits.Documents, 0.1, dir.Path);
+        Assert.NotEqual(first, second);
+        Assert.Equal(36, TokenStore.Manifest(second)!.TrainTokens + TokenStore.Manifest(second)!.ValTokens);
     }
 
     [Fact]
     public void Batches_are_a_function_of_seed_and_step()
     {
         var tokens = Enumerable.Range(0, 5000).Select(i => (ushort)(i % 200)).ToArray();
-        var a = new TokenDataset(tokens, 16, 0.1, 7, "t"); var b = new TokenDataset(tokens, 16, 0.1, 7, "t");
+        using var a = TokenDataset.InMemory(tokens, 16, 0.1, 7); using var b = TokenDataset.InMemory(tokens, 16, 0.1, 7);
         var (x1, y1) = a.TrainBatch(42, 4, TorchSharp.torch.CPU);
         var (x2, _) = b.TrainBatch(42, 4, TorchSharp.torch.CPU);
         Assert.True(x1.eq(x2).all().item<bool>());

@@ -1,3 +1,4 @@
+using MoTLab.Shared.Config;
 using System.IO.Compression;
 using System.Text;
 using MoTLab.Shared.Data;
@@ -88,7 +89,7 @@ public class JsonLinesTests
         var corpus = Corpus.Open(folder, textField: "../../escape");
         Assert.DoesNotContain("escape", corpus.Identity);
         Assert.DoesNotContain("/", corpus.Identity);
-        var e = Assert.Throws<CorpusException>(() => TokenCache.Load(Corpus.Open(folder), new ByteTokenizer(), cache));   // not an AggregateException
+        var e = Assert.Throws<CorpusException>(() => TokenStoreWriter.Prepare(Corpus.Open(folder), new ByteTokenizer(), DataSplits.Documents, 0.05, cache));   // not an AggregateException
         Assert.Contains($"'{bad}' line 2: no text field 'text'", e.Message);
     }
 }

@@ -8,6 +8,10 @@ static class TestUtil
 {
     static TestUtil() => TorchRuntime.Initialise();
 
+    /// <summary>A token store file's ids (uint16).</summary>
+    public static ushort[] Ids(string store, string file) =>
+        System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(File.ReadAllBytes(System.IO.Path.Combine(store, file))).ToArray();
+
     public static FfnConfig Mot(int experts = 4, int group = 4) => new() { Kind = FfnKind.MoT, Experts = experts, GroupSize = group };
 
     public static ModelConfig TinyModel(FfnConfig ffn) => new() { VocabSize = 32, DModel = 16, Layers = 2, Heads = 2, SeqLen = 8, Ffn = ffn };

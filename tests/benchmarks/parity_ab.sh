@@ -15,11 +15,11 @@ mkdir -p "$out"; export MOTLAB_CACHE=$out/cache
 first=$(echo "$1" | cut -d: -f2)
 $motlab train --config "$config" --corpus "$corpus" --out "$out/motlab-step1" --device cuda --seed "$first" --steps 1 \
   > "$out/motlab-step1.log" 2>&1 & step1=$!
-until compgen -G "$MOTLAB_CACHE/tokens/*.u16" > /dev/null; do
+until compgen -G "$MOTLAB_CACHE/tokens/*/manifest.json" > /dev/null; do
   kill -0 "$step1" 2>/dev/null || { cat "$out/motlab-step1.log"; exit 1; }
   sleep 1
 done
-tokens=$(compgen -G "$MOTLAB_CACHE/tokens/*.u16" | head -1)
+tokens=$(dirname "$(compgen -G "$MOTLAB_CACHE/tokens/*/manifest.json" | head -1)")
 pids=()
 for spec in "$@"; do
   IFS=: read -r label seed flags <<< "$spec"

@@ -1,14 +1,14 @@
 """A plain PyTorch training loop over motlab_torch.py's model, held against MoTLab's own trainer.
 
-It reads a MoTLab run config (config.json, snake_case) and MoTLab's token cache (the flat uint16 file MoTLab writes
-under $MOTLAB_CACHE/tokens/), and trains what MoTLab trains: the same model shape, the same batches (MoTLab's
+It reads a MoTLab run config (config.json, snake_case) and MoTLab's token store (the folder of train.bin and val.bin
+MoTLab writes under $MOTLAB_CACHE/tokens/), and trains what MoTLab trains: the same model shape, the same batches (MoTLab's
 stateless SplitMix64 offsets of (seed, step, row) into the same train split), the same held-out batches, the same
 warmup + cosine schedule, AdamW with weight decay on the >= 2-D weights, global-norm clipping, bf16 autocast on
 CUDA. What it does not share is MoTLab's code: the model is motlab_torch's, the optimizer, clipping, loss and
 attention are PyTorch's, and the weights start from this file's own draw of model.init (gpt2 or paper), unless
 --weights starts it from a MoTLab checkpoint's or --motlab-init draws MoTLab's own initial weights.
 
-    python tests/benchmarks/pytorch_train.py --config RUN/config.json --tokens CACHE.u16 --out DIR [--device cuda]
+    python tests/benchmarks/pytorch_train.py --config RUN/config.json --tokens STORE --out DIR [--device cuda]
 
 For A/B tests against MoTLab (docs/training-parity.md), flags put one piece of MoTLab's arithmetic into the loop:
 --motlab-init (MoTLab's draw of the weights, bit for bit on the same libtorch; --check-init CHECKPOINT prints how far
@@ -219,7 +219,7 @@ class MoTLabLinearCrossEntropy(torch.autograd.Function):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True, help="a MoTLab config.json")
-    ap.add_argument("--tokens", required=True, help="MoTLab's token cache for the config's corpus and tokenizer (.u16)")
+    ap.add_argument("--tokens", required=True, help="MoTLab's token store for the config's corpus and tokenizer (the folder of train.bin, val.bin and manifest.json)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--weights", help="start from this MoTLab checkpoint folder's weights instead of drawing them")
@@ -246,9 +246,9 @@ def main():
     device = torch.device(args.device)
     torch.manual_seed(seed)
 
-    tokens = torch.from_numpy(np.fromfile(args.tokens, dtype=np.uint16).astype(np.int32))
-    val_count = int(max(seq + 1, len(tokens) * data.get("val_fraction", 0.05)))
-    train, val = tokens[:-val_count], tokens[-val_count:]
+    manifest = json.load(open(os.path.join(args.tokens, "manifest.json")))
+    width = np.uint32 if manifest["token_type"] == "uint32" else np.uint16
+    train, val = (torch.from_numpy(np.fromfile(os.path.join(args.tokens, f), dtype=width).astype(np.int32)) for f in ("train.bin", "val.bin"))
 
     model = MoTLabGPT(m, expert_shapes(m))
     if args.weights:

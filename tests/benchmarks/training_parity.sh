@@ -17,11 +17,11 @@ start_motlab() {
     > "$out/motlab-$(name_of "$1").log" 2>&1 & pids+=($!)
 }
 start_motlab "$1"
-until compgen -G "$MOTLAB_CACHE/tokens/*.u16" > /dev/null; do
+until compgen -G "$MOTLAB_CACHE/tokens/*/manifest.json" > /dev/null; do
   kill -0 "${pids[0]}" 2>/dev/null || { cat "$out/motlab-$(name_of "$1").log"; exit 1; }
   sleep 2
 done
-tokens=$(compgen -G "$MOTLAB_CACHE/tokens/*.u16" | head -1)
+tokens=$(dirname "$(compgen -G "$MOTLAB_CACHE/tokens/*/manifest.json" | head -1)")
 for spec in "$@"; do
   [ "$spec" = "$1" ] || start_motlab "$spec"
   python3 "$here/pytorch_train.py" --config "$here/parity/${spec%%:*}.json" --tokens "$tokens" --out "$out/torch-$(name_of "$spec")" $(seed_args "$spec") \
