@@ -46,7 +46,7 @@ public sealed class ReadmeCommand { public const string Name = "the README comma
 /// <summary>What a researcher used to W&amp;B or TensorBoard checks first, in Chromium against the README's command:
 /// the charts show the data (raw and smoothed, smoothing that does not move with the zoom, live equal to a reload),
 /// Compare draws any metric with seeds folded, settings are kept, dark mode, the Runs table, form errors on their
-/// fields, the log, a phone-width page, lineage, system metrics and export.</summary>
+/// fields, the log, a phone-width page, lineage, system metrics and export; and the Corpora page beside them.</summary>
 [Collection(ReadmeCommand.Name)]
 public sealed class ChartsAsResearchersReadThem(FinishedRuns runs) : InChromium, IClassFixture<FinishedRuns>
 {
@@ -313,5 +313,54 @@ public sealed class ChartsAsResearchersReadThem(FinishedRuns runs) : InChromium,
         Assert.False(await page.Locator("#clone-button").IsVisibleAsync());
         Assert.True(await page.EvaluateAsync<int>("() => document.documentElement.scrollWidth") <= 390, "the run page is wider than a 390 px phone");
         problems.AssertNone("on a continued run, its log, export and at phone width");
+    }
+    static ILocator CorpusRow(IPage page, string name) =>
+        page.Locator("#corpora-table tbody tr", new() { Has = page.Locator($"td[data-corpus='{name}']") });
+
+    [Fact]
+    public async Task The_corpora_page_prepares_live_previews_and_deletes_and_the_form_counts_epochs()
+    {
+        var (page, problems) = await OpenAsync(Base);
+        await page.GotoAsync("/corpora");
+        await CorpusRow(page, "synthetic").Locator("td[data-column='byte'] .store-prepared").WaitForAsync();   // the finished runs prepared it
+
+        // a real corpus prepared from the page: its progress live, then its counts
+        var debian = CorpusRow(page, "debian-docs");
+        await debian.Locator("td[data-column='byte'] .prepare-button").ClickAsync();
+        await debian.Locator("td[data-column='byte'] .prepare-progress").WaitForAsync();
+        Assert.Matches(@"[\d,]+ documents, [\d,]+ tokens, .* tokens/s", await debian.Locator("td[data-column='byte'] .prepare-state").InnerTextAsync());
+        await debian.Locator("td[data-column='byte'] .store-prepared").WaitForAsync(new() { Timeout = 180_000 });
+        Assert.Contains("4,923 documents", await debian.Locator("td[data-column='byte']").InnerTextAsync());
+
+        // an upload: prepared, previewed, deleted with its file
+        var text = Path.Combine(Path.GetTempPath(), $"motlab-upload-{Guid.NewGuid():N}.txt");
+        await File.WriteAllTextAsync(text, "The first line of the upload.\n" + string.Concat(Enumerable.Repeat("More text to learn from. ", 4000)));
+        try
+        {
+            await page.Locator("input[type=file]").SetInputFilesAsync(text);
+            var upload = page.Locator("#corpora-table tbody tr", new() { HasText = "upload" }).Filter(new() { Has = page.Locator("td[data-corpus]") }).First;
+            await upload.WaitForAsync();
+            string uploaded = (await upload.Locator("td[data-corpus]").GetAttributeAsync("data-corpus"))!;
+            Assert.True(File.Exists(uploaded));
+            await upload.Locator("td[data-column='byte'] .prepare-button").ClickAsync();
+            await upload.Locator("td[data-column='byte'] .store-prepared").WaitForAsync();
+            await upload.Locator(".preview-button").ClickAsync();
+            await page.Locator(".preview-document", new() { HasText = "The first line of the upload." }).WaitForAsync();
+            await upload.Locator(".delete-button").ClickAsync();
+            await page.Locator(".mud-dialog button", new() { HasText = "Delete" }).ClickAsync();
+            await page.WaitForFunctionAsync($"() => !document.querySelector(\"td[data-corpus='{uploaded}']\")");
+            Assert.False(File.Exists(uploaded), "deleting the upload left its file");
+        }
+        finally { File.Delete(text); }
+
+        // the form: the corpus's tokens and how many times the run reads them, with a warning above one epoch
+        await page.GotoAsync("/new");
+        await page.Locator("#corpus-tokens", new() { HasText = "training tokens" }).WaitForAsync();
+        Assert.False(await page.Locator("#epochs-warning").IsVisibleAsync());
+        var steps = page.Locator("#steps-field");
+        await steps.FillAsync("100000");
+        await steps.BlurAsync();
+        await page.Locator("#epochs-warning", new() { HasText = "reads its corpus" }).WaitForAsync();
+        problems.AssertNone("on the Corpora page and the New-run form");
     }
 }

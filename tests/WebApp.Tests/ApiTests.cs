@@ -77,6 +77,44 @@ public class ApiTests(DashboardFactory dashboard) : IClassFixture<DashboardFacto
     }
 
     [Fact]
+    public async Task A_corpus_is_prepared_through_the_api_with_its_stores_preview_and_delete()
+    {
+        var folder = Directory.CreateDirectory(Path.Combine(dashboard.CorpusRoot, "shards")).FullName;
+        await using (var gz = new System.IO.Compression.GZipStream(File.Create(Path.Combine(folder, "part-0.jsonl.gz")), System.IO.Compression.CompressionLevel.Fastest))
+        await using (var w = new StreamWriter(gz))
+            for (int i = 0; i < 400; i++) await w.WriteLineAsync(JsonSerializer.Serialize(new { text = $"document {i}: " + string.Concat(Enumerable.Repeat($"w{i % 37} ", 50)) }));
+        var name = Uri.EscapeDataString(folder);
+
+        var listed = (await http.GetFromJsonAsync<JsonElement>("/api/corpora")).EnumerateArray().Single(c => c.GetProperty("name").GetString() == folder);
+        Assert.Equal(("folder", "jsonl", 1), (listed.GetProperty("kind").GetString(), listed.GetProperty("format").GetString(), listed.GetProperty("files").GetInt32()));
+        Assert.Empty(listed.GetProperty("stores").EnumerateArray());
+
+        var started = await http.PostAsync($"/api/corpora/{name}/prepare?tokenizer=byte", null);
+        Assert.True(started.StatusCode is HttpStatusCode.Accepted or HttpStatusCode.OK, await started.Content.ReadAsStringAsync());
+        JsonElement store = default;
+        for (var until = DateTime.UtcNow.AddMinutes(2); DateTime.UtcNow < until; await Task.Delay(250))
+        {
+            var detail = await http.GetFromJsonAsync<JsonElement>($"/api/corpora/{name}");
+            store = detail.GetProperty("corpus").GetProperty("stores").EnumerateArray().FirstOrDefault(s => s.TryGetProperty("prepared", out _));
+            if (store.ValueKind == JsonValueKind.Object) { Assert.StartsWith("document 0: w0 w0", detail.GetProperty("preview")[0].GetString()); break; }
+        }
+        Assert.True(store.ValueKind == JsonValueKind.Object, "the corpus was not prepared within 2 minutes");
+        var prepared = store.GetProperty("prepared");
+        Assert.Equal(("byte", "documents", 400), (store.GetProperty("tokenizer").GetString(), store.GetProperty("split").GetString(), prepared.GetProperty("documents").GetInt32()));
+        Assert.True(prepared.GetProperty("val_documents").GetInt32() > 0);
+        Assert.Equal(HttpStatusCode.OK, (await http.PostAsync($"/api/corpora/{name}/prepare?tokenizer=byte", null)).StatusCode);   // prepared already
+
+        Assert.Equal(HttpStatusCode.BadRequest, (await http.PostAsync($"/api/corpora/{name}/prepare?tokenizer=sentencepiece", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.PostAsync("/api/corpora/no-such-corpus/prepare", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync($"/api/corpora/{Uri.EscapeDataString("/etc")}")).StatusCode);   // not in a data root
+
+        Assert.Equal(HttpStatusCode.NoContent, (await http.DeleteAsync($"/api/corpora/{name}")).StatusCode);
+        var after = await http.GetFromJsonAsync<JsonElement>($"/api/corpora/{name}");
+        Assert.Empty(after.GetProperty("corpus").GetProperty("stores").EnumerateArray());
+        Assert.True(File.Exists(Path.Combine(folder, "part-0.jsonl.gz")), "deleting a data root's corpus deleted its files");
+    }
+
+    [Fact]
     public async Task A_reproduce_group_launches_the_matched_set_or_nothing()
     {
         int before = await RunCount();

@@ -93,6 +93,22 @@ public partial class NewRun
         estimate = cfg is null ? "fix the fields marked in red" :
             $"{ModelSize.Parameters(cfg.Model):N0} parameters · {3 * ModelSize.ForwardFlopsPerToken(cfg.Model, cfg.Train.BatchSize) / 1e6:N2} MFLOP per token per step · " +
             $"{(double)cfg.Train.Steps * cfg.Train.BatchSize * cfg.Model.SeqLen:N0} tokens in all";
+        (corpusLine, epochs) = cfg is null ? (null, null) : Epochs(cfg);
+    }
+
+    string? corpusLine;
+    double? epochs;
+    (DataConfig Data, (long? Tokens, bool Estimated) Count)? counted;      // the corpus's tokens, counted once per corpus and tokenizer
+
+    /// <summary>The corpus's training tokens with the chosen tokenizer and how many times the run reads them (steps ×
+    /// batch × sequence ÷ tokens); above one the form warns.</summary>
+    (string Line, double? Epochs) Epochs(RunConfig cfg)
+    {
+        if (counted?.Data != cfg.Data) counted = (cfg.Data, Corpora.TrainTokens(cfg.Data));
+        var (tokens, estimated) = counted.Value.Count;
+        if (tokens is not { } n || n == 0) return ($"{cfg.Data.Corpus} with {cfg.Data.Tokenizer}: not prepared yet, its tokens are counted when it is (Corpora page)", null);
+        double reads = (double)cfg.Train.Steps * cfg.Train.BatchSize * cfg.Model.SeqLen / n;
+        return ($"{cfg.Data.Corpus} with {cfg.Data.Tokenizer}: {(estimated ? "about " : "")}{n:N0} training tokens; this run reads them {reads:0.##} time{(reads == 1 ? "" : "s")} (epochs)", reads);
     }
 
     async Task UploadAsync(IBrowserFile? file)
