@@ -62,20 +62,22 @@ public sealed class TokenDataset : IDisposable
     /// <summary>The j-th fixed evaluation batch (the same every time it is asked for).</summary>
     public (Tensor X, Tensor Y) EvalBatch(int j, int batch, Device device) => Make(val, -1 - j, batch, device);
 
-    (Tensor, Tensor) Make(TokenSplit source, long step, int batch, Device device)
+    /// <summary>Rows of <see cref="seqLen"/> ids written straight into the batch's int64 tensors; for a GPU copied through
+    /// pinned memory (a pageable copy would make the host wait for the GPU to drain every step).</summary>
+    unsafe (Tensor, Tensor) Make(TokenSplit source, long step, int batch, Device device)
     {
         int t = seqLen;
-        var x = new long[batch * t]; var y = new long[batch * t];
+        bool cpu = device.type == TorchSharp.DeviceType.CPU;
+        var xs = empty([batch, t], ScalarType.Int64); var ys = empty([batch, t], ScalarType.Int64);
+        long* x = Model.Cpu.CpuKernels.Ptr<long>(xs), y = Model.Cpu.CpuKernels.Ptr<long>(ys);
         long span = source.Length - t;                   // start + t (the last target) must be a valid index
         for (int b = 0; b < batch; b++)
         {
             long start = (long)(Mix((ulong)seed, (ulong)step, (ulong)b) % (ulong)span);
-            source.Copy(start, x.AsSpan(b * t, t));
-            source.Copy(start + 1, y.AsSpan(b * t, t));
+            source.Copy(start, new Span<long>(x + (long)b * t, t));
+            source.Copy(start + 1, new Span<long>(y + (long)b * t, t));
         }
-        var xs = tensor(x, [batch, t]); var ys = tensor(y, [batch, t]);
-        if (device.type == TorchSharp.DeviceType.CPU) return (xs, ys);
-        // pinned + non_blocking: a pageable copy would make the host wait for the GPU to drain every step
+        if (cpu) return (xs, ys);
         using (xs) using (ys) using (var px = xs.pin_memory()) using (var py = ys.pin_memory())
             return (px.to(device, non_blocking: true), py.to(device, non_blocking: true));
     }

@@ -11,10 +11,10 @@ namespace MoTLab.Training.Data;
 
 /// <summary>Prepares a <see cref="TokenStore"/>: reads a corpus as a stream, tokenizes it in parallel and appends the
 /// ids to train.bin / val.bin. The algorithm:
-///   1. One thread reads documents in corpus order into chunks of about 4M characters (two chunks in flight at most,
+///   1. One thread reads documents in corpus order into chunks of about 16M characters (two chunks in flight at most,
 ///      so memory stays flat whatever the corpus's size), noting how many bytes of the corpus files it has read.
-///   2. Each chunk is tokenized on every core (a document over 1M characters in pieces cut at a line start, where
-///      GPT-2's pre-tokenizer splits anyway) and, under data.split "documents", every document is hashed (SHA-256 of
+///   2. Each chunk is tokenized on every core (a document over 64K characters in pieces cut at a line start, where
+///      GPT-2's pre-tokenizer splits anyway, so that one long document does not keep the other cores waiting) and, under data.split "documents", every document is hashed (SHA-256 of
 ///      its UTF-8): it is held out when the hash's top 53 bits, as a fraction, fall below the held-out share.
 ///   3. The chunk's ids are appended in document order, the files flushed, then state.json written (atomically):
 ///      a resumed preparation cuts the files back to the lengths the state names and skips the documents it counts.
@@ -22,8 +22,8 @@ namespace MoTLab.Training.Data;
 ///      partial folder renamed to the store's name.</summary>
 public static class TokenStoreWriter
 {
-    public const int ChunkChars = 4 << 20;
-    const int PieceChars = 1 << 20;
+    public const int ChunkChars = 16 << 20;
+    const int PieceChars = 64 << 10;
 
     /// <summary>The finished store of <paramref name="corpus"/> (prepared now unless it already is), or a pre-tokenized
     /// corpus's own folder. Waits while another process prepares the same store. <paramref name="progress"/> is called
@@ -200,15 +200,17 @@ public static class TokenStoreWriter
         return (System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(hash) >> 11) * (1.0 / (1UL << 53)) < heldOut;
     }
 
-    /// <summary>A long document in pieces of about <see cref="PieceChars"/>, each cut where a line starts with a character
-    /// other than whitespace: GPT-2's pre-tokenizer splits there anyway, so the ids are those of the whole text.</summary>
+    /// <summary>A long document in pieces of about <see cref="PieceChars"/>, each cut after a single line break between
+    /// two characters that are not whitespace ("x\nT"): GPT-2's pre-tokenizer splits on both sides of such a break, at
+    /// the end of a piece as inside the text, so the ids are those of the whole text. (After "\n\n" it would not be: a
+    /// text ending in "\n\n" is one pre-token, the same two breaks before a letter are two.)</summary>
     static IEnumerable<string> Pieces(string doc)
     {
         int from = 0;
         while (doc.Length - from > PieceChars)
         {
             int cut = from + PieceChars;
-            while (cut < doc.Length && !(doc[cut - 1] == '\n' && !char.IsWhiteSpace(doc[cut]))) cut++;
+            while (cut < doc.Length && !(doc[cut - 1] == '\n' && !char.IsWhiteSpace(doc[cut - 2]) && !char.IsWhiteSpace(doc[cut]))) cut++;
             if (cut >= doc.Length) break;
             yield return doc[from..cut];
             from = cut;

@@ -198,4 +198,17 @@ public class TokenStoreTests
         Assert.Equal(Doc(1) + Doc(2), Text(tail, TokenStore.TrainFile) + Text(tail, TokenStore.ValFile));
         Assert.Equal(e.Message, TokenStore.Preparing(TokenStore.Folder(dir.Path, Corpus.Open(folder).Identity, "byte", DataSplits.Documents, 0.05))!.Error);
     }
+    [Fact]
+    public void A_long_document_tokenized_in_pieces_has_the_ids_of_the_whole_text()
+    {
+        using var dir = new TestUtil.TempDir();
+        var file = Path.Combine(dir.Path, "long.txt");
+        // 300 K characters: paragraphs, single and double line breaks, indented lines, CRLF, numbers and punctuation
+        var text = string.Concat(Enumerable.Range(0, 3000).Select(i =>
+            $"Paragraph {i}: the model's {i % 7}th line, with 'quotes' and 3.5%.\n{(i % 3 == 0 ? "\n" : "")}{(i % 5 == 0 ? "    indented code();\r\n" : "")}Next line here\n"));
+        File.WriteAllText(file, text);
+        var gpt2 = new Gpt2Tokenizer();
+        var store = TokenStoreWriter.Prepare(Corpus.Open(file), gpt2, DataSplits.Documents, 0.05, dir.Path);
+        Assert.Equal(gpt2.Encode(text).Select(i => (ushort)i), TestUtil.Ids(store, TokenStore.TrainFile).Concat(TestUtil.Ids(store, TokenStore.ValFile)));
+    }
 }
