@@ -16,7 +16,7 @@ public static class TrainCommand
         var steps = new Option<int?>("--steps") { Description = "Override train.steps" };
         var device = new Option<string>("--device") { Description = "cpu, cuda, cuda:N or auto", DefaultValueFactory = _ => "auto" };
         var output = new Option<string?>("--out") { Description = "Run folder (default runs/<name>-<time>)" };
-        var corpus = new Option<string?>("--corpus") { Description = "Override data.corpus: synthetic, dotnet-docs, linux-docs, or a UTF-8 file/folder" };
+        var corpus = new Option<string?>("--corpus") { Description = "Override data.corpus: synthetic, dotnet-docs, linux-docs, debian-docs, or a file/folder of text, JSON Lines or Parquet, or of nanoGPT train.bin/val.bin" };
         var seed = new Option<long?>("--seed") { Description = "Override train.seed" };
         var resume = new Option<string?>("--resume") { Description = "Continue a run folder from its newest checkpoint" };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch (default: all cores)" };

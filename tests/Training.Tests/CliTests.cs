@@ -6,9 +6,13 @@ namespace MoTLab.Training.Tests;
 /// <summary>The real executable, as a user runs it: exit codes, files, messages.</summary>
 public class CliTests
 {
-    static (int Code, string Out, string Err) Cli(params string[] args)
+    static (int Code, string Out, string Err) Cli(params string[] args) => CliIn(null, args);
+
+    /// <summary>The CLI with its token stores in <paramref name="cache"/> (MOTLAB_CACHE) when given.</summary>
+    static (int Code, string Out, string Err) CliIn(string? cache, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (cache is not null) psi.Environment["MOTLAB_CACHE"] = cache;
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "MoTLab.Training.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
@@ -26,6 +30,28 @@ public class CliTests
         var names = JsonDocument.Parse(output).RootElement.EnumerateArray().Select(e => e.GetProperty("name").GetString()).ToList();
         foreach (var n in new[] { "tiny-dense", "tiny-mot", "tiny-moe", "tiny-ec", "mini-mot", "medium-dense", "medium-mot", "medium-mot-32e8" })
             Assert.Contains(n, names);
+    }
+
+    [Fact]
+    public void Corpus_prepare_writes_the_store_once_and_names_a_bad_line()
+    {
+        using var dir = new TestUtil.TempDir();
+        var shards = Directory.CreateDirectory(Path.Combine(dir.Path, "shards")).FullName;
+        File.WriteAllLines(Path.Combine(shards, "a.jsonl"), Enumerable.Range(0, 300).Select(i => JsonSerializer.Serialize(new { text = $"document {i} says {i * i}." })));
+        var cache = Path.Combine(dir.Path, "cache");
+        var (code, output, err) = CliIn(cache, "corpus", "prepare", shards, "--tokenizer", "byte");
+        Assert.True(code == 0, err);
+        Assert.Matches(@"tokens/.*\.byte\.documents-0\.05: 300 documents \(\d+ held out\), [\d,]+ train and [\d,]+ held-out byte tokens", output);
+        Assert.Contains($"preparing corpus '{shards}' with byte", err);
+        var again = CliIn(cache, "corpus", "prepare", shards, "--tokenizer", "byte");
+        Assert.Equal(0, again.Code);
+        Assert.DoesNotContain("preparing corpus", again.Err);                          // prepared already: used as it is
+
+        File.AppendAllText(Path.Combine(shards, "a.jsonl"), "{\"body\": 1}\n");
+        var bad = CliIn(cache, "corpus", "prepare", shards, "--tokenizer", "byte");
+        Assert.Equal(2, bad.Code);
+        Assert.Contains($"error: corpus file '{Path.Combine(shards, "a.jsonl")}' line 301: no text field 'text'", bad.Err);
+        Assert.Contains("data.split: must be documents or tail", CliIn(cache, "corpus", "prepare", shards, "--split", "random").Err);
     }
 
     [Fact]

@@ -112,6 +112,24 @@ public class ApiTests(DashboardFactory dashboard) : IClassFixture<DashboardFacto
         var after = await http.GetFromJsonAsync<JsonElement>($"/api/corpora/{name}");
         Assert.Empty(after.GetProperty("corpus").GetProperty("stores").EnumerateArray());
         Assert.True(File.Exists(Path.Combine(folder, "part-0.jsonl.gz")), "deleting a data root's corpus deleted its files");
+
+        // a bad shard: the preparation fails with the file and line, stored where the page reads it; nothing is stored
+        var bad = Directory.CreateDirectory(Path.Combine(dashboard.CorpusRoot, "bad-shards")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(bad, "a.jsonl"), "{\"text\": \"fine\"}\n{\"body\": \"no text here\"}\n");
+        Assert.Equal(HttpStatusCode.Accepted, (await http.PostAsync($"/api/corpora/{Uri.EscapeDataString(bad)}/prepare?tokenizer=byte", null)).StatusCode);
+        string? error = null;
+        for (var until = DateTime.UtcNow.AddMinutes(1); error is null && DateTime.UtcNow < until; await Task.Delay(250))
+            error = (await http.GetFromJsonAsync<JsonElement>($"/api/corpora/{Uri.EscapeDataString(bad)}")).GetProperty("corpus").GetProperty("stores").EnumerateArray()
+                .Select(s => s.TryGetProperty("preparing", out var p) && p.TryGetProperty("error", out var e) ? e.GetString() : null).FirstOrDefault(e => e is not null);
+        Assert.Contains($"'{Path.Combine(bad, "a.jsonl")}' line 2: no text field 'text'", error);
+        Assert.DoesNotContain((await http.GetFromJsonAsync<JsonElement>($"/api/corpora/{Uri.EscapeDataString(bad)}")).GetProperty("corpus").GetProperty("stores").EnumerateArray(),
+            s => s.TryGetProperty("prepared", out _));
+
+        // a link out of the data roots inside a corpus folder: refused before anything runs
+        File.CreateSymbolicLink(Path.Combine(bad, "leak.txt"), "/etc/hostname");
+        var refused = await http.PostAsync($"/api/corpora/{Uri.EscapeDataString(bad)}/prepare?tokenizer=byte", null);
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        Assert.Contains("outside the data roots", await refused.Content.ReadAsStringAsync());
     }
 
     [Fact]
