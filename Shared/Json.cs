@@ -9,7 +9,17 @@ public static class Json
     public static readonly JsonSerializerOptions Options = Create(indented: false);
     public static readonly JsonSerializerOptions Indented = Create(indented: true);
 
-    static JsonSerializerOptions Create(bool indented) => new()
+    /// <summary>Read-only from the start, so that its type metadata (which sweeps read to know the config's fields) is
+    /// there before anything was serialized.</summary>
+    static JsonSerializerOptions Create(bool indented)
+    {
+        var options = Dialect(indented);
+        options.TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver();
+        options.MakeReadOnly();
+        return options;
+    }
+
+    static JsonSerializerOptions Dialect(bool indented) => new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,

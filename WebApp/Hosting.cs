@@ -38,7 +38,7 @@ public static class Hosting
         s.AddOptions<KeyManagementOptions>().Configure<IOptions<MoTLabOptions>, ILoggerFactory>((k, o, logs) =>
             k.XmlRepository = new FileSystemXmlRepository(Directory.CreateDirectory(o.Value.KeysPath), logs));
         s.AddSingleton<WorkerTokens>().AddSingleton<MoTLab.WebApp.Hubs.WorkerConnections>().AddSingleton<SchedulerSignal>().AddSingleton<CancelRequests>().AddSingleton<RunEvents>()
-         .AddSingleton<CorpusCatalog>().AddSingleton<CorpusPreparations>().AddSingleton<RunRequests>().AddSingleton<RunService>().AddSingleton<MetricsQuery>().AddSingleton<RoutingQuery>()
+         .AddSingleton<CorpusCatalog>().AddSingleton<CorpusPreparations>().AddSingleton<SweepService>().AddSingleton<RunRequests>().AddSingleton<RunService>().AddSingleton<MetricsQuery>().AddSingleton<RoutingQuery>()
          .AddSingleton<SampleRunner>().AddSingleton<UploadStore>().AddSingleton<AccessGate>().AddSingleton<RemoteWorkers>().AddSingleton<RunGroups>()
          .AddSingleton<ILauncher, LocalProcessLauncher>();
         s.AddSingleton<TelemetryWriter>().AddHostedService(sp => sp.GetRequiredService<TelemetryWriter>());

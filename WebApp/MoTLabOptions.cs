@@ -20,6 +20,8 @@ public sealed class MoTLabOptions
     /// <summary>Folders users may train on (corpus paths must resolve inside one). The uploads folder is always allowed.</summary>
     public List<string> DataRoots { get; set; } = [];
     [Range(1, 100_000)] public int MaxUploadMB { get; set; } = 200;
+    /// <summary>The most runs one sweep may launch: a larger grid or random search is refused with its count.</summary>
+    [Range(1, 100_000)] public int MaxSweepRuns { get; set; } = 200;
     /// <summary>libtorch threads of each CPU run; 0 = automatic (<see cref="CpuWorkerThreads"/>).</summary>
     [Range(0, 256)] public int WorkerThreads { get; set; } = 0;
 

@@ -21,6 +21,7 @@ public static class TrainingProgram
             FineTuneCommand.Create(),
             PlotCommand.Create(),
             CorpusCommand.Create(),
+            SweepCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

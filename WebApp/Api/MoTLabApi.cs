@@ -6,7 +6,7 @@ public static class MoTLabApi
 {
     public static IEndpointRouteBuilder MapMoTLabApi(this IEndpointRouteBuilder app)
     {
-        app.MapGroup("/api").WithTags("MoTLab").RequireAuthorization().MapRuns().MapCompare().MapCatalog().MapHealth();
+        app.MapGroup("/api").WithTags("MoTLab").RequireAuthorization().MapRuns().MapSweeps().MapCompare().MapCatalog().MapHealth();
         return app;
     }
 }

@@ -11,6 +11,7 @@ public sealed class MoTLabDb(DbContextOptions<MoTLabDb> options) : DbContext(opt
     public DbSet<MetricRow> Metrics => Set<MetricRow>();
     public DbSet<RoutingRow> Routing => Set<RoutingRow>();
     public DbSet<CheckpointRow> Checkpoints => Set<CheckpointRow>();
+    public DbSet<SweepRow> Sweeps => Set<SweepRow>();
 
     protected override void OnModelCreating(ModelBuilder b)
     {
@@ -23,6 +24,7 @@ public sealed class MoTLabDb(DbContextOptions<MoTLabDb> options) : DbContext(opt
             e.Ignore(r => r.Device);
             e.HasIndex(r => r.Status);
             e.HasIndex(r => r.CreatedAt);
+            e.HasOne<SweepRow>().WithMany().HasForeignKey(r => r.SweepId).OnDelete(DeleteBehavior.SetNull);
         });
         b.Entity<MetricRow>(e =>
         {

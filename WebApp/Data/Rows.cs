@@ -4,6 +4,15 @@ using MoTLab.Shared.Telemetry;
 
 namespace MoTLab.WebApp.Data;
 
+/// <summary>A sweep: the spec it was launched from (SweepSpec as JSON); its runs point at it.</summary>
+public sealed class SweepRow
+{
+    public int Id { get; set; }
+    public string Name { get; set; } = "";
+    public string SpecJson { get; set; } = "{}";
+    public DateTime CreatedAt { get; set; }
+}
+
 /// <summary>One training run and its summary (kept current as telemetry arrives).</summary>
 public sealed class RunRow
 {
@@ -40,6 +49,8 @@ public sealed class RunRow
     public double? TokensPerS { get; set; }
     public double? ElapsedS { get; set; }
     public int? ParentId { get; set; }
+    /// <summary>The sweep the run belongs to, if any.</summary>
+    public int? SweepId { get; set; }
     public string? WorkerTokenHash { get; set; }
     /// <summary>The batch job of a Slurm-pool run.</summary>
     public string? ExternalJob { get; set; }

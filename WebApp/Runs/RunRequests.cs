@@ -13,7 +13,8 @@ public sealed class RunRequests(CorpusCatalog corpora, IOptions<MoTLabOptions> o
     public const int MaxTags = 20;
 
     /// <summary>The run to create and where it asked to train, or the field errors (JSON paths) that prevent it.</summary>
-    public (RunConfig? Config, DeviceRequest Device, Dictionary<string, string[]> Errors) Resolve(CreateRunRequest r)
+    /// <param name="corpusChecks">Corpus checks already made (a sweep's runs share their corpus: opened once).</param>
+    public (RunConfig? Config, DeviceRequest Device, Dictionary<string, string[]> Errors) Resolve(CreateRunRequest r, IDictionary<string, string?>? corpusChecks = null)
     {
         var errors = new Dictionary<string, List<string>>();
         void Add(string field, string message) => (errors.TryGetValue(field, out var l) ? l : errors[field] = []).Add(message);
@@ -35,7 +36,8 @@ public sealed class RunRequests(CorpusCatalog corpora, IOptions<MoTLabOptions> o
         if (DeviceProblem(device) is { } deviceProblem) { Add("device", deviceProblem); device = null; }
         var (memory, memoryName) = device is { } d ? Memory(d) : (null, "");
         foreach (var e in ConfigValidator.ValidateRun(cfg, cuda: device?.Pool == DevicePool.Gpu, memory, memoryName)) Add(e.Field, e.Message);
-        if (corpora.Check(cfg.Data.Corpus) is { } problem) Add("data.corpus", problem);
+        string? CheckCorpus(string c) => corpusChecks is null ? corpora.Check(c) : corpusChecks.TryGetValue(c, out var known) ? known : corpusChecks[c] = corpora.Check(c);
+        if (CheckCorpus(cfg.Data.Corpus) is { } problem) Add("data.corpus", problem);
         if (cfg.Train.InitFrom is { } init && InitFromProblem(init) is { } initProblem) Add("train.init_from", initProblem);
         if (r.Tags is { Count: > MaxTags }) Add("tags", $"at most {MaxTags} tags");
         else if (r.Tags is { } tags && tags.Any(t => t is null || t.Length > 50 || t.Contains(','))) Add("tags", "each tag: at most 50 characters, no commas");

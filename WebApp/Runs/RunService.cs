@@ -15,7 +15,8 @@ namespace MoTLab.WebApp.Runs;
 public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requests, IOptions<MoTLabOptions> options,
     IHubContext<RunsHub, IRunsClient> hub, RunEvents events, SchedulerSignal signal, WorkerTokens tokens, CancelRequests cancels, ILogger<RunService> log)
 {
-    public async Task<(RunRow? Run, Dictionary<string, string[]> Errors)> CreateAsync(CreateRunRequest request, CancellationToken ct = default)
+    /// <param name="sweepId">The sweep the run belongs to (<see cref="SweepService"/>).</param>
+    public async Task<(RunRow? Run, Dictionary<string, string[]> Errors)> CreateAsync(CreateRunRequest request, CancellationToken ct = default, int? sweepId = null)
     {
         var (cfg, device, errors) = requests.Resolve(request);
         if (cfg is null) return (null, errors);
@@ -26,7 +27,7 @@ public sealed class RunService(IDbContextFactory<MoTLabDb> dbs, RunRequests requ
         {
             Name = cfg.Name, Status = RunStatus.Queued, ConfigJson = JsonSerializer.Serialize(cfg, Json.Options), Preset = cfg.Preset,
             Kind = cfg.Model.Ffn.Kind, Tags = string.Join(',', request.Tags ?? []), Notes = request.Notes ?? "",
-            Requested = device, CreatedAt = DateTime.UtcNow, TotalSteps = cfg.Train.Steps, ParentId = request.ParentId,
+            Requested = device, CreatedAt = DateTime.UtcNow, TotalSteps = cfg.Train.Steps, ParentId = request.ParentId, SweepId = sweepId,
             Parameters = ModelSize.Parameters(cfg.Model), FlopsPerToken = 3 * ModelSize.ForwardFlopsPerToken(cfg.Model, cfg.Train.BatchSize),
         };
         // one transaction: the run folder is named after the id the insert gives, and the scheduler must never see the

@@ -46,7 +46,7 @@ public sealed class ReadmeCommand { public const string Name = "the README comma
 /// <summary>What a researcher used to W&amp;B or TensorBoard checks first, in Chromium against the README's command:
 /// the charts show the data (raw and smoothed, smoothing that does not move with the zoom, live equal to a reload),
 /// Compare draws any metric with seeds folded, settings are kept, dark mode, the Runs table, form errors on their
-/// fields, the log, a phone-width page, lineage, system metrics and export; and the Corpora page beside them.</summary>
+/// fields, the log, a phone-width page, lineage, system metrics and export; and the Corpora and Sweep pages beside them.</summary>
 [Collection(ReadmeCommand.Name)]
 public sealed class ChartsAsResearchersReadThem(FinishedRuns runs) : InChromium, IClassFixture<FinishedRuns>
 {
@@ -362,5 +362,40 @@ public sealed class ChartsAsResearchersReadThem(FinishedRuns runs) : InChromium,
         await steps.BlurAsync();
         await page.Locator("#epochs-warning", new() { HasText = "reads its corpus" }).WaitForAsync();
         problems.AssertNone("on the Corpora page and the New-run form");
+    }
+    [Fact]
+    public async Task A_sweep_of_four_runs_is_launched_from_the_form_and_read_as_one_result()
+    {
+        var (page, problems) = await OpenAsync(Base);
+        await page.GotoAsync("/new");
+        var steps = page.Locator("#steps-field");
+        await steps.FillAsync("20");
+        await steps.BlurAsync();
+        await page.Locator("#sweep-button").ClickAsync();
+        var values = page.Locator("#axis-values-0");
+        await values.FillAsync("0.001, -1");                                              // checked as typed: the bad run is named
+        await page.Locator(".sweep-error", new() { HasText = "learning_rate=-1" }).WaitForAsync();
+        Assert.True(await page.Locator("#sweep-launch").IsDisabledAsync());
+        await values.FillAsync("0.001, 0.003");
+        await page.Locator("#add-axis").ClickAsync();
+        await page.Locator("#axis-path-1").FillAsync("train.seed");
+        await page.Locator(".mud-popover-open .mud-list-item", new() { HasText = "train.seed" }).First.ClickAsync();
+        await page.Locator("#axis-values-1").FillAsync("1, 2");
+        await page.Locator("#sweep-count", new() { HasText = "4 runs" }).WaitForAsync();
+        await page.WaitForFunctionAsync("() => !document.getElementById('sweep-launch').disabled");
+        await page.Locator("#sweep-launch").ClickAsync();
+        await page.WaitForFunctionAsync("() => location.pathname.startsWith('/sweeps/')");
+
+        await page.Locator("#sweep-summary", new() { HasText = "4 completed" }).WaitForAsync(new() { Timeout = 300_000 });
+        await page.WaitForFunctionAsync("() => document.getElementById('sweep-parcoords')?.data?.[0]?.dimensions?.[0]?.values?.length === 4");
+        var labels = await page.EvaluateAsync<string[]>("() => document.getElementById('sweep-parcoords').data[0].dimensions.map(d => d.label)");
+        Assert.Equal(["train.learning_rate", "train.seed", "final eval loss"], labels);
+        await page.WaitForFunctionAsync("() => document.getElementById('sweep-curves')?.data?.length === 4");
+        Assert.Equal(2, await page.Locator("#best-table tbody tr").CountAsync());                  // the best run per learning rate
+        Assert.Equal(2, await page.Locator("#sweep-folded tbody tr").CountAsync());                 // seeds folded: two rows of two
+        Assert.Matches(@"\d\.\d{4} \(\d\.\d{4} – \d\.\d{4}\)", await page.Locator("#sweep-folded tbody tr").First.InnerTextAsync());
+        await page.Locator("#fold-seeds").ClickAsync();
+        await page.Locator("#sweep-table tbody tr").Nth(3).WaitForAsync();
+        problems.AssertNone("launching a sweep and reading its page");
     }
 }

@@ -82,7 +82,14 @@ public partial class NewRun
     {
         Resolve();
         if (fields is not null) await fields.ValidateAsync();
+        sweep?.Check();
     }
+
+    bool showSweep;
+    SweepPanel? sweep;
+
+    /// <summary>What a sweep starts from: this form's config, device and name.</summary>
+    (RunConfig? Config, string Device, string Name) SweepBase() => (form.ToConfig().Config, form.Device, form.Name);
 
     void Resolve()
     {

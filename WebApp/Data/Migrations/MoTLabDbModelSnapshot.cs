@@ -229,6 +229,9 @@ namespace MoTLab.WebApp.Data.Migrations
                     b.Property<string>("StatusDetail")
                         .HasColumnType("TEXT");
 
+                    b.Property<int?>("SweepId")
+                        .HasColumnType("INTEGER");
+
                     b.Property<string>("Tags")
                         .IsRequired()
                         .HasColumnType("TEXT");
@@ -254,7 +257,31 @@ namespace MoTLab.WebApp.Data.Migrations
 
                     b.HasIndex("Status");
 
+                    b.HasIndex("SweepId");
+
                     b.ToTable("Runs");
+                });
+
+            modelBuilder.Entity("MoTLab.WebApp.Data.SweepRow", b =>
+                {
+                    b.Property<int>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("SpecJson")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("Sweeps");
                 });
 
             modelBuilder.Entity("MoTLab.WebApp.Data.CheckpointRow", b =>
@@ -282,6 +309,14 @@ namespace MoTLab.WebApp.Data.Migrations
                         .HasForeignKey("RunId")
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired();
+                });
+
+            modelBuilder.Entity("MoTLab.WebApp.Data.RunRow", b =>
+                {
+                    b.HasOne("MoTLab.WebApp.Data.SweepRow", null)
+                        .WithMany()
+                        .HasForeignKey("SweepId")
+                        .OnDelete(DeleteBehavior.SetNull);
                 });
 #pragma warning restore 612, 618
         }
