@@ -55,6 +55,29 @@ public class CliTests
     }
 
     [Fact]
+    public void Sweep_trains_every_run_then_ranks_them_and_refuses_a_bad_sweep_before_the_first()
+    {
+        using var dir = new TestUtil.TempDir();
+        var spec = Path.Combine(dir.Path, "sweep.json");
+        File.WriteAllText(spec, """{ "name": "lr", "preset": "tiny-dense", "axes": [{ "path": "train.learning_rate", "values": [0.001, 0.003] }, { "path": "train.steps", "values": [10] }] }""");
+        var output = Path.Combine(dir.Path, "out");
+        var (code, stdout, err) = CliIn(Path.Combine(dir.Path, "cache"), "sweep", "--config", spec, "--out", output, "--device", "cpu");
+        Assert.True(code == 0, err + stdout);
+        var summary = File.ReadAllLines(Path.Combine(output, "summary.csv"));
+        Assert.Equal("run,folder,train.learning_rate,train.steps,final_eval_loss,best_eval_loss", summary[0]);
+        Assert.Equal(2, summary.Length - 1);
+        Assert.All(summary.Skip(1), line => Assert.Matches(@"^\d,.*run-00\d,0\.00[13],10,\d\.\d+,\d\.\d+$", line));
+        Assert.Contains("learning_rate=0.003 steps=10", stdout);
+        Assert.True(File.Exists(Path.Combine(output, "run-001", "metrics.jsonl")));
+
+        File.WriteAllText(spec, """{ "preset": "tiny-dense", "axes": [{ "path": "train.learning_rate", "values": [0.001, -1] }] }""");
+        var bad = CliIn(Path.Combine(dir.Path, "cache"), "sweep", "--config", spec, "--out", Path.Combine(dir.Path, "bad"), "--device", "cpu");
+        Assert.Equal(2, bad.Code);
+        Assert.Contains("runs[1].train.learning_rate: learning_rate=-1:", bad.Err);
+        Assert.False(Directory.Exists(Path.Combine(dir.Path, "bad")), "a refused sweep started training");
+    }
+
+    [Fact]
     public void Train_writes_the_run_folder_then_sample_and_resume_use_it()
     {
         using var dir = new TestUtil.TempDir();

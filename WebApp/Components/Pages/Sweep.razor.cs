@@ -111,8 +111,8 @@ public partial class Sweep
         .GroupBy(r => string.Join('|', view.Axes.Where(a => a != SeedPath).Select(a => Text(r.Values[a]))))
         .Select(g => new SeedGroup(g.First().Values, [.. g]));
 
-    /// <summary>One dimension per axis (numbers on a log scale when they span a factor of 20 or more; text as categories)
-    /// and the final eval loss, which also colours the lines: one line per finished run.</summary>
+    /// <summary>One dimension per axis that varies among the finished runs (numbers on a log scale when they span a factor
+    /// of 20 or more; text as categories) and the final eval loss, which also colours the lines: one line per finished run.</summary>
     async Task DrawParcoordsAsync()
     {
         var done = view!.Runs.Where(r => r.Status == RunStatus.Completed && Loss(r) is not null).ToList();
@@ -120,6 +120,7 @@ public partial class Sweep
         foreach (var axis in view.Axes)
         {
             var values = done.Select(r => r.Values[axis]).ToList();
+            if (values.Select(Text).Distinct().Count() == 1 && view.Axes.Count > 1) continue;   // one value (a fixed override): no axis to read
             if (values.All(v => Number(v) is not null))
             {
                 var xs = values.Select(v => Number(v)!.Value).ToList();
