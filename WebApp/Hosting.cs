@@ -46,6 +46,7 @@ public static class Hosting
         s.AddSingleton<SlurmClient>().AddSingleton<LocalPool>().AddSingleton<IWorkerControl>(sp => sp.GetRequiredService<LocalPool>())
          .AddSingleton<IDevicePool>(sp => sp.GetRequiredService<LocalPool>()).AddSingleton<IDevicePool, SlurmPool>().AddSingleton<IDevicePool, RemotePool>();
         s.AddSingleton<RunScheduler>().AddHostedService(sp => sp.GetRequiredService<RunScheduler>());
+        s.AddSingleton<SweepFollowUps>().AddHostedService(sp => sp.GetRequiredService<SweepFollowUps>());
         // routing snapshots of wide MoT layers (g × E weights) run to ~100 KB each; the default limit is 32 KB
         s.AddSignalR(o => o.MaximumReceiveMessageSize = 4 * 1024 * 1024).AddJsonProtocol(o => RunsHubContract.Payload(o.PayloadSerializerOptions));
         // the API speaks the same JSON as config.json and metrics.jsonl: snake_case, enums as strings, unknown fields refused

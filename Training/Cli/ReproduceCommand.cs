@@ -13,7 +13,9 @@ namespace MoTLab.Training.Cli;
 /// one run after another into OUT/&lt;preset&gt;, then says when each reached the baseline's (the first preset's) final
 /// eval loss, as a share of its steps, time and tokens — the MoT paper's headline comparison — and writes it to
 /// OUT/summary.json. Runs already finished are kept; an interrupted one continues from its checkpoint. With --only, one
-/// process trains part of the set (e.g. one per GPU); a last call without --only finds them finished and summarises.</summary>
+/// process trains part of the set (e.g. one per GPU); a last call without --only finds them finished and summarises.
+/// With --sweep-lr every model's learning rate is swept first (<see cref="LearningRateSweeps"/>: 5 rates × 20 % of the
+/// steps, into OUT/lr-sweep/&lt;preset&gt;/) and the comparison trains each at its best (OUT/lr-sweep.json).</summary>
 public static class ReproduceCommand
 {
     public static Command Create()
@@ -24,7 +26,8 @@ public static class ReproduceCommand
         var output = new Option<string?>("--out") { Description = "Folder for the runs (default runs/<group>)" };
         var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch (default: all cores)" };
         var only = new Option<string[]>("--only") { Description = "Train only these presets of the group (e.g. one process per GPU); no summary", AllowMultipleArgumentsPerToken = true };
-        var command = new Command("reproduce", "Train a matched set of runs and compare them with the baseline") { group, steps, device, output, threads, only };
+        var sweepLr = new Option<int?>("--sweep-lr") { Description = $"Sweep each model's learning rate first over N rates (usually {LearningRateSweeps.Rates}), each for {LearningRateSweeps.StepShare:P0} of the steps, and compare at each one's best", Arity = ArgumentArity.ZeroOrOne };
+        var command = new Command("reproduce", "Train a matched set of runs and compare them with the baseline") { group, steps, device, output, threads, only, sweepLr };
         command.SetAction(parse => CliErrors.Run(() =>
         {
             var g = Presets.FindGroup(parse.GetValue(group)!) ?? throw new UsageException(
@@ -35,10 +38,13 @@ public static class ReproduceCommand
             if (subset.FirstOrDefault(n => !g.Presets.Contains(n, StringComparer.OrdinalIgnoreCase)) is { } stranger)
                 throw new UsageException($"--only: '{stranger}' is not in {g.Name} ({string.Join(", ", g.Presets)})");
             var curves = new List<(string Preset, IReadOnlyList<ReachMetric.Point> Eval)>();
-            foreach (var name in subset.Length > 0 ? g.Presets.Where(p => subset.Contains(p, StringComparer.OrdinalIgnoreCase)) : g.Presets)
+            var names = (subset.Length > 0 ? g.Presets.Where(p => subset.Contains(p, StringComparer.OrdinalIgnoreCase)) : g.Presets).ToList();
+            var rates = parse.GetResult(sweepLr) is null ? null : SweepRates(names, parse.GetValue(steps), root, parse.GetValue(device)!, parse.GetValue(sweepLr) ?? LearningRateSweeps.Rates);
+            foreach (var name in names)
             {
                 var cfg = Presets.Find(name)!.Config;
                 if (parse.GetValue(steps) is { } s) cfg = cfg with { Train = cfg.Train with { Steps = s } };
+                if (rates?[name] is { } best) cfg = cfg with { Train = cfg.Train with { LearningRate = best } };
                 var dir = Path.Combine(root, name);
                 Directory.CreateDirectory(dir);
                 string? resume = RunFolder.Checkpoints(dir).Count > 0 ? dir : null;
@@ -58,6 +64,42 @@ public static class ReproduceCommand
             File.WriteAllText(Path.Combine(root, "summary.json"), JsonSerializer.Serialize(summary, Json.Indented));
         }));
         return command;
+    }
+
+    /// <summary>Each preset's learning-rate sweep, trained run by run into ROOT/lr-sweep/PRESET/run-N (a finished run is
+    /// kept); its best rate per preset, also written to ROOT/lr-sweep.json.</summary>
+    static Dictionary<string, double?> SweepRates(IReadOnlyList<string> presets, int? steps, string root, string device, int count)
+    {
+        if (count is < 2 or > 20) throw new UsageException("--sweep-lr: a learning-rate sweep takes 2 to 20 rates");
+        var best = new Dictionary<string, double?>();
+        var report = new Dictionary<string, object>();
+        foreach (var name in presets)
+        {
+            var spec = LearningRateSweeps.For(name, steps, device, rates: count);
+            var (points, errors) = Sweeps.Expand(spec, Presets.Find(name)!.Config, 100);
+            if (errors.Count > 0) throw new ConfigException(errors);
+            var results = new List<(double LearningRate, double? FinalLoss)>();
+            for (int i = 0; i < points.Count; i++)
+            {
+                var cfg = points[i].Config;
+                var dir = Path.Combine(root, "lr-sweep", name, $"run-{i}");
+                Directory.CreateDirectory(dir);
+                if (LastStep(dir) < cfg.Train.Steps)
+                {
+                    Console.WriteLine($"== {name}: learning rate {cfg.Train.LearningRate:G4} for {cfg.Train.Steps} steps → {Path.GetFullPath(dir)}");
+                    string? resume = RunFolder.Checkpoints(dir).Count > 0 ? dir : null;
+                    using var files = new JsonlSink(dir, resume is null ? -1 : RunFolder.ReadState(RunFolder.Checkpoint(dir)).Step);
+                    using var trainer = new Trainer(cfg, dir, device, [files, new ConsoleSink(cfg.Train.Steps)], resume);
+                    trainer.Run();
+                }
+                results.Add((cfg.Train.LearningRate, EvalCurve(dir) is { Count: > 0 } eval ? eval[^1].Loss : null));
+            }
+            best[name] = LearningRateSweeps.Best(results);
+            report[name] = new { rates = results.Select(r => new { learning_rate = r.LearningRate, final_eval_loss = r.FinalLoss }), best = best[name] };
+            Console.WriteLine($"{name}: best learning rate {best[name]:G4} of {string.Join(", ", results.Select(r => $"{r.LearningRate:G4} → {r.FinalLoss:F4}"))}");
+        }
+        File.WriteAllText(Path.Combine(root, "lr-sweep.json"), JsonSerializer.Serialize(report, Json.Indented));
+        return best;
     }
 
     static long LastStep(string dir)

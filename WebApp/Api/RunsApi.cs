@@ -22,9 +22,13 @@ public static class RunsApi
 
     public sealed record TransitionRequest(int Steps, double? CapacityFactor = null);
     public sealed record FineTuneRequest(FfnKind Kind, int Steps, int Experts = 4, int Rank = 4, double? LearningRate = null);
-    public sealed record LaunchGroupRequest(string Group, int? Steps = null, string? Device = null);
+    /// <param name="SweepLearningRates">Sweep every model's learning rate first over this many rates (5 is the usual), each
+    /// for 20 % of the steps; the group then trains at each model's best.</param>
+    public sealed record LaunchGroupRequest(string Group, int? Steps = null, string? Device = null, int? SweepLearningRates = null);
     public sealed record RunDetail(RunSummary Run, JsonElement Config, string Notes);
-    public sealed record GroupLaunched(string Tag, IReadOnlyList<int> Ids, string Compare);
+    /// <param name="Sweeps">With sweep_learning_rates: the learning-rate sweeps launched first (Ids are their runs; the
+    /// comparison follows, GET /api/sweeps/{id} says when).</param>
+    public sealed record GroupLaunched(string Tag, IReadOnlyList<int> Ids, string Compare, IReadOnlyList<int>? Sweeps = null);
     public sealed record WorkerToken(string Token, string Hub, string Command);
 
     public static RunSummary Summary(RunRow r) => new(r.Id, r.Name, r.Status, r.Preset, r.Kind,
@@ -79,8 +83,9 @@ public static class RunsApi
     /// <summary>A matched set ("Reproduce the paper"): all runs or none.</summary>
     static async Task<Results<Created<GroupLaunched>, ValidationProblem>> LaunchGroup(LaunchGroupRequest request, RunGroups groups, CancellationToken ct)
     {
-        var (set, errors) = await groups.LaunchAsync(request.Group, request.Steps, request.Device, ct);
-        return set is null ? TypedResults.ValidationProblem(errors) : TypedResults.Created(set.CompareUrl, new GroupLaunched(set.Tag, set.Ids, set.CompareUrl));
+        var (set, errors) = await groups.LaunchAsync(request.Group, request.Steps, request.Device, ct, sweepLearningRates: request.SweepLearningRates);
+        return set is null ? TypedResults.ValidationProblem(errors)
+            : TypedResults.Created(set.Url, new GroupLaunched(set.Tag, set.Ids, set.Sweeps is null ? set.CompareUrl : set.Url, set.Sweeps));
     }
 
     /// <summary>Transition tuning: a MoT run continues as a token-choice MoE sharing its controller and experts.</summary>

@@ -11,6 +11,9 @@ public sealed class SweepRow
     public string Name { get; set; } = "";
     public string SpecJson { get; set; } = "{}";
     public DateTime CreatedAt { get; set; }
+    /// <summary>What follows the sweep (<see cref="Runs.SweepFollowUp"/> as JSON): a preset group's comparison at each
+    /// model's best learning rate; null for a sweep on its own.</summary>
+    public string? ThenJson { get; set; }
 }
 
 /// <summary>One training run and its summary (kept current as telemetry arrives).</summary>

@@ -8,19 +8,35 @@ namespace MoTLab.WebApp.Runs;
 /// (every run validated first, nothing stored unless all are valid; same steps, device and a shared tag), and a
 /// MoT run's transition to token-choice and a dense run's lightweight-experts fine-tune (linked runs starting from
 /// the parent's newest checkpoint).</summary>
-public sealed class RunGroups(RunService runs, RunRequests validation)
+public sealed class RunGroups(RunService runs, RunRequests validation, SweepService sweeps)
 {
-    public sealed record Launched(string Tag, IReadOnlyList<int> Ids)
+    /// <param name="Sweeps">The learning-rate sweeps launched first, when the group waits for them (their runs are <paramref name="Ids"/>).</param>
+    public sealed record Launched(string Tag, IReadOnlyList<int> Ids, IReadOnlyList<int>? Sweeps = null)
     {
         public string CompareUrl => $"/compare?ids={string.Join(',', Ids)}";
+        /// <summary>Where to look next: the comparison, or the first learning-rate sweep while it runs.</summary>
+        public string Url => Sweeps is { Count: > 0 } s ? $"/sweeps/{s[0]}" : CompareUrl;
     }
 
-    public async Task<(Launched? Set, Dictionary<string, string[]> Errors)> LaunchAsync(string group, int? steps, string? device, CancellationToken ct = default)
+    /// <param name="learningRates">A learning rate per preset in place of the preset's own (the best of its sweep).</param>
+    /// <param name="sweepLearningRates">Sweep each preset's learning rate first over this many rates (<see cref="LearningRateSweeps"/>);
+    /// the group follows at each one's best once every sweep has ended (<see cref="SweepFollowUps"/>).</param>
+    public async Task<(Launched? Set, Dictionary<string, string[]> Errors)> LaunchAsync(string group, int? steps, string? device, CancellationToken ct = default,
+        IReadOnlyDictionary<string, double>? learningRates = null, int? sweepLearningRates = null)
     {
         if (Presets.FindGroup(group) is not { } g)
             return (null, new() { ["group"] = [$"unknown group '{group}' (one of {string.Join(", ", Presets.Groups.Select(x => x.Name))})"] });
         var tag = $"{g.Name}-{DateTime.UtcNow:yyyyMMdd-HHmmss}";
-        var requests = g.Presets.Select(p => new CreateRunRequest { Preset = p, Steps = steps, Device = device, Tags = [tag, g.Name] }).ToList();
+        if (sweepLearningRates is { } rates)
+            return rates is >= 2 and <= 20 ? await SweepFirstAsync(g, steps, device, tag, rates, ct) : (null, new() { ["rates"] = ["a learning-rate sweep takes 2 to 20 rates"] });
+        CreateRunRequest Request(string preset)
+        {
+            var r = new CreateRunRequest { Preset = preset, Steps = steps, Device = device, Tags = [tag, g.Name] };
+            if (learningRates?.TryGetValue(preset, out var lr) != true) return r;
+            var cfg = Presets.Find(preset)!.Config;
+            return r with { Config = cfg with { Train = cfg.Train with { LearningRate = lr } }, Notes = $"learning rate {lr:G4}: the best of its sweep" };
+        }
+        var requests = g.Presets.Select(Request).ToList();
         var errors = requests.SelectMany(r => validation.Resolve(r).Errors.Select(e => (Key: $"{r.Preset}: {e.Key}", e.Value)))
             .ToDictionary(e => e.Key, e => e.Value);
         if (errors.Count > 0) return (null, errors);
@@ -28,6 +44,23 @@ public sealed class RunGroups(RunService runs, RunRequests validation)
         foreach (var r in requests)
             ids.Add((await runs.CreateAsync(r, ct)).Run!.Id);
         return (new Launched(tag, ids), []);
+    }
+
+    /// <summary>Every preset's learning-rate sweep, all checked before any is stored, each followed by the group.</summary>
+    async Task<(Launched? Set, Dictionary<string, string[]> Errors)> SweepFirstAsync(Presets.Group g, int? steps, string? device, string tag, int rates, CancellationToken ct)
+    {
+        var specs = g.Presets.Select(p => (Preset: p, Spec: LearningRateSweeps.For(p, steps, device, [tag, "lr-sweep"], rates))).ToList();
+        var errors = specs.SelectMany(s => sweeps.Check(s.Spec).Errors.Select(e => (Key: $"{s.Preset}: {e.Key}", e.Value))).ToDictionary(e => e.Key, e => e.Value);
+        if (errors.Count > 0) return (null, errors);
+        var ids = new List<int>(); var runIds = new List<int>();
+        foreach (var (preset, spec) in specs)
+        {
+            var (sweep, e) = await sweeps.CreateAsync(spec, ct, new SweepFollowUp(g.Name, steps, device, tag, preset));
+            if (sweep is null) return (null, e);
+            ids.Add(sweep.Id);
+            runIds.AddRange((await sweeps.RunsOfAsync(sweep.Id, ct)).Select(r => r.Id));
+        }
+        return (new Launched(tag, runIds, ids), []);
     }
 
     /// <summary>A token-choice run continuing <paramref name="parentId"/>'s newest checkpoint for <paramref name="steps"/>.</summary>

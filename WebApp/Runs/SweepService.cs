@@ -41,11 +41,16 @@ public sealed class SweepService(IDbContextFactory<MoTLabDb> dbs, RunService run
     }
 
     /// <summary>Stores the sweep and launches its runs, or stores nothing and returns why.</summary>
-    public async Task<(SweepRow? Sweep, Dictionary<string, string[]> Errors)> CreateAsync(SweepSpec spec, CancellationToken ct = default)
+    /// <param name="then">What follows once it and the sweeps sharing the follow-up's tag have ended (<see cref="SweepFollowUps"/>).</param>
+    public async Task<(SweepRow? Sweep, Dictionary<string, string[]> Errors)> CreateAsync(SweepSpec spec, CancellationToken ct = default, SweepFollowUp? then = null)
     {
         var (plan, errors) = Check(spec);
         if (plan is null) return (null, errors);
-        var sweep = new SweepRow { Name = spec.Name, SpecJson = JsonSerializer.Serialize(spec, Json.Options), CreatedAt = DateTime.UtcNow };
+        var sweep = new SweepRow
+        {
+            Name = spec.Name, SpecJson = JsonSerializer.Serialize(spec, Json.Options), CreatedAt = DateTime.UtcNow,
+            ThenJson = then is null ? null : JsonSerializer.Serialize(then, Json.Options),
+        };
         await using (var db = await dbs.CreateDbContextAsync(ct))
         {
             db.Sweeps.Add(sweep);
@@ -60,10 +65,15 @@ public sealed class SweepService(IDbContextFactory<MoTLabDb> dbs, RunService run
     }
 
     /// <summary>A sweep as the Sweep page and <c>GET /api/sweeps/{id}</c> show it.</summary>
-    public sealed record SweepView(int Id, string Name, string Method, IReadOnlyList<string> Axes, DateTime CreatedAt, IReadOnlyList<SweepRun> Runs)
+    /// <param name="Then">What follows it, with <paramref name="Siblings"/>: the sweeps it waits with (their ids and presets).</param>
+    public sealed record SweepView(int Id, string Name, string Method, IReadOnlyList<string> Axes, DateTime CreatedAt, IReadOnlyList<SweepRun> Runs,
+        SweepFollowUp? Then = null, IReadOnlyList<SweepLink>? Siblings = null)
     {
         public string CompareUrl => $"/compare?ids={string.Join(',', Runs.Select(r => r.Id))}&metric=eval_loss";
     }
+
+    /// <summary>A sweep a follow-up waits for, by the preset it sweeps.</summary>
+    public sealed record SweepLink(int Id, string Preset);
 
     /// <summary>One run of a sweep: its value on every axis (read from its config) and where it stands.</summary>
     public sealed record SweepRun(int Id, string Name, RunStatus Status, IReadOnlyDictionary<string, JsonElement?> Values, long LastStep, long TotalSteps,
@@ -76,13 +86,27 @@ public sealed class SweepService(IDbContextFactory<MoTLabDb> dbs, RunService run
         var axes = spec.Axes.Select(a => a.Path).ToList();
         var list = (await RunsOfAsync(id, ct)).Select(r => new SweepRun(r.Id, r.Name, r.Status,
             axes.ToDictionary(a => a, a => Sweeps.ValueAt(r.ConfigJson, a)), r.LastStep, r.TotalSteps, r.LastLoss, r.LastEvalLoss, r.BestEvalLoss)).ToList();
-        return new SweepView(sweep.Id, sweep.Name, spec.Method, axes, sweep.CreatedAt, list);
+        var then = ThenOf(sweep);
+        var siblings = then is null ? null : (await ListAsync(ct)).Select(s => (s.Id, Then: ThenOf(s))).Where(s => s.Then?.Tag == then.Tag)
+            .Select(s => new SweepLink(s.Id, s.Then!.Preset)).OrderBy(s => s.Id).ToList();
+        return new SweepView(sweep.Id, sweep.Name, spec.Method, axes, sweep.CreatedAt, list, then, siblings);
     }
 
     /// <summary>The tag every run of a sweep carries.</summary>
     public static string Tag(int sweepId) => $"sweep-{sweepId}";
 
     public static SweepSpec SpecOf(SweepRow sweep) => JsonSerializer.Deserialize<SweepSpec>(sweep.SpecJson, Json.Options)!;
+
+    public static SweepFollowUp? ThenOf(SweepRow sweep) => sweep.ThenJson is null ? null : JsonSerializer.Deserialize<SweepFollowUp>(sweep.ThenJson, Json.Options);
+
+    /// <summary>Records what became of a follow-up, on every sweep of its set.</summary>
+    public async Task SetThenAsync(IEnumerable<int> sweepIds, SweepFollowUp then, CancellationToken ct = default)
+    {
+        var ids = sweepIds.ToList();
+        await using var db = await dbs.CreateDbContextAsync(ct);
+        var json = JsonSerializer.Serialize(then, Json.Options);
+        await db.Sweeps.Where(s => ids.Contains(s.Id)).ExecuteUpdateAsync(u => u.SetProperty(s => s.ThenJson, json), ct);
+    }
 
     public async Task<SweepRow?> GetAsync(int id, CancellationToken ct = default)
     {

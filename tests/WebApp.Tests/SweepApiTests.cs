@@ -79,4 +79,40 @@ public class SweepApiTests(DashboardFactory dashboard) : IClassFixture<Dashboard
         Assert.Equal(HttpStatusCode.NotFound, (await http.PostAsync("/api/sweeps/99999/cancel", null)).StatusCode);
         await http.DeleteAsync($"/api/sweeps/{id}");
     }
+    [Fact]
+    public async Task Reproduce_with_learning_rate_sweeps_trains_the_comparison_at_each_models_best_rate()
+    {
+        var launched = await http.PostAsJsonAsync("/api/runs/group", new { group = "reproduce-cpu", steps = 5, sweep_learning_rates = 2 });
+        Assert.Equal(HttpStatusCode.Created, launched.StatusCode);
+        var body = await launched.Content.ReadFromJsonAsync<JsonElement>();
+        var sweeps = body.GetProperty("sweeps").EnumerateArray().Select(s => s.GetInt32()).ToList();
+        Assert.Equal(5, sweeps.Count);                                                       // one per model of the set
+        Assert.Equal(10, body.GetProperty("ids").GetArrayLength());                           // two rates each
+        var first = await http.GetFromJsonAsync<JsonElement>($"/api/sweeps/{sweeps[0]}");
+        var rates = first.GetProperty("runs").EnumerateArray().Select(r => r.GetProperty("values").GetProperty("train.learning_rate").GetDouble()).ToList();
+        Assert.Equal([4e-3 / 3, 4e-3 * 3], rates, (a, b) => Math.Abs(a - b) < 1e-6);      // cpu-dense's 4e-3, ÷3 and ×3
+        Assert.All(first.GetProperty("runs").EnumerateArray(), r => Assert.Equal(1, r.GetProperty("total_steps").GetInt64()));   // 20 % of 5 steps
+
+        JsonElement then = default;
+        for (var until = DateTime.UtcNow.AddMinutes(5); DateTime.UtcNow < until; await Task.Delay(1000))
+        {
+            then = (await http.GetFromJsonAsync<JsonElement>($"/api/sweeps/{sweeps[0]}")).GetProperty("then");
+            if (then.TryGetProperty("launched", out _) || then.TryGetProperty("problem", out _)) break;
+        }
+        Assert.False(then.TryGetProperty("problem", out var problem), problem.ToString());
+        var comparison = then.GetProperty("launched").EnumerateArray().Select(i => i.GetInt32()).ToList();
+        Assert.Equal(5, comparison.Count);
+        foreach (var (sweepId, runId) in sweeps.Zip(comparison))
+        {
+            var sweep = await http.GetFromJsonAsync<JsonElement>($"/api/sweeps/{sweepId}");
+            var best = sweep.GetProperty("runs").EnumerateArray().MinBy(r => r.GetProperty("last_eval_loss").GetDouble())
+                .GetProperty("values").GetProperty("train.learning_rate").GetDouble();
+            var run = await http.GetFromJsonAsync<JsonElement>($"/api/runs/{runId}");
+            Assert.Equal(best, run.GetProperty("config").GetProperty("train").GetProperty("learning_rate").GetDouble(), 9);
+            Assert.Equal(5, run.GetProperty("run").GetProperty("total_steps").GetInt64());
+            Assert.Equal(comparison.Select(i => i.ToString()), then.GetProperty("launched").EnumerateArray().Select(i => i.ToString()));
+        }
+        foreach (var id in comparison) await http.DeleteAsync($"/api/runs/{id}");
+        foreach (var id in sweeps) await http.DeleteAsync($"/api/sweeps/{id}");
+    }
 }

@@ -25,15 +25,16 @@ public partial class NewRun
     bool launching;
     string group = Presets.Groups[0].Name;
     int? groupSteps;
+    bool groupSweepLr;
     Dictionary<string, string[]> groupErrors = [];
 
     async Task LaunchGroupAsync()
     {
         launching = true;
-        var (set, e) = await Groups.LaunchAsync(group, groupSteps, form.Device);
+        var (set, e) = await Groups.LaunchAsync(group, groupSteps, form.Device, sweepLearningRates: groupSweepLr ? LearningRateSweeps.Rates : null);
         launching = false;
         groupErrors = e;
-        if (set is not null) Nav.NavigateTo(set.CompareUrl);
+        if (set is not null) Nav.NavigateTo(set.Url);
     }
 
     protected override async Task OnInitializedAsync()

@@ -34,7 +34,8 @@ public partial class Sweep
 
     const string SeedPath = "train.seed";
     bool SeedAxis => view?.Axes.Contains(SeedPath) == true && view.Axes.Count > 1;
-    bool Active => view?.Runs.Any(r => r.Status is RunStatus.Queued or RunStatus.Running) == true;
+    /// <summary>Still moving: a run queued or running, or a comparison that follows and has not started.</summary>
+    bool Active => view?.Runs.Any(r => r.Status is RunStatus.Queued or RunStatus.Running) == true || view?.Then is { Launched: null, Problem: null };
 
     protected override async Task OnInitializedAsync()
     {
