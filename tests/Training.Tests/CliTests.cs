@@ -78,6 +78,28 @@ public class CliTests
     }
 
     [Fact]
+    public void Reproduce_with_a_learning_rate_sweep_trains_each_model_at_its_best_rate()
+    {
+        using var dir = new TestUtil.TempDir();
+        var output = Path.Combine(dir.Path, "set");
+        var (code, stdout, err) = CliIn(Path.Combine(dir.Path, "cache"), "reproduce", "--group", "reproduce-cpu", "--steps", "5", "--sweep-lr", "2",
+            "--only", "cpu-dense", "cpu-mot", "--out", output, "--device", "cpu");
+        Assert.True(code == 0, err + stdout);
+        var sweep = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "lr-sweep.json"))).RootElement;
+        foreach (var preset in new[] { "cpu-dense", "cpu-mot" })
+        {
+            var rates = sweep.GetProperty(preset).GetProperty("rates").EnumerateArray().ToList();
+            Assert.Equal(2, rates.Count);
+            double best = rates.MinBy(r => r.GetProperty("final_eval_loss").GetDouble()).GetProperty("learning_rate").GetDouble();
+            Assert.Equal(best, sweep.GetProperty(preset).GetProperty("best").GetDouble());
+            var config = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, preset, "config.json"))).RootElement;
+            Assert.Equal(best, config.GetProperty("train").GetProperty("learning_rate").GetDouble());
+            Assert.True(File.Exists(Path.Combine(output, "lr-sweep", preset, "run-1", "metrics.jsonl")));
+        }
+        Assert.Contains("cpu-mot: best learning rate", stdout);
+    }
+
+    [Fact]
     public void Train_writes_the_run_folder_then_sample_and_resume_use_it()
     {
         using var dir = new TestUtil.TempDir();
