@@ -17,6 +17,15 @@ namespace MoTLab.WebApp;
 /// <summary>Service registration and start-up steps, so Program.cs stays a table of contents.</summary>
 public static class Hosting
 {
+    /// <summary>The services pages and the API use to make, read and change runs, sweeps and corpora (without the
+    /// scheduler, the device pools and the telemetry writer, which run beside them); the component tests render pages
+    /// with these same registrations.</summary>
+    public static IServiceCollection AddRunServices(this IServiceCollection s) =>
+        s.AddSingleton<WorkerTokens>().AddSingleton<MoTLab.WebApp.Hubs.WorkerConnections>().AddSingleton<SchedulerSignal>().AddSingleton<CancelRequests>().AddSingleton<RunEvents>()
+         .AddSingleton<CorpusCatalog>().AddSingleton<CorpusPreparations>().AddSingleton<SweepService>().AddSingleton<RunRequests>().AddSingleton<RunService>()
+         .AddSingleton<MetricsQuery>().AddSingleton<RoutingQuery>().AddSingleton<SampleRunner>().AddSingleton<UploadStore>().AddSingleton<AccessGate>()
+         .AddSingleton<RemoteWorkers>().AddSingleton<RunGroups>();
+
     public static WebApplicationBuilder AddMoTLab(this WebApplicationBuilder builder)
     {
         var s = builder.Services;
@@ -37,10 +46,7 @@ public static class Hosting
         s.AddDataProtection().SetApplicationName("MoTLab");
         s.AddOptions<KeyManagementOptions>().Configure<IOptions<MoTLabOptions>, ILoggerFactory>((k, o, logs) =>
             k.XmlRepository = new FileSystemXmlRepository(Directory.CreateDirectory(o.Value.KeysPath), logs));
-        s.AddSingleton<WorkerTokens>().AddSingleton<MoTLab.WebApp.Hubs.WorkerConnections>().AddSingleton<SchedulerSignal>().AddSingleton<CancelRequests>().AddSingleton<RunEvents>()
-         .AddSingleton<CorpusCatalog>().AddSingleton<CorpusPreparations>().AddSingleton<SweepService>().AddSingleton<RunRequests>().AddSingleton<RunService>().AddSingleton<MetricsQuery>().AddSingleton<RoutingQuery>()
-         .AddSingleton<SampleRunner>().AddSingleton<UploadStore>().AddSingleton<AccessGate>().AddSingleton<RemoteWorkers>().AddSingleton<RunGroups>()
-         .AddSingleton<ILauncher, LocalProcessLauncher>();
+        s.AddRunServices().AddSingleton<ILauncher, LocalProcessLauncher>();
         s.AddSingleton<TelemetryWriter>().AddHostedService(sp => sp.GetRequiredService<TelemetryWriter>());
         // the device pools, driven by the one scheduling loop (RunScheduler)
         s.AddSingleton<SlurmClient>().AddSingleton<LocalPool>().AddSingleton<IWorkerControl>(sp => sp.GetRequiredService<LocalPool>())

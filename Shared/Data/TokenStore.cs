@@ -72,20 +72,12 @@ public static class TokenStore
     public static int Width(int vocabSize) => vocabSize <= ushort.MaxValue + 1 ? 2 : 4;
 }
 
-/// <summary>What a finished token store holds (its manifest.json).</summary>
-public sealed record TokenStoreManifest
+/// <summary>What a store holds, or has so far while it is prepared: documents and tokens of each split.</summary>
+public record TokenCounts
 {
-    public int Version { get; init; } = 1;
+    /// <summary>Corpus and tokenizer: what the counts are of.</summary>
     public string Corpus { get; init; } = "";
-    public string Identity { get; init; } = "";
-    public string Format { get; init; } = "";
     public string Tokenizer { get; init; } = "";
-    public int VocabSize { get; init; }
-    /// <summary>"uint16" or "uint32".</summary>
-    public string TokenType { get; init; } = "uint16";
-    /// <summary>"documents" or "tail" (data.split).</summary>
-    public string Split { get; init; } = "";
-    public double HeldOut { get; init; }
     public long Documents { get; init; }
     public long TrainDocuments { get; init; }
     public long ValDocuments { get; init; }
@@ -93,9 +85,31 @@ public sealed record TokenStoreManifest
     public long ValTokens { get; init; }
     /// <summary>UTF-8 bytes of text tokenized.</summary>
     public long TextBytes { get; init; }
+    /// <summary>Seconds spent preparing, over every attempt.</summary>
+    public double Seconds { get; init; }
+
+    public long Tokens => TrainTokens + ValTokens;
+}
+
+/// <summary>What a finished token store holds (its manifest.json): the counts its preparation ended with, and how it
+/// was made.</summary>
+public sealed record TokenStoreManifest : TokenCounts
+{
+    public TokenStoreManifest() { }
+    /// <summary>A manifest with the counts a preparation ended with.</summary>
+    public TokenStoreManifest(TokenCounts final) : base(final) { }
+
+    public int Version { get; init; } = 1;
+    public string Identity { get; init; } = "";
+    public string Format { get; init; } = "";
+    public int VocabSize { get; init; }
+    /// <summary>"uint16" or "uint32".</summary>
+    public string TokenType { get; init; } = "uint16";
+    /// <summary>"documents" or "tail" (data.split).</summary>
+    public string Split { get; init; } = "";
+    public double HeldOut { get; init; }
     public IReadOnlyList<SourceFile> Sources { get; init; } = [];
     public DateTime PreparedUtc { get; init; }
-    public double Seconds { get; init; }
 }
 
 /// <summary>One file a store was prepared from, as it was then.</summary>
@@ -103,21 +117,11 @@ public sealed record SourceFile(string Path, long Bytes, DateTime ModifiedUtc);
 
 /// <summary>How far a preparation has got (its state.json, written after every chunk): what a resumed preparation
 /// continues from, and the progress the CLI and the dashboard show.</summary>
-public sealed record PrepareState
+public sealed record PrepareState : TokenCounts
 {
-    public string Corpus { get; init; } = "";
-    public string Tokenizer { get; init; } = "";
-    public long Documents { get; init; }
-    public long TrainDocuments { get; init; }
-    public long ValDocuments { get; init; }
-    public long TrainTokens { get; init; }
-    public long ValTokens { get; init; }
-    public long TextBytes { get; init; }
     /// <summary>Bytes of the corpus files read, of <see cref="SourceBytes"/> (0: unknown, the synthetic corpus).</summary>
     public long SourceBytesRead { get; init; }
     public long SourceBytes { get; init; }
-    /// <summary>Seconds spent preparing, over every attempt.</summary>
-    public double Seconds { get; init; }
     /// <summary>Tokens per second of this attempt.</summary>
     public double TokensPerS { get; init; }
     /// <summary>Seconds left at this attempt's pace, when the share read is known.</summary>
@@ -127,8 +131,6 @@ public sealed record PrepareState
     public int Pid { get; init; }
     /// <summary>Set when the preparation failed: the reason, naming the file and line or row.</summary>
     public string? Error { get; init; }
-
-    public long Tokens => TrainTokens + ValTokens;
 
     /// <summary>The share of the corpus files read, when their size is known.</summary>
     public double? Fraction => SourceBytes > 0 ? Math.Clamp((double)SourceBytesRead / SourceBytes, 0, 1) : null;

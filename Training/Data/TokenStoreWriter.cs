@@ -45,14 +45,12 @@ public static class TokenStoreWriter
         try
         {
             var state = Write(corpus, tokenizer, split, heldOut, partial, resumed, progress, cancel, chunkChars);
-            var manifest = new TokenStoreManifest
+            var manifest = new TokenStoreManifest(state)
             {
-                Corpus = corpus.Name, Identity = corpus.Identity, Format = corpus.Format, Tokenizer = tokenizer.Name, VocabSize = tokenizer.VocabSize,
+                Identity = corpus.Identity, Format = corpus.Format, VocabSize = tokenizer.VocabSize,
                 TokenType = TokenStore.Width(tokenizer.VocabSize) == 2 ? "uint16" : "uint32", Split = split, HeldOut = heldOut,
-                Documents = state.Documents, TrainDocuments = state.TrainDocuments, ValDocuments = state.ValDocuments,
-                TrainTokens = state.TrainTokens, ValTokens = state.ValTokens, TextBytes = state.TextBytes,
                 Sources = corpus.Files.Select(f => new FileInfo(f)).Select(f => new SourceFile(f.FullName, f.Length, f.LastWriteTimeUtc)).ToList(),
-                PreparedUtc = DateTime.UtcNow, Seconds = state.Seconds,
+                PreparedUtc = DateTime.UtcNow,
             };
             WriteJson(Path.Combine(partial, TokenStore.ManifestFile), manifest);
             File.Delete(Path.Combine(partial, TokenStore.StateFile));

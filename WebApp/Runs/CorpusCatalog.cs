@@ -36,7 +36,7 @@ public sealed class CorpusCatalog(IOptions<MoTLabOptions> options)
                 : "English prose from Debian's documentation packages: the Linux kernel, Python, Perl and PostgreSQL manuals (~52 MB)", Corpus.IsAvailable(Corpus.DebianDocs)),
         };
         foreach (var root in Roots.Where(Directory.Exists))
-            foreach (var entry in Directory.EnumerateFileSystemEntries(root).Order().Take(200))
+            foreach (var entry in Directory.EnumerateFileSystemEntries(root).Where(e => !e.EndsWith(".part", StringComparison.Ordinal)).Order().Take(200))   // not an upload in flight
                 list.Add(new(entry, root == options.Value.UploadsPath ? "upload" : Directory.Exists(entry) ? "folder" : "file", Path.GetFileName(entry), true));
         return details ? list.Select(Describe).ToList() : list;
     }

@@ -29,9 +29,7 @@ public sealed class ComponentTests : BunitContext, IAsyncLifetime
         Services.AddMudServices();
         Services.AddSingleton(options);
         Services.AddDbContextFactory<MoTLabDb>(o => o.UseSqlite($"Data Source={options.Value.DatabasePath}"));
-        Services.AddSingleton<WorkerTokens>().AddSingleton<SchedulerSignal>().AddSingleton<CancelRequests>().AddSingleton<RunEvents>().AddSingleton<CorpusCatalog>()
-            .AddSingleton<RunRequests>().AddSingleton<RunService>().AddSingleton<UploadStore>().AddSingleton<MetricsQuery>().AddSingleton<RoutingQuery>().AddSingleton<RunGroups>().AddSingleton<RemoteWorkers>()
-            .AddSingleton<IWorkerControl, NoWorkers>();
+        Services.AddRunServices().AddSingleton<IWorkerControl, NoWorkers>();             // the dashboard's own registrations
         using var db = Services.GetRequiredService<IDbContextFactory<MoTLabDb>>().CreateDbContext();
         db.Database.Migrate();
     }

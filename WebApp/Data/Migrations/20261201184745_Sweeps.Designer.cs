@@ -11,8 +11,8 @@ using MoTLab.WebApp.Data;
 namespace MoTLab.WebApp.Data.Migrations
 {
     [DbContext(typeof(MoTLabDb))]
-    [Migration("20261201183826_SweepFollowUp")]
-    partial class SweepFollowUp
+    [Migration("20261201184745_Sweeps")]
+    partial class Sweeps
     {
         /// <inheritdoc />
         protected override void BuildTargetModel(ModelBuilder modelBuilder)

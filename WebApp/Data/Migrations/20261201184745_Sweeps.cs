@@ -25,7 +25,8 @@ namespace MoTLab.WebApp.Data.Migrations
                         .Annotation("Sqlite:Autoincrement", true),
                     Name = table.Column<string>(type: "TEXT", nullable: false),
                     SpecJson = table.Column<string>(type: "TEXT", nullable: false),
-                    CreatedAt = table.Column<DateTime>(type: "TEXT", nullable: false)
+                    CreatedAt = table.Column<DateTime>(type: "TEXT", nullable: false),
+                    ThenJson = table.Column<string>(type: "TEXT", nullable: true)
                 },
                 constraints: table =>
                 {
