@@ -3,6 +3,8 @@
 //                              and the process's resident memory sampled every 100 ms (peak, and at each quarter)
 //   batches STORE [cpu|cuda]   the cost of drawing one training batch from the map at medium shapes (256 × 256), on the
 //                              host (cpu) or through pinned memory to the GPU (cuda, synchronised at the end)
+//   parquet CORPUS OUT         CORPUS's documents written as Parquet files of 10,000 rows a row group (a "text" column,
+//                              Snappy, as Hugging Face exports), to time reading them (prepare OUT byte)
 using System.Diagnostics;
 using MoTLab.Shared.Config;
 using MoTLab.Shared.Data;
@@ -54,8 +56,26 @@ switch (args)
         Console.WriteLine($"one {Batch} × {Seq} batch (inputs and targets as int64 tensors, on {device}) from {data.TrainTokens:N0} mapped tokens: {us:N0} µs");
         break;
     }
+    case ["parquet", var spec, var outFolder]:
+    {
+        Directory.CreateDirectory(outFolder);
+        var field = new Parquet.Schema.DataField<string>("text");
+        int file = 0;
+        foreach (var docs in Corpus.Open(spec).Documents().Chunk(100_000))
+        {
+            await using var stream = File.Create(Path.Combine(outFolder, $"part-{file++:D3}.parquet"));
+            await using var writer = await Parquet.ParquetWriter.CreateAsync(new Parquet.Schema.ParquetSchema(field), stream);
+            foreach (var group in docs.Chunk(10_000))
+            {
+                using var rows = writer.CreateRowGroup();
+                await rows.WriteAsync(field, group);
+            }
+        }
+        Console.WriteLine($"{file} Parquet files in {outFolder}");
+        break;
+    }
     default:
-        Console.Error.WriteLine("usage: CorpusBench prepare CORPUS byte|gpt2 | batches STORE [cpu|cuda]");
+        Console.Error.WriteLine("usage: CorpusBench prepare CORPUS byte|gpt2 | batches STORE [cpu|cuda] | parquet CORPUS OUT");
         return 2;
 }
 return 0;
