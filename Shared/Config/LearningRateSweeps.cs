@@ -29,5 +29,5 @@ public static class LearningRateSweeps
 
     /// <summary>The rate with the lowest final loss among the finished runs, or null when none finished.</summary>
     public static double? Best(IEnumerable<(double LearningRate, double? FinalLoss)> runs) =>
-        runs.Where(r => r.FinalLoss is not null).MinBy(r => r.FinalLoss) is { FinalLoss: not null } best ? best.LearningRate : null;
+        runs.Where(r => r.FinalLoss is { } loss && double.IsFinite(loss)).ToList() is { Count: > 0 } finished ? finished.MinBy(r => r.FinalLoss)!.LearningRate : null;
 }

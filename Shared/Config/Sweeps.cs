@@ -57,11 +57,21 @@ public static class Sweeps
     public static long? Count(SweepSpec spec) => spec.Method switch
     {
         Random => spec.Runs,
-        Grid when spec.Axes.Count > 0 && spec.Axes.All(a => Points(a) is > 0) => spec.Axes.Aggregate(1L, (n, a) => n * Points(a)!.Value),
+        Grid when spec.Axes.Count > 0 && spec.Axes.All(a => Points(a) is > 0) =>
+            spec.Axes.Aggregate(1L, (n, a) => n > long.MaxValue / Points(a)!.Value ? long.MaxValue : n * Points(a)!.Value),   // saturates: never wraps below the cap
         _ => null,
     };
 
-    static int? Points(SweepAxis a) => a.Values is { Count: > 0 } v ? v.Count : a.Min is not null && a.Max is not null ? a.Count : null;
+    /// <summary>A grid axis's number of points: its values, or its range's points once whole-number fields are rounded.</summary>
+    static int? Points(SweepAxis? a) => a switch
+    {
+        null => null,
+        { Values.Count: > 0 } => a.Values.Count,
+        { Min: { } min, Max: { } max, Count: > 0 } when Finite(min, max) && min <= max && FieldType(a.Path) is { } type => RangePoints(a, type).Count,
+        _ => null,
+    };
+
+    static bool Finite(double min, double max) => double.IsFinite(min) && double.IsFinite(max) && double.IsFinite(max - min);
 
     /// <summary>The runs of <paramref name="spec"/> from <paramref name="baseConfig"/>, at most <paramref name="cap"/>,
     /// or the errors that prevent them (nothing is expanded then).</summary>
@@ -76,15 +86,17 @@ public static class Sweeps
         {
             var a = spec.Axes[i];
             string at = $"axes[{i}]";
+            if (a is null) { errors.Add(new(at, "an axis: its path, and its values or a range")); continue; }
             var type = FieldType(a.Path);
             Check(type is not null, $"{at}.path", $"'{a.Path}' is no config field that takes a value (e.g. {string.Join(", ", Paths().Take(4))})");
-            Check(spec.Axes.Take(i).All(b => b.Path != a.Path), $"{at}.path", $"'{a.Path}' is swept twice");
+            Check(spec.Axes.Take(i).All(b => b?.Path != a.Path), $"{at}.path", $"'{a.Path}' is swept twice");
             bool hasValues = a.Values is { Count: > 0 }, hasRange = a.Min is not null || a.Max is not null;
             Check(hasValues || hasRange, at, "give its values, or a range (min and max)");
             Check(!(hasValues && hasRange), at, "give its values or a range, not both");
             if (hasRange)
             {
                 Check(a.Min is not null && a.Max is not null && a.Min <= a.Max, $"{at}.min", "a range needs min ≤ max");
+                Check(a.Min is not { } mn || a.Max is not { } mx || Finite(mn, mx), $"{at}.min", "a range's ends must be finite numbers, and so must their difference");
                 Check(!a.Log || a.Min > 0, $"{at}.min", "a log range needs min > 0");
                 Check(spec.Method == Random || a.Count is >= 1 and <= 1000, $"{at}.count", "a grid over a range needs its number of points (1–1000)");
                 Check(type is null || IsNumber(type), $"{at}.min", $"'{a.Path}' is not a number: give its values");

@@ -158,6 +158,22 @@ public sealed class Corpus
         { throw new CorpusException($"corpus file '{path}' is not valid UTF-8 (bad byte at offset {e.Index})"); }
     }
 
+    /// <summary>The first <paramref name="chars"/> characters of a text file (gzipped or not), for a preview: the file is
+    /// not read further, and bytes that are not UTF-8 show as U+FFFD.</summary>
+    public static string Head(string path, int chars, IReadOnlyList<string>? roots = null)
+    {
+        try
+        {
+            using var file = CorpusFiles.OpenRead(path, roots is null ? null : DataRoots.ResolveAll(roots));
+            using var input = path.EndsWith(".gz", StringComparison.Ordinal) ? new System.IO.Compression.GZipStream(file, System.IO.Compression.CompressionMode.Decompress) : (Stream)file;
+            using var reader = new StreamReader(input, new UTF8Encoding(false, false));
+            var buffer = new char[chars];
+            return new string(buffer, 0, reader.ReadBlock(buffer, 0, chars));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        { throw new CorpusException($"corpus file '{path}' cannot be read: {e.Message}"); }
+    }
+
     /// <summary>The corpus identity (it names the token cache file): <paramref name="kind"/> and a hash of the files' names,
     /// sizes and times, and of the JSON Lines text field when there is one (hashed: a field name is no file name).</summary>
     static string Fingerprint(string kind, IEnumerable<string> files, string? textField = null)

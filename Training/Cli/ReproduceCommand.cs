@@ -90,11 +90,18 @@ public static class ReproduceCommand
                     string? resume = RunFolder.Checkpoints(dir).Count > 0 ? dir : null;
                     using var files = new JsonlSink(dir, resume is null ? -1 : RunFolder.ReadState(RunFolder.Checkpoint(dir)).Step);
                     using var trainer = new Trainer(cfg, dir, device, [files, new ConsoleSink(cfg.Train.Steps)], resume);
-                    trainer.Run();
+                    try { trainer.Run(); }
+                    catch (TrainingDivergedException e)                       // too high a rate: this run loses, the sweep goes on
+                    {
+                        Console.WriteLine($"{name}: learning rate {cfg.Train.LearningRate:G4} diverged ({e.Message})");
+                        results.Add((cfg.Train.LearningRate, null));
+                        continue;
+                    }
                 }
                 results.Add((cfg.Train.LearningRate, EvalCurve(dir) is { Count: > 0 } eval ? eval[^1].Loss : null));
             }
             best[name] = LearningRateSweeps.Best(results);
+            if (best[name] is null) Console.WriteLine($"{name}: no learning rate of its sweep trained to an eval loss; it trains at its preset's own");
             report[name] = new { rates = results.Select(r => new { learning_rate = r.LearningRate, final_eval_loss = r.FinalLoss }), best = best[name] };
             Console.WriteLine($"{name}: best learning rate {best[name]:G4} of {string.Join(", ", results.Select(r => $"{r.LearningRate:G4} → {r.FinalLoss:F4}"))}");
         }

@@ -54,8 +54,7 @@ public static class TokenStoreWriter
             };
             WriteJson(Path.Combine(partial, TokenStore.ManifestFile), manifest);
             File.Delete(Path.Combine(partial, TokenStore.StateFile));
-            File.Delete(Path.Combine(partial, TokenStore.LockFile));          // held until disposed; gone with the rename anyway
-            Directory.Move(partial, folder);
+            Directory.Move(partial, folder);                                  // the lock, still held, moves with it: no one can take a fresh one meanwhile
             log?.Invoke($"prepared corpus '{corpus.Name}': {manifest.Documents:N0} document{(manifest.Documents == 1 ? "" : "s")}, {manifest.TrainTokens:N0} train / {manifest.ValTokens:N0} held-out tokens in {manifest.Seconds:N1} s");
             return folder;
         }
@@ -106,6 +105,7 @@ public static class TokenStoreWriter
         bool byDocument = split == DataSplits.Documents;
 
         using var chunks = new BlockingCollection<Chunk>(boundedCapacity: 2);
+        using var stopReading = CancellationTokenSource.CreateLinkedTokenSource(cancel);   // also when writing fails (a full disk)
         Exception? readFailure = null;
         long skip = state.Documents;
         var reader = new Thread(() =>
@@ -116,14 +116,14 @@ public static class TokenStoreWriter
                 var docs = new List<string>(); long chars = 0, index = 0;
                 foreach (var doc in corpus.Documents())
                 {
-                    if (cancel.IsCancellationRequested) break;
+                    if (stopReading.IsCancellationRequested) break;
                     if (index++ < skip) continue;
                     docs.Add(doc); chars += doc.Length;
                     if (chars < chunkChars) continue;
-                    chunks.Add(new Chunk(docs, meter.Bytes, chars), cancel);
+                    chunks.Add(new Chunk(docs, meter.Bytes, chars), stopReading.Token);
                     docs = []; chars = 0;
                 }
-                if (docs.Count > 0 && !cancel.IsCancellationRequested) chunks.Add(new Chunk(docs, meter.Bytes, chars), cancel);
+                if (docs.Count > 0 && !stopReading.IsCancellationRequested) chunks.Add(new Chunk(docs, meter.Bytes, chars), stopReading.Token);
             }
             catch (OperationCanceledException) { }
             catch (Exception e) { readFailure = e; }
@@ -135,33 +135,36 @@ public static class TokenStoreWriter
         double before = state.Seconds;
         long tokensBefore = state.Tokens, bytesBefore = state.SourceBytesRead;
         var buffer = new MemoryStream();
-        foreach (var chunk in chunks.GetConsumingEnumerable())
+        try
         {
-            var (ids, heldOutDoc) = Tokenize(chunk.Documents, tokenizer, byDocument ? heldOut : 0);
-            long trainTokens = 0, valTokens = 0, trainDocs = 0, valDocs = 0, textBytes = 0;
-            for (int d = 0; d < ids.Length; d++)
+            foreach (var chunk in chunks.GetConsumingEnumerable())
             {
-                var target = heldOutDoc[d] ? val : train;
-                long n = 0;
-                foreach (var piece in ids[d]) { WriteIds(target, piece, width, buffer); n += piece.Length; }
-                if (heldOutDoc[d]) { valTokens += n; valDocs++; } else { trainTokens += n; trainDocs++; }
-                textBytes += Encoding.UTF8.GetByteCount(chunk.Documents[d]);
+                var (ids, heldOutDoc) = Tokenize(chunk.Documents, tokenizer, byDocument ? heldOut : 0);
+                long trainTokens = 0, valTokens = 0, trainDocs = 0, valDocs = 0, textBytes = 0;
+                for (int d = 0; d < ids.Length; d++)
+                {
+                    var target = heldOutDoc[d] ? val : train;
+                    long n = 0;
+                    foreach (var piece in ids[d]) { WriteIds(target, piece, width, buffer); n += piece.Length; }
+                    if (heldOutDoc[d]) { valTokens += n; valDocs++; } else { trainTokens += n; trainDocs++; }
+                    textBytes += Encoding.UTF8.GetByteCount(chunk.Documents[d]);
+                }
+                train.Flush(flushToDisk: true); val.Flush(flushToDisk: true);
+                double attempt = clock.Elapsed.TotalSeconds;
+                long newTokens = state.Tokens + trainTokens + valTokens - tokensBefore, newBytes = chunk.SourceBytesRead;
+                state = state with
+                {
+                    Documents = state.Documents + ids.Length, TrainDocuments = state.TrainDocuments + trainDocs, ValDocuments = state.ValDocuments + valDocs,
+                    TrainTokens = state.TrainTokens + trainTokens, ValTokens = state.ValTokens + valTokens, TextBytes = state.TextBytes + textBytes,
+                    SourceBytesRead = Math.Max(state.SourceBytesRead, newBytes), Seconds = before + attempt, TokensPerS = newTokens / Math.Max(attempt, 1e-9),
+                    EtaS = corpus.SourceBytes > 0 && newBytes > bytesBefore && newBytes < corpus.SourceBytes ? attempt * (corpus.SourceBytes - newBytes) / (newBytes - bytesBefore) : null,
+                    UpdatedUtc = DateTime.UtcNow,
+                };
+                WriteJson(Path.Combine(partial, TokenStore.StateFile), state);
+                progress?.Invoke(state);
             }
-            train.Flush(flushToDisk: true); val.Flush(flushToDisk: true);
-            double attempt = clock.Elapsed.TotalSeconds;
-            long newTokens = state.Tokens + trainTokens + valTokens - tokensBefore, newBytes = chunk.SourceBytesRead;
-            state = state with
-            {
-                Documents = state.Documents + ids.Length, TrainDocuments = state.TrainDocuments + trainDocs, ValDocuments = state.ValDocuments + valDocs,
-                TrainTokens = state.TrainTokens + trainTokens, ValTokens = state.ValTokens + valTokens, TextBytes = state.TextBytes + textBytes,
-                SourceBytesRead = Math.Max(state.SourceBytesRead, newBytes), Seconds = before + attempt, TokensPerS = newTokens / Math.Max(attempt, 1e-9),
-                EtaS = corpus.SourceBytes > 0 && newBytes > bytesBefore && newBytes < corpus.SourceBytes ? attempt * (corpus.SourceBytes - newBytes) / (newBytes - bytesBefore) : null,
-                UpdatedUtc = DateTime.UtcNow,
-            };
-            WriteJson(Path.Combine(partial, TokenStore.StateFile), state);
-            progress?.Invoke(state);
         }
-        reader.Join();
+        finally { stopReading.Cancel(); reader.Join(); }
         if (readFailure is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(readFailure).Throw();
         cancel.ThrowIfCancellationRequested();
         if (state.Tokens == 0) throw new CorpusException($"corpus '{corpus.Name}' has no text");

@@ -51,6 +51,7 @@ public static class CatalogApi
         string name, CorpusCatalog corpora, CorpusPreparations preparations, string? tokenizer = null)
     {
         if (corpora.Find(NameOf(name)) is not { } c) return NoCorpus(name);
+        if (c.Problem is { } unreadable) return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["corpus"] = [unreadable] });
         var (outcome, problem) = preparations.Start(c.Name, tokenizer ?? Vocabularies.Gpt2);
         if (outcome == CorpusPreparations.Outcome.Refused)
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { [problem!.StartsWith("tokenizer", StringComparison.Ordinal) ? "tokenizer" : "corpus"] = [problem] });

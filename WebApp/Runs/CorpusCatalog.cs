@@ -68,7 +68,8 @@ public sealed class CorpusCatalog(IOptions<MoTLabOptions> options)
     {
         var corpus = Corpus.Open(name, Roots);
         if (corpus.Pretokenized is not null) return [];
-        return corpus.Documents().Take(count).Select(d => d.Length <= chars ? d : d[..chars] + " …").ToList();
+        var documents = corpus.Format == "text" ? corpus.Files.Take(count).Select(f => Corpus.Head(f, chars + 1, Roots)) : corpus.Documents().Take(count);   // a text file's head, not the whole file
+        return documents.Select(d => d.Length <= chars ? d : d[..chars] + " …").ToList();
     }
 
     /// <summary>The training tokens of <paramref name="data"/>'s corpus with its tokenizer: counted when a store of that
@@ -96,14 +97,25 @@ public sealed class CorpusCatalog(IOptions<MoTLabOptions> options)
         if (Find(name) is not { } c) return $"no corpus '{name}'";
         if (c.Stores?.Any(s => s.Live) == true) return $"corpus '{name}' is being prepared; delete it once that has ended";
         var corpus = c.Problem is null ? Corpus.Open(name, Roots) : null;
-        if (corpus is not null)
-            foreach (var e in TokenStore.Of(Cache, corpus.Identity))
-            {
-                if (Directory.Exists(e.Folder)) Directory.Delete(e.Folder, recursive: true);
-                if (Directory.Exists(e.Folder + TokenStore.Partial)) Directory.Delete(e.Folder + TokenStore.Partial, recursive: true);
-            }
+        var stores = corpus is null ? [] : TokenStore.Of(Cache, corpus.Identity).ToList();
+        // a preparation holds its partial folder's lock from its start (before it writes any state): such a store stays
+        if (stores.Any(e => Held(e.Folder + TokenStore.Partial))) return $"corpus '{name}' is being prepared; delete it once that has ended";
+        foreach (var e in stores)
+        {
+            if (Directory.Exists(e.Folder)) Directory.Delete(e.Folder, recursive: true);
+            if (Directory.Exists(e.Folder + TokenStore.Partial)) Directory.Delete(e.Folder + TokenStore.Partial, recursive: true);
+        }
         if (c.Kind == "upload") File.Delete(name);
         return null;
+    }
+
+    /// <summary>Whether a process holds the lock of the partial store folder <paramref name="partial"/>.</summary>
+    static bool Held(string partial)
+    {
+        var file = Path.Combine(partial, TokenStore.LockFile);
+        if (!File.Exists(file)) return false;
+        try { using var _ = new FileStream(file, FileMode.Open, FileAccess.ReadWrite, FileShare.None); return false; }
+        catch (IOException) { return true; }
     }
 
     /// <summary>Null when the corpus may be used, else the reason. The worker checks every file again where it opens

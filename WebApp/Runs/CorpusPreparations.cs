@@ -23,12 +23,14 @@ public sealed class CorpusPreparations(IOptions<MoTLabOptions> options, CorpusCa
     {
         if (!Vocabularies.Names.Contains(tokenizer)) return (Outcome.Refused, $"tokenizer must be {string.Join(" or ", Vocabularies.Names)}");
         if (catalog.Check(name) is { } problem) return (Outcome.Refused, problem);
-        var corpus = Corpus.Open(name, catalog.Roots);
+        Corpus corpus;
+        try { corpus = Corpus.Open(name, catalog.Roots); }
+        catch (CorpusException e) { return (Outcome.Refused, e.Message); }                   // a built-in corpus not installed here
         if (corpus.Pretokenized is not null) return (Outcome.Prepared, null);
         var data = new DataConfig();
         var folder = TokenStore.Folder(options.Value.CachePath, corpus.Identity, tokenizer, TokenStore.SplitOf(corpus, data.Split), data.ValFraction);
         if (TokenStore.Manifest(folder) is not null) return (Outcome.Prepared, null);
-        if (running.TryGetValue(folder, out var p) && !p.HasExited || TokenStore.Preparing(folder)?.Live() == true) return (Outcome.Preparing, null);
+        if (running.ContainsKey(folder) || TokenStore.Preparing(folder)?.Live() == true) return (Outcome.Preparing, null);
 
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
         foreach (var a in new[] { options.Value.TrainingDllPath, "corpus", "prepare", name, "--tokenizer", tokenizer }) psi.ArgumentList.Add(a);
@@ -40,15 +42,15 @@ public sealed class CorpusPreparations(IOptions<MoTLabOptions> options, CorpusCa
         process.OutputDataReceived += (_, _) => { };
         process.Exited += (_, _) =>
         {
-            running.TryRemove(folder, out var _);
             if (process.ExitCode != 0) failures[(name, tokenizer)] = last ?? $"corpus prepare exited with code {process.ExitCode}";
             log.LogInformation("preparing {Corpus} with {Tokenizer} ended with code {Code}", name, tokenizer, process.ExitCode);
-            process.Dispose();
+            running.TryRemove(folder, out _);
         };
         failures.TryRemove((name, tokenizer), out _);
-        process.Start();
+        if (!running.TryAdd(folder, process)) return (Outcome.Preparing, null);       // before it starts: its exit removes it
+        try { process.Start(); }
+        catch (System.ComponentModel.Win32Exception e) { running.TryRemove(folder, out _); return (Outcome.Refused, $"the worker could not be started: {e.Message}"); }
         process.BeginErrorReadLine(); process.BeginOutputReadLine();
-        running[folder] = process;
         return (Outcome.Started, null);
     }
 
@@ -58,6 +60,6 @@ public sealed class CorpusPreparations(IOptions<MoTLabOptions> options, CorpusCa
     /// <summary>Stops the preparations this dashboard started (each resumes when asked again).</summary>
     public void Dispose()
     {
-        foreach (var p in running.Values) try { p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+        foreach (var p in running.Values) try { p.Kill(entireProcessTree: true); } catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception) { }
     }
 }

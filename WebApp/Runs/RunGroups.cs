@@ -55,7 +55,7 @@ public sealed class RunGroups(RunService runs, RunRequests validation, SweepServ
         var ids = new List<int>(); var runIds = new List<int>();
         foreach (var (preset, spec) in specs)
         {
-            var (sweep, e) = await sweeps.CreateAsync(spec, ct, new SweepFollowUp(g.Name, steps, device, tag, preset));
+            var (sweep, e) = await sweeps.CreateAsync(spec, ct, new SweepFollowUp(g.Name, steps, device, tag, preset, specs.Count));
             if (sweep is null) return (null, e);
             ids.Add(sweep.Id);
             runIds.AddRange((await sweeps.RunsOfAsync(sweep.Id, ct)).Select(r => r.Id));

@@ -6,7 +6,8 @@ namespace MoTLab.WebApp.Runs;
 /// <summary>A preset group's comparison that waits for learning-rate sweeps ("Reproduce the paper" with each model's
 /// rate swept first): once every sweep sharing <see cref="Tag"/> has ended, the group is launched with each preset at
 /// its sweep's best rate. <see cref="Launched"/> (the comparison's runs) or <see cref="Problem"/> records the outcome.</summary>
-public sealed record SweepFollowUp(string Group, int? Steps, string? Device, string Tag, string Preset, IReadOnlyList<int>? Launched = null, string? Problem = null)
+/// <param name="Sweeps">How many sweeps the set has (it is not followed up before all of them are stored).</param>
+public sealed record SweepFollowUp(string Group, int? Steps, string? Device, string Tag, string Preset, int Sweeps, IReadOnlyList<int>? Launched = null, string? Problem = null)
 {
     public string? CompareUrl => Launched is { Count: > 0 } ids ? $"/compare?ids={string.Join(',', ids)}" : null;
 }
@@ -37,9 +38,12 @@ public sealed class SweepFollowUps(SweepService sweeps, RunGroups groups, ILogge
         {
             var members = new List<(int Id, SweepFollowUp Then, SweepService.SweepView View)>();
             foreach (var (row, then) in set) if (await sweeps.ViewAsync(row.Id, ct) is { } view) members.Add((row.Id, then!, view));
-            if (members.Any(m => m.View.Runs.Any(r => r.Status is RunStatus.Queued or RunStatus.Running))) continue;
             var first = members[0].Then;
-            string? problem = members.Any(m => m.View.Runs.Any(r => r.Status == RunStatus.Cancelled)) ? "a run of the learning-rate sweeps was cancelled, so the comparison was not started" : null;
+            bool storing = (members.Count < first.Sweeps || members.Any(m => m.View.Runs.Count == 0))
+                && DateTime.UtcNow - members.Max(m => m.View.CreatedAt) < TimeSpan.FromMinutes(1);             // the rest, or their runs, are being stored
+            if (storing || members.Any(m => m.View.Runs.Any(r => r.Status is RunStatus.Queued or RunStatus.Running))) continue;
+            string? problem = members.Count < first.Sweeps ? $"{first.Sweeps - members.Count} of the learning-rate sweeps were deleted, so the comparison was not started"
+                : members.Any(m => m.View.Runs.Any(r => r.Status == RunStatus.Cancelled)) ? "a run of the learning-rate sweeps was cancelled, so the comparison was not started" : null;
             var rates = new Dictionary<string, double>();
             foreach (var m in members.Where(_ => problem is null))
             {

@@ -31,6 +31,9 @@ public class SweepTests
         Assert.Equal([1e-4, 3.162e-4, 1e-3, 3.162e-3, 1e-2], points.Select(p => p.Config.Train.LearningRate));
         var (groups, _) = Sweeps.Expand(new SweepSpec { Axes = [new() { Path = "model.ffn.group_size", Min = 2, Max = 5, Count = 4 }] }, Base, 100);
         Assert.Equal([2, 3, 4, 5], groups.Select(p => p.Config.Model.Ffn.GroupSize));
+        var whole = new SweepSpec { Axes = [new() { Path = "model.ffn.group_size", Min = 2, Max = 4, Count = 1000 }] };   // 1,000 points round to 3
+        Assert.Equal(3, Sweeps.Count(whole));
+        Assert.Equal(3, Sweeps.Expand(whole, Base, 100).Points.Count);
     }
 
     [Fact]
@@ -62,6 +65,8 @@ public class SweepTests
     [InlineData("""{ "axes": [{ "path": "train.seed", "values": [1] }, { "path": "train.seed", "values": [2] }] }""", "axes[1].path", "swept twice")]
     [InlineData("""{ "method": "random", "axes": [{ "path": "train.seed", "min": 1, "max": 9 }] }""", "runs", "number of runs")]
     [InlineData("""{ "method": "bayes", "axes": [{ "path": "train.seed", "values": [1] }] }""", "method", "grid or random")]
+    [InlineData("""{ "axes": [null] }""", "axes[0]", "an axis")]
+    [InlineData("""{ "axes": [{ "path": "train.learning_rate", "min": -1.7e308, "max": 1.7e308, "count": 3 }] }""", "axes[0].min", "finite")]
     [InlineData("""{ "axes": [{ "path": "model.ffn.experts", "values": [2.5] }] }""", "runs[0]", "model.ffn.experts = 2.5: not a value the config takes")]
     [InlineData("""{ "axes": [{ "path": "model.ffn.kind", "values": ["dense", "moe"] }] }""", "runs[1]", "model.ffn.kind = moe")]
     public void Bad_input_is_a_field_error_and_nothing_is_expanded(string json, string field, string message)
@@ -79,6 +84,24 @@ public class SweepTests
         var (points, errors) = Sweeps.Expand(spec, Base, 200);
         Assert.Empty(points);
         Assert.Equal("the sweep would launch 10,000 runs, more than the 200 a sweep may have (MoTLab:MaxSweepRuns)", Assert.Single(errors).Message);
+    }
+
+    [Fact]
+    public void A_count_too_large_for_a_number_is_still_over_the_cap()
+    {
+        var paths = Sweeps.Paths().Where(p => Sweeps.FieldType(p) == typeof(double)).Take(7).ToList();
+        Assert.Equal(7, paths.Count);
+        var spec = new SweepSpec { Axes = paths.Select(p => new SweepAxis { Path = p, Min = 0.001, Max = 0.9, Count = 990 }).ToList() };
+        Assert.Equal(long.MaxValue, Sweeps.Count(spec));                                    // 990⁷ does not wrap around
+        Assert.Contains("more than the 200 a sweep may have", Assert.Single(Sweeps.Expand(spec, Base, 200).Errors).Message);
+    }
+
+    [Fact]
+    public void The_best_learning_rate_is_that_of_the_lowest_final_loss_and_none_without_a_finished_run()
+    {
+        Assert.Equal(3e-3, LearningRateSweeps.Best([(1e-3, 2.5), (3e-3, 2.1), (1e-2, null), (3e-2, double.NaN)]));
+        Assert.Null(LearningRateSweeps.Best([(1e-3, null)]));
+        Assert.Null(LearningRateSweeps.Best([]));
     }
 
     [Fact]

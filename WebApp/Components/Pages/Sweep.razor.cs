@@ -37,15 +37,20 @@ public partial class Sweep
     /// <summary>Still moving: a run queued or running, or a comparison that follows and has not started.</summary>
     bool Active => view?.Runs.Any(r => r.Status is RunStatus.Queued or RunStatus.Running) == true || view?.Then is { Launched: null, Problem: null };
 
-    protected override async Task OnInitializedAsync()
-    {
-        await LoadAsync();
-        bestPer = view?.Axes.FirstOrDefault(a => a != SeedPath) ?? view?.Axes.FirstOrDefault() ?? "";
-        _ = RefreshAsync(stop.Token);
-    }
+    int loadedId;
 
+    protected override void OnInitialized() => _ = RefreshAsync(stop.Token);
+
+    /// <summary>Loads the sweep, and again when a link (a sibling sweep) keeps this page but changes Id.</summary>
     protected override async Task OnParametersSetAsync()
     {
+        if (loadedId != Id)
+        {
+            loadedId = Id;
+            await LoadAsync();
+            bestPer = view?.Axes.FirstOrDefault(a => a != SeedPath) ?? view?.Axes.FirstOrDefault() ?? "";
+            drawnFor = "";
+        }
         if (ChartTheme.Follow(plotLayout, Dark, ref themed) && parcoords is not null && drawnFor != "") await parcoords.Relayout();
     }
 
