@@ -312,6 +312,9 @@ public sealed class ChartsAsResearchersReadThem(FinishedRuns runs) : InChromium,
         await page.Locator("#run-actions-menu").WaitForAsync();
         Assert.False(await page.Locator("#clone-button").IsVisibleAsync());
         Assert.True(await page.EvaluateAsync<int>("() => document.documentElement.scrollWidth") <= 390, "the run page is wider than a 390 px phone");
+        Assert.False(await page.Locator("#nav-corpora").IsVisibleAsync());                    // the app bar's pages in one menu too
+        Assert.True(await page.EvaluateAsync<bool>("() => { const b = document.getElementById('dark-mode-button').getBoundingClientRect(); return b.right <= 390; }"),
+            "the app bar's last button is cut off");
         problems.AssertNone("on a continued run, its log, export and at phone width");
     }
     static ILocator CorpusRow(IPage page, string name) =>
@@ -396,6 +399,10 @@ public sealed class ChartsAsResearchersReadThem(FinishedRuns runs) : InChromium,
         Assert.Matches(@"\d\.\d{4} \(\d\.\d{4} – \d\.\d{4}\)", await page.Locator("#sweep-folded tbody tr").First.InnerTextAsync());
         await page.Locator("#fold-seeds").ClickAsync();
         await page.Locator("#sweep-table tbody tr").Nth(3).WaitForAsync();
+        var sweepPath = await page.EvaluateAsync<string>("() => location.pathname");
+        await page.GotoAsync("/sweeps");                                                   // and listed with the others
+        await page.Locator($"#sweeps-table a[href='{sweepPath}']").WaitForAsync();
+        Assert.Contains("4 completed", await page.Locator("#sweeps-table tbody tr", new() { Has = page.Locator($"a[href='{sweepPath}']") }).InnerTextAsync());
         problems.AssertNone("launching a sweep and reading its page");
     }
 }
