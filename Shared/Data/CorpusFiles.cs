@@ -38,6 +38,13 @@ static partial class CorpusFiles
         catch { handle.Dispose(); throw; }
     }
 
+    /// <summary><see cref="OpenRead"/>, with a file that cannot be opened told as a <see cref="CorpusException"/> naming it.</summary>
+    public static FileStream OpenCorpusFile(string path, IReadOnlyList<string>? realRoots)
+    {
+        try { return OpenRead(path, realRoots); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new CorpusException($"corpus file '{path}' cannot be read: {e.Message}"); }
+    }
+
     static CorpusException NotRegular(string path) =>
         new($"corpus file '{path}' is not a regular file (a FIFO, device or socket); MoTLab reads only regular files");
 

@@ -17,7 +17,7 @@ public static class JsonLinesCorpus
     /// <summary>The documents of one shard, in order; <paramref name="realRoots"/> as for <see cref="CorpusFiles.OpenRead"/>.</summary>
     public static IEnumerable<string> Documents(string path, string field, IReadOnlyList<string>? realRoots = null)
     {
-        using var file = Open(path, realRoots);
+        using var file = CorpusFiles.OpenCorpusFile(path, realRoots);
         using var input = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(file, CompressionMode.Decompress)
             : path.EndsWith(".zst", StringComparison.OrdinalIgnoreCase) ? new ZstdSharp.DecompressionStream(file) : (Stream)file;
         var lines = new LineReader(input);
@@ -29,12 +29,6 @@ public static class JsonLinesCorpus
             yield return Field(text, field, path, line, complete: lines.Terminated);
         }
         if (documents == 0) throw new CorpusException($"corpus file '{path}' holds no documents (an empty shard)");
-    }
-
-    static FileStream Open(string path, IReadOnlyList<string>? realRoots)
-    {
-        try { return CorpusFiles.OpenRead(path, realRoots); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new CorpusException($"corpus file '{path}' cannot be read: {e.Message}"); }
     }
 
     /// <summary>The next line, or null at the end; a corrupt archive and invalid UTF-8 are errors naming the line.</summary>

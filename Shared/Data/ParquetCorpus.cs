@@ -15,7 +15,7 @@ public static class ParquetCorpus
     /// A null text (a missing value) is no document.</summary>
     public static IEnumerable<string> Documents(string path, string column, IReadOnlyList<string>? realRoots = null)
     {
-        using var file = Open(path, realRoots);
+        using var file = CorpusFiles.OpenCorpusFile(path, realRoots);
         var reader = Call(path, null, () => ParquetReader.CreateAsync(file, leaveStreamOpen: true));
         try { foreach (var text in Rows(reader, path, column)) yield return text; }
         finally { reader.DisposeAsync().AsTask().GetAwaiter().GetResult(); }
@@ -49,12 +49,6 @@ public static class ParquetCorpus
 
     /// <summary>A column of single strings (Parquet.Net gives UTF-8 columns as string or as ReadOnlyMemory&lt;char&gt;).</summary>
     static bool IsText(DataField f) => !f.IsArray && (f.ClrType == typeof(string) || f.ClrType == typeof(ReadOnlyMemory<char>));
-
-    static FileStream Open(string path, IReadOnlyList<string>? realRoots)
-    {
-        try { return CorpusFiles.OpenRead(path, realRoots); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new CorpusException($"corpus file '{path}' cannot be read: {e.Message}"); }
-    }
 
     /// <summary>Runs one Parquet.Net call to its end (corpora are read synchronously, on the preparing thread); what a
     /// corrupt or truncated file makes it throw becomes an error naming the file and row group.</summary>

@@ -70,6 +70,10 @@ public sealed class SweepService(IDbContextFactory<MoTLabDb> dbs, RunService run
         SweepFollowUp? Then = null, IReadOnlyList<SweepLink>? Siblings = null)
     {
         public string CompareUrl => $"/compare?ids={string.Join(',', Runs.Select(r => r.Id))}&metric=eval_loss";
+
+        /// <summary>"2 completed, 1 running, 1 queued" (the pages'; not in the API's JSON).</summary>
+        [System.Text.Json.Serialization.JsonIgnore]
+        public string StatusCounts => string.Join(", ", Runs.GroupBy(r => r.Status).OrderBy(g => g.Key).Select(g => $"{g.Count()} {g.Key.ToString().ToLowerInvariant()}"));
     }
 
     /// <summary>A sweep a follow-up waits for, by the preset it sweeps.</summary>

@@ -88,8 +88,6 @@ public partial class Sweep
     /// <summary>The runs' final eval loss (the last train loss for a run that never evaluated).</summary>
     static double? Loss(SweepService.SweepRun r) => r.LastEvalLoss ?? r.LastLoss;
 
-    string Counts() => string.Join(", ", view!.Runs.GroupBy(r => r.Status).OrderBy(g => g.Key).Select(g => $"{g.Count()} {g.Key.ToString().ToLowerInvariant()}"));
-
     static string Leaf(string path) => path.Split('.')[^1];
     static string Text(JsonElement? v) => v is { } e ? MoTLab.Shared.Config.Sweeps.Text(e) : "–";
     static double? Number(JsonElement? v) => v is { ValueKind: JsonValueKind.Number } e ? e.GetDouble() : null;
