@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using MoTLab.Shared;
 using MoTLab.Shared.Config;
+using MoTLab.Training.Model.Gpu;
 using MoTLab.Training.Runtime;
 using MoTLab.Training.Train;
 using TorchSharp;
@@ -61,7 +62,8 @@ public static class BenchCommand
             double achieved = flops * tps / 1e9;
             return new BenchResult(cfg.Preset ?? cfg.Name, omit == StepStages.None ? null : omit.ToString().ToLowerInvariant(), trainer.Device.ToString(), trainer.Compute.ToString(), get_num_threads(),
                 cfg.Train.BatchSize, cfg.Model.SeqLen, steps, tps, seconds * 1000 / steps, trainer.Model.EstimateMfu(cfg.Train.BatchSize, tps, peak),
-                achieved, matmul, achieved / matmul, trainer.Model.ParameterCount(), flops, Process.GetCurrentProcess().PeakWorkingSet64, GpuMemoryMiB(trainer.Device));
+                achieved, matmul, achieved / matmul, trainer.Model.ParameterCount(), flops, Process.GetCurrentProcess().PeakWorkingSet64, GpuMemoryMiB(trainer.Device),
+                GpuKernels.Describe(trainer.Device));
         }
         finally { Directory.Delete(runDir, true); }
     }
@@ -90,4 +92,4 @@ public static class BenchCommand
 /// and MatmulShare the achieved rate over it: the share of that ceiling these shapes reach (null on a GPU).</summary>
 public sealed record BenchResult(string Preset, string? Omitted, string Device, string Compute, int Threads, int Batch, int SeqLen, int Steps,
     double TokensPerS, double StepMs, double Mfu, double AchievedGflops, double? MatmulGflops, double? MatmulShare, long Params, double TrainFlopsPerToken,
-    long PeakRssBytes, long? GpuMemoryMib);
+    long PeakRssBytes, long? GpuMemoryMib, string Kernels);

@@ -22,6 +22,7 @@ public static class TrainingProgram
             PlotCommand.Create(),
             CorpusCommand.Create(),
             SweepCommand.Create(),
+            KernelsCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

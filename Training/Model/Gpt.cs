@@ -1,4 +1,5 @@
 using MoTLab.Shared.Config;
+using MoTLab.Training.Model.Gpu;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -57,7 +58,7 @@ public sealed class Gpt : Module<Tensor, Tensor>
     }
 
     /// <summary>The final hidden states, before the head.</summary>
-    /// <returns>(B, T, d) fp32</returns>
+    /// <returns>(B, T, d) in the compute dtype (the head's matmul input)</returns>
     public Tensor Hidden(Tensor idx)
     {
         long T = idx.shape[1];
@@ -65,8 +66,9 @@ public sealed class Gpt : Module<Tensor, Tensor>
         using var pos = arange(T, dtype: ScalarType.Int64, device: idx.device);   // (T)
         var x = wte.forward(idx) + wpe.forward(pos);                               // (B, T, d) fp32
         if (Config.Dropout > 0) x = drop.forward(x);
-        foreach (var block in blocks) x = block.forward(x);                       // (B, T, d)
-        return lnF.forward(x);                                                     // (B, T, d)
+        Tensor? pending = null;                                                    // each block's last residual add, deferred
+        foreach (var block in blocks) (x, pending) = block.Forward(x, pending);   // (B, T, d) each
+        return FusedLayerNorm.AddApply(lnF, x, pending, compute).Normed;           // (B, T, d)
     }
 
     Tensor HeadWeight => head ?? wte.weight!;                                      // (V, d)

@@ -1,3 +1,4 @@
+using MoTLab.Training.Model.Gpu;
 using static TorchSharp.torch;
 using static TorchSharp.torch.autograd;
 
@@ -11,11 +12,6 @@ namespace MoTLab.Training.Model;
 public sealed class LinearCrossEntropy : SingleTensorFunction<LinearCrossEntropy>
 {
     public const long DefaultChunkElements = 1L << 30;   // logits per chunk: 2 GiB in bf16, and as much for their softmax
-    // What this thread's last backward returned. Autograd copies those tensors as the backward returns, but the managed
-    // handles, made on autograd's thread outside any dispose scope, would hold their memory until a garbage
-    // collection; they are disposed when the same thread runs the next backward, which it can only do after that copy.
-    [ThreadStatic] static List<Tensor>? handedBack;
-
     public override string Name => nameof(LinearCrossEntropy);
 
     /// <param name="x">(N, d) hidden states, any float dtype</param>
@@ -49,19 +45,10 @@ public sealed class LinearCrossEntropy : SingleTensorFunction<LinearCrossEntropy
             using var inner = NewDisposeScope();
             long rows = Math.Min(chunk, n - start);
             var xi = xc.narrow(0, start, rows);                                     // (n, d)
-            var ti = targets.narrow(0, start, rows).unsqueeze(1);                   // (n, 1)
+            var ti = targets.narrow(0, start, rows);                                // (n)
             var z = xi.mm(w.t());                                                   // (n, Vp) logits
-            if (padded > vocab) z.narrow(1, vocab, padded - vocab).fill_(double.NegativeInfinity);
-            var (zMax, argMax) = z.max(1, keepdim: true);                           // (n, 1) each
-            var p = z.softmax(1);                                                   // (n, Vp) softmax in fp32, stored in z's dtype
-            // log-sum-exp from the most likely token's probability (≥ 1/V, so it never underflows): one read of z
-            // instead of an fp32 log-softmax over it. Stored in bf16, that probability adds at most 2⁻⁹ nats to a
-            // token's loss, less than rounding its logits to bf16 already does (2⁻⁹ of their size); fp32 is exact.
-            var lse = zMax.to_type(ScalarType.Float32) - p.gather(1, argMax).to_type(ScalarType.Float32).log();   // (n, 1)
-            nll.add_((lse - z.gather(1, ti).to_type(ScalarType.Float32)).sum());
-            z.Dispose();
-            if (dx is null && dw is null) continue;
-            p.scatter_add_(1, ti, full(rows, 1, -1.0, dtype: p.dtype, device: p.device));
+            var p = SoftmaxMinusOneHot(z, ti, vocab, dx is not null || dw is not null, nll);   // (n, Vp) or null
+            if (p is null) continue;
             dx?.narrow(0, start, rows).copy_(p.mm(w));                              // (n, d)
             dw?.add_(p.t().mm(xi));                                                 // (Vp, d)
         }
@@ -75,15 +62,54 @@ public sealed class LinearCrossEntropy : SingleTensorFunction<LinearCrossEntropy
         return loss;
     }
 
+    /// <summary>One chunk: adds its summed cross-entropy to <paramref name="nll"/> and, when <paramref name="wantGradient"/>,
+    /// returns the logits' gradient softmax(z) − onehot(target) (zero in the padding). Where the fused kernels run and z
+    /// is bf16, the kernel <c>cross_entropy_rows</c> does it in one read of z and one write over it (on an NVIDIA H200,
+    /// 0.9 ms for a chunk of 16,384 × 50,304 where libtorch's max, softmax, gathers and scatter took 2.8 ms), with the
+    /// exact fp32 log-sum-exp; else libtorch does, with the log-sum-exp from the most likely token's probability.</summary>
+    /// <param name="z">(n, Vp) logits, columns from <paramref name="vocab"/> on are padding; overwritten</param>
+    /// <param name="targets">(n) int64</param>
+    static Tensor? SoftmaxMinusOneHot(Tensor z, Tensor targets, long vocab, bool wantGradient, Tensor nll)
+    {
+        long rows = z.shape[0], padded = z.shape[1];
+        int threads = KernelThreads(padded);
+        if (GpuKernels.Enabled(z.device) && z.dtype == ScalarType.BFloat16 && z.is_contiguous() && padded % 8 == 0
+            && padded * 2 <= GpuKernels.MaxSharedBytes(z.device) && targets.dtype == ScalarType.Int64 && targets.is_contiguous())
+        {
+            var rowLoss = empty(rows, dtype: ScalarType.Float32, device: z.device);   // (n)
+            GpuKernels.Launch(z.device, "cross_entropy_rows", rows, threads, (int)(padded * 2), GpuKernels.Ptr(z), GpuKernels.Ptr(targets),
+                GpuKernels.Ptr(rowLoss), GpuKernels.Int(vocab), GpuKernels.Int(padded), wantGradient ? 1 : 0);
+            nll.add_(rowLoss.sum());
+            return wantGradient ? z : null;
+        }
+        var ti = targets.unsqueeze(1);                                              // (n, 1)
+        if (padded > vocab) z.narrow(1, vocab, padded - vocab).fill_(double.NegativeInfinity);
+        var (zMax, argMax) = z.max(1, keepdim: true);                               // (n, 1) each
+        var p = z.softmax(1);                                                       // (n, Vp) softmax in fp32, stored in z's dtype
+        // log-sum-exp from the most likely token's probability (≥ 1/V, so it never underflows): one read of z
+        // instead of an fp32 log-softmax over it. Stored in bf16, that probability adds at most 2⁻⁹ nats to a
+        // token's loss, less than rounding its logits to bf16 already does (2⁻⁹ of their size); fp32 is exact.
+        var lse = zMax.to_type(ScalarType.Float32) - p.gather(1, argMax).to_type(ScalarType.Float32).log();   // (n, 1)
+        nll.add_((lse - z.gather(1, ti).to_type(ScalarType.Float32)).sum());
+        z.Dispose();
+        if (!wantGradient) return null;
+        p.scatter_add_(1, ti, full(rows, 1, -1.0, dtype: p.dtype, device: p.device));
+        return p;
+    }
+
+    /// <summary>The kernel's block for rows of <paramref name="padded"/> logits: a thread per 8 logits, from one warp up
+    /// to 512 threads (two such blocks share a multiprocessor).</summary>
+    public static int KernelThreads(long padded) =>
+        (int)Math.Clamp(System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)Math.Max(padded / 8, 1)), 32, 512);
+
     public override List<Tensor> backward(AutogradContext ctx, Tensor gradOutput)
     {
-        foreach (var t in handedBack ?? []) t.Dispose();
+        using var scope = NewDisposeScope();
         var (hasX, hasW) = ((bool, bool))ctx.get_data("has");
         var saved = ctx.get_saved_variables();
         Tensor? gx = hasX ? saved[0] * gradOutput : null;                        // (N, d)
         Tensor? gw = hasW ? saved[hasX ? 1 : 0] * gradOutput : null;             // (V, d)
         foreach (var s in saved) s.Dispose();
-        handedBack = [.. new[] { gx, gw }.OfType<Tensor>()];
-        return [gx!, gw!, null!, null!, null!, null!];
+        return GradientHandoff.Return([gradOutput], gx, gw, null, null, null, null);
     }
 }

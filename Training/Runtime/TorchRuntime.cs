@@ -15,13 +15,16 @@ public static class TorchRuntime
     private static readonly object Gate = new();
     private static bool initialised;
 
+    /// <summary>The libtorch folder loaded in place of the packaged one (MOTLAB_LIBTORCH), or null.</summary>
+    public static string? LibTorchDirectory { get; private set; }
+
     public static void Initialise()
     {
         lock (Gate)
         {
             if (initialised) return;
             KeepFreedMemory();
-            var dir = ResolveLibTorchDirectory(Environment.GetEnvironmentVariable(LibTorchVariable));
+            var dir = LibTorchDirectory = ResolveLibTorchDirectory(Environment.GetEnvironmentVariable(LibTorchVariable));
             if (dir is not null)
             {
                 // Preloading by full path makes later loads by name (TorchSharp's own) find these by soname.

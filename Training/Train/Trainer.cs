@@ -7,6 +7,7 @@ using MoTLab.Shared.Config;
 using MoTLab.Shared.Telemetry;
 using MoTLab.Shared.Data;
 using MoTLab.Training.Model;
+using MoTLab.Training.Model.Gpu;
 using MoTLab.Training.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -75,7 +76,7 @@ public sealed class Trainer : IDisposable
         long trainable = parameters.Sum(p => p.numel());
         Log($"{Model.ParameterCount():N0} parameters{(trainable < Model.ParameterCount() ? $" ({trainable:N0} trainable, {(double)trainable / Model.ParameterCount():P2})" : "")}, {ModelSize.ForwardFlopsPerToken(config.Model, t.BatchSize) * 3 / 1e6:N1} MFLOP per token per training step, " +
             $"device {Device}{(Device.type == DeviceType.CPU ? $" ({get_num_threads()} thread{(get_num_threads() == 1 ? "" : "s")})" : "")}, compute {Compute}, " +
-            $"attention {AttentionPath(config.Model)}, {data.TrainTokens:N0} train / {data.ValTokens:N0} eval tokens");
+            $"attention {AttentionPath(config.Model)}, {(Device.type == DeviceType.CUDA ? $"kernels: {GpuKernels.Describe(Device)}, " : "")}{data.TrainTokens:N0} train / {data.ValTokens:N0} eval tokens");
     }
 
     /// <summary>Which attention the model runs here: MoTLab's CPU kernel or SDPA; with attention dropout, training

@@ -23,6 +23,17 @@ public class CliTests
     }
 
     [Fact]
+    public void Kernels_says_the_cpu_runs_libtorch_and_refuses_to_check_without_a_gpu()
+    {
+        var (code, output, _) = Cli("kernels", "--device", "cpu");
+        Assert.Equal(0, code);
+        Assert.Equal("cpu: libtorch (fused kernels are CUDA only)", output.Trim());
+        var (checkCode, _, err) = Cli("kernels", "--device", "cpu", "--check");
+        Assert.Equal(2, checkCode);
+        Assert.Contains("kernel checks need a CUDA device, not cpu", err);
+    }
+
+    [Fact]
     public void Presets_lists_the_required_presets_as_json()
     {
         var (code, output, _) = Cli("presets");
