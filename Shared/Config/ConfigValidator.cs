@@ -48,6 +48,8 @@ public static class ConfigValidator
 
         Check(t.Steps is >= 1 and <= 100_000_000, "train.steps", "must be between 1 and 100,000,000");
         Check(t.BatchSize is >= 1 and <= 65_536, "train.batch_size", "must be between 1 and 65,536");
+        Check(t.Gpus is >= 1 and <= 64, "train.gpus", "must be between 1 and 64");
+        Check(t.Gpus < 1 || t.BatchSize % t.Gpus == 0, "train.batch_size", $"must be a multiple of train.gpus ({t.Gpus}): each process takes an equal share");
         Check(t.LearningRate is > 0 and < 10, "train.learning_rate", "must be in (0, 10)");
         Check(t.WarmupFraction is >= 0 and <= 1, "train.warmup_fraction", "must be in [0, 1]");
         Check(t.MinLrRatio is >= 0 and <= 1, "train.min_lr_ratio", "must be in [0, 1]");

@@ -81,8 +81,10 @@ public static class FfnKinds
         {
             var f = c.Model.Ffn; var t = c.Train;
             check(f.GroupSize >= 1, "model.ffn.group_size", "must be at least 1");
-            check(f.GroupSize < 1 || t.BatchSize % f.GroupSize == 0, "train.batch_size",
-                $"must be a multiple of the MoT group size ({f.GroupSize}): MoT mixes tokens of {f.GroupSize} different examples");
+            check(f.GroupSize < 1 || t.Gpus < 1 || t.BatchSize % t.Gpus != 0 || t.BatchSize / t.Gpus % f.GroupSize == 0, "train.batch_size",
+                t.Gpus > 1
+                    ? $"must be a multiple of the MoT group size ({f.GroupSize}) times train.gpus ({t.Gpus}): each process mixes tokens of {f.GroupSize} different examples of its share"
+                    : $"must be a multiple of the MoT group size ({f.GroupSize}): MoT mixes tokens of {f.GroupSize} different examples");
             check(double.IsFinite(f.Temperature) && f.Temperature > 0, "model.ffn.temperature", "must be a finite positive number");
             check(f.EvalGroupSizes is not { Count: > 16 }, "model.ffn.eval_group_sizes", "at most 16 extra group sizes");
             foreach (var eg in f.EvalGroupSizes is { Count: <= 16 } sizes ? sizes : [])

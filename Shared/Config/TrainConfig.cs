@@ -22,6 +22,11 @@ public sealed record TrainConfig
     public int EvalEarlyEvery { get; init; }
     public int EvalEarlyUntil { get; init; }
     public int CheckpointEvery { get; init; } = 0;      // 0 = only at the end
+    /// <summary>Processes that train the run data parallel, one per GPU on CUDA (on the CPU, processes of the host):
+    /// each takes batch_size / gpus of every step's batch, and their gradients are averaged before the step. The
+    /// global batch, the data order and the results are those of one process, up to rounding (per-process
+    /// capacities of token- and expert-choice MoE are the exception: each process routes its own share).</summary>
+    public int Gpus { get; init; } = 1;
     /// <summary>auto (bf16 on CUDA, fp32 on CPU), fp32 or bf16.</summary>
     public string Precision { get; init; } = "auto";
     /// <summary>Whether the run computes in bf16 on a CUDA device (<paramref name="cuda"/>) or the CPU: "auto" is bf16 on

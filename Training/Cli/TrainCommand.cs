@@ -19,10 +19,16 @@ public static class TrainCommand
         var corpus = new Option<string?>("--corpus") { Description = "Override data.corpus: synthetic, dotnet-docs, linux-docs, debian-docs, or a file/folder of text, JSON Lines or Parquet, or of nanoGPT train.bin/val.bin" };
         var seed = new Option<long?>("--seed") { Description = "Override train.seed" };
         var resume = new Option<string?>("--resume") { Description = "Continue a run folder from its newest checkpoint" };
-        var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch (default: all cores)" };
-        var command = new Command("train", "Train a model headless") { preset, config, steps, device, output, corpus, seed, resume, threads };
+        var threads = new Option<int?>("--threads") { Description = "CPU threads for libtorch (default: all cores, shared out among data-parallel processes)" };
+        var gpus = new Option<int?>("--gpus") { Description = "Override train.gpus: processes training the run data parallel, one per GPU on CUDA" };
+        var rank = new Option<int?>("--rank") { Description = "This process's rank in a data-parallel run (set by the launcher)", Hidden = true };
+        var rendezvous = new Option<string?>("--rendezvous") { Description = "Where a data-parallel run's processes meet (set by the launcher)", Hidden = true };
+        var command = new Command("train", "Train a model headless") { preset, config, steps, device, output, corpus, seed, resume, threads, gpus, rank, rendezvous };
         RunConfig? current = null;
-        command.SetAction(parse => CliErrors.Run(() =>
+        command.SetAction(parse =>
+        {
+            int code = 0;
+            int rc = CliErrors.Run(() =>
         {
             string? resumeDir = parse.GetValue(resume);
             RunConfig cfg = resumeDir is not null && parse.GetValue(preset) is null && parse.GetValue(config) is null
@@ -31,30 +37,50 @@ public static class TrainCommand
             if (parse.GetValue(steps) is { } s) cfg = cfg with { Train = cfg.Train with { Steps = s } };
             if (parse.GetValue(seed) is { } sd) cfg = cfg with { Train = cfg.Train with { Seed = sd } };
             if (parse.GetValue(corpus) is { } c) cfg = cfg with { Data = cfg.Data with { Corpus = c } };
+            if (parse.GetValue(gpus) is { } g) cfg = cfg with { Train = cfg.Train with { Gpus = g } };
             current = cfg;
-            TorchRuntime.SetThreads(parse.GetValue(threads));
             var dir = resumeDir ?? parse.GetValue(output) ?? Path.Combine("runs", $"{cfg.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
-            Train(cfg, dir, parse.GetValue(device)!, resumeDir);
-        }, () => current));
+            if (cfg.Train.Gpus > 1 && parse.GetValue(rank) is null)
+            {
+                code = DataParallelLaunch.Run(cfg, dir, parse.GetValue(device)!, resumeDir, parse.GetValue(threads));
+                return;
+            }
+            TorchRuntime.SetThreads(parse.GetValue(threads));
+            if (parse.GetValue(rank) is { } r)
+            {
+                var on = TorchRuntime.ResolveDevice(parse.GetValue(device)!);
+                using var group = ProcessGroup.Join(r, cfg.Train.Gpus, parse.GetValue(rendezvous)
+                    ?? throw new UsageException("--rank needs --rendezvous (both are set by the data-parallel launcher)"), on);
+                Train(cfg, dir, parse.GetValue(device)!, resumeDir, group);
+            }
+            else Train(cfg, dir, parse.GetValue(device)!, resumeDir);
+        }, () => current);
+            return rc != 0 ? rc : code;
+        });
         return command;
     }
 
     /// <summary>Trains <paramref name="cfg"/> into <paramref name="dir"/> with progress on the console: what `train`,
     /// `transition` and `finetune` share. Ctrl-C stops after the current step, which is checkpointed.</summary>
-    internal static void Train(RunConfig cfg, string dir, string device, string? resumeDir = null)
+    /// <param name="group">this process's data-parallel group: rank 0 writes the run folder and the console, the
+    /// other ranks neither, and Ctrl-C is the launcher's to handle</param>
+    internal static void Train(RunConfig cfg, string dir, string device, string? resumeDir = null, ProcessGroup? group = null)
     {
         var console = new ConsoleSink(cfg.Train.Steps);
         long resumedStep = resumeDir is null ? -1 : RunFolder.ReadState(RunFolder.Checkpoint(resumeDir)).Step;
         Directory.CreateDirectory(dir);
-        using var files = new JsonlSink(dir, resumedStep);
-        using var trainer = new Trainer(cfg, dir, device, [files, console], resumeDir);
+        bool root = group is null || group.IsRoot;
+        using var files = root ? new JsonlSink(dir, resumedStep) : null;
+        using var trainer = new Trainer(cfg, dir, device, root ? [files!, console] : [], resumeDir, group: group);
         using var cancel = new CancellationTokenSource();
-        ConsoleCancelEventHandler stop = (_, e) => { e.Cancel = true; cancel.Cancel(); console.OnLog("stopping after this step (checkpoint follows)"); };
+        ConsoleCancelEventHandler stop = group is null
+            ? (_, e) => { e.Cancel = true; cancel.Cancel(); console.OnLog("stopping after this step (checkpoint follows)"); }
+            : (_, e) => e.Cancel = true;   // the launcher ends every rank
         Console.CancelKeyPress += stop;
         try
         {
             var state = trainer.Run(cancel.Token);
-            console.OnLog($"done: step {state.Step}, train loss {state.LastTrainLoss:F4}, eval loss {state.LastEvalLoss:F4}, run folder {Path.GetFullPath(dir)}");
+            if (root) console.OnLog($"done: step {state.Step}, train loss {state.LastTrainLoss:F4}, eval loss {state.LastEvalLoss:F4}, run folder {Path.GetFullPath(dir)}");
         }
         finally { Console.CancelKeyPress -= stop; }
     }

@@ -57,25 +57,28 @@ public sealed class TokenDataset : IDisposable
     }
 
     /// <summary>Training batch for <paramref name="step"/>: inputs and next-token targets, each (B, T) int64.</summary>
-    public (Tensor X, Tensor Y) TrainBatch(long step, int batch, Device device) => Make(train, step, batch, device);
+    /// <param name="first">the first row wanted of the step's <paramref name="batch"/> rows (a data-parallel process's share)</param>
+    /// <param name="count">how many rows from <paramref name="first"/> (default: all)</param>
+    public (Tensor X, Tensor Y) TrainBatch(long step, int batch, Device device, int first = 0, int? count = null) =>
+        Make(train, step, first, count ?? batch - first, device);
 
     /// <summary>The j-th fixed evaluation batch (the same every time it is asked for).</summary>
-    public (Tensor X, Tensor Y) EvalBatch(int j, int batch, Device device) => Make(val, -1 - j, batch, device);
+    public (Tensor X, Tensor Y) EvalBatch(int j, int batch, Device device) => Make(val, -1 - j, 0, batch, device);
 
     /// <summary>Rows of <see cref="seqLen"/> ids written straight into the batch's int64 tensors; for a GPU copied through
     /// pinned memory (a pageable copy would make the host wait for the GPU to drain every step).</summary>
-    unsafe (Tensor, Tensor) Make(TokenSplit source, long step, int batch, Device device)
+    unsafe (Tensor, Tensor) Make(TokenSplit source, long step, int first, int count, Device device)
     {
         int t = seqLen;
         bool cpu = device.type == TorchSharp.DeviceType.CPU;
-        var xs = empty([batch, t], ScalarType.Int64); var ys = empty([batch, t], ScalarType.Int64);
+        var xs = empty([count, t], ScalarType.Int64); var ys = empty([count, t], ScalarType.Int64);
         long* x = Model.Cpu.CpuKernels.Ptr<long>(xs), y = Model.Cpu.CpuKernels.Ptr<long>(ys);
         long span = source.Length - t;                   // start + t (the last target) must be a valid index
-        for (int b = 0; b < batch; b++)
+        for (int i = 0; i < count; i++)
         {
-            long start = (long)(Mix((ulong)seed, (ulong)step, (ulong)b) % (ulong)span);
-            source.Copy(start, new Span<long>(x + (long)b * t, t));
-            source.Copy(start + 1, new Span<long>(y + (long)b * t, t));
+            long start = (long)(Mix((ulong)seed, (ulong)step, (ulong)(first + i)) % (ulong)span);   // row first + i of the step's batch
+            source.Copy(start, new Span<long>(x + (long)i * t, t));
+            source.Copy(start + 1, new Span<long>(y + (long)i * t, t));
         }
         if (cpu) return (xs, ys);
         using (xs) using (ys) using (var px = xs.pin_memory()) using (var py = ys.pin_memory())

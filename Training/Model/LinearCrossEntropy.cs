@@ -64,17 +64,18 @@ public sealed class LinearCrossEntropy : SingleTensorFunction<LinearCrossEntropy
 
     /// <summary>One chunk: adds its summed cross-entropy to <paramref name="nll"/> and, when <paramref name="wantGradient"/>,
     /// returns the logits' gradient softmax(z) − onehot(target) (zero in the padding). Where the fused kernels run and z
-    /// is bf16, the kernel <c>cross_entropy_rows</c> does it in one read of z and one write over it (on an NVIDIA H200,
-    /// 0.9 ms for a chunk of 16,384 × 50,304 where libtorch's max, softmax, gathers and scatter took 2.8 ms), with the
-    /// exact fp32 log-sum-exp; else libtorch does, with the log-sum-exp from the most likely token's probability.</summary>
+    /// is bf16, the kernel <c>cross_entropy_rows</c> does it in one read of z and one write over it, with the exact fp32
+    /// log-sum-exp (on an NVIDIA H200 at GPT-2's vocabulary, about 0.9 ms for a chunk of 21,248 rows by the step's
+    /// difference, where libtorch's max and softmax alone took 2.7 ms: docs/benchmarks.md); else libtorch does, with
+    /// the log-sum-exp from the most likely token's probability.</summary>
     /// <param name="z">(n, Vp) logits, columns from <paramref name="vocab"/> on are padding; overwritten</param>
     /// <param name="targets">(n) int64</param>
     static Tensor? SoftmaxMinusOneHot(Tensor z, Tensor targets, long vocab, bool wantGradient, Tensor nll)
     {
         long rows = z.shape[0], padded = z.shape[1];
         int threads = KernelThreads(padded);
-        if (GpuKernels.Enabled(z.device) && z.dtype == ScalarType.BFloat16 && z.is_contiguous() && padded % 8 == 0
-            && padded * 2 <= GpuKernels.MaxSharedBytes(z.device) && targets.dtype == ScalarType.Int64 && targets.is_contiguous())
+        if (rows > 0 && GpuKernels.Enabled(z.device) && z.dtype == ScalarType.BFloat16 && padded % 8 == 0 && targets.dtype == ScalarType.Int64
+            && padded * 2 + StaticSharedBytes <= GpuKernels.MaxSharedBytes(z.device) && GpuKernels.Fits(z.device, 16, z) && GpuKernels.Fits(z.device, 8, targets))
         {
             var rowLoss = empty(rows, dtype: ScalarType.Float32, device: z.device);   // (n)
             GpuKernels.Launch(z.device, "cross_entropy_rows", rows, threads, (int)(padded * 2), GpuKernels.Ptr(z), GpuKernels.Ptr(targets),
@@ -96,6 +97,8 @@ public sealed class LinearCrossEntropy : SingleTensorFunction<LinearCrossEntropy
         p.scatter_add_(1, ti, full(rows, 1, -1.0, dtype: p.dtype, device: p.device));
         return p;
     }
+
+    const int StaticSharedBytes = 1024;   // the kernel's own shared memory (its reductions' 128 bytes), with room to spare
 
     /// <summary>The kernel's block for rows of <paramref name="padded"/> logits: a thread per 8 logits, from one warp up
     /// to 512 threads (two such blocks share a multiprocessor).</summary>

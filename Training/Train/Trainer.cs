@@ -17,7 +17,12 @@ namespace MoTLab.Training.Train;
 
 /// <summary>Trains one run: data, model, AdamW, schedule, telemetry, evaluation, checkpoints. Call
 /// <see cref="Run"/> on one dedicated thread (dispose scopes and no_grad are per thread) and never await
-/// inside it. Cancelling stops after the current step and writes a checkpoint.</summary>
+/// inside it. Cancelling stops after the current step and writes a checkpoint.
+///
+/// As one process of a data-parallel run (<see cref="ProcessGroup"/>, <c>train.gpus</c>) it trains rows
+/// [rank·b, (rank + 1)·b) of every step's batch (b = batch_size / gpus: the same rows, in the same order, as one
+/// process draws), averages the gradients over the processes before clipping, and logs the mean training loss; only
+/// rank 0 evaluates, writes the run folder's files and checkpoints (the other ranks get no sinks).</summary>
 public sealed class Trainer : IDisposable
 {
     public RunConfig Config { get; }
@@ -31,17 +36,25 @@ public sealed class Trainer : IDisposable
     private readonly AdamW optimizer;
     private readonly IReadOnlyList<ITelemetrySink> sinks;
     private readonly IReadOnlyList<Parameter> parameters;
+    private readonly ProcessGroup? group;
+    bool IsRoot => group is null || group.IsRoot;
 
     /// <param name="tokens">Token stream to train on instead of the configured corpus (benchmarks use random ids).</param>
     /// <param name="dataRoots">A dashboard's data roots: corpus files must resolve inside them (null: any file).</param>
     public Trainer(RunConfig config, string runDir, string device, IReadOnlyList<ITelemetrySink> sinks,
-                   string? resumeFrom = null, string? cacheDir = null, ushort[]? tokens = null, IReadOnlyList<string>? dataRoots = null)
+                   string? resumeFrom = null, string? cacheDir = null, ushort[]? tokens = null, IReadOnlyList<string>? dataRoots = null,
+                   ProcessGroup? group = null)
     {
+        this.group = group;
         TorchRuntime.Initialise();
         Device = TorchRuntime.ResolveDevice(device);
         bool cuda = Device.type == DeviceType.CUDA;
         var errors = ConfigValidator.ValidateRun(config, cuda, cuda ? null : GC.GetGCMemoryInfo().TotalAvailableMemoryBytes, "this machine's memory");
         if (errors.Count > 0) throw new ConfigException(errors);
+        if (config.Train.Gpus != (group?.World ?? 1))
+            throw new ConfigException([new ConfigError("train.gpus", group is null
+                ? $"{config.Train.Gpus} processes are started by `MoTLab.Training train` (the dashboard and its workers train a run in one process): set it to 1 here"
+                : $"is {config.Train.Gpus}, but this process is one of {group.World}")]);
         Compute = config.Train.Bf16On(cuda) ? ScalarType.BFloat16 : ScalarType.Float32;
         this.runDir = runDir; this.sinks = sinks;
 
@@ -72,11 +85,11 @@ public sealed class Trainer : IDisposable
                 fresh: config.Model.Ffn.IsLightweight ? LightweightExperts.IsAdapterWeight : null);
             Log($"weights from {ckpt}");
         }
-        File.WriteAllText(Path.Combine(runDir, "config.json"), JsonSerializer.Serialize(config, Json.Indented));
+        if (IsRoot) File.WriteAllText(Path.Combine(runDir, "config.json"), JsonSerializer.Serialize(config, Json.Indented));
         long trainable = parameters.Sum(p => p.numel());
         Log($"{Model.ParameterCount():N0} parameters{(trainable < Model.ParameterCount() ? $" ({trainable:N0} trainable, {(double)trainable / Model.ParameterCount():P2})" : "")}, {ModelSize.ForwardFlopsPerToken(config.Model, t.BatchSize) * 3 / 1e6:N1} MFLOP per token per training step, " +
             $"device {Device}{(Device.type == DeviceType.CPU ? $" ({get_num_threads()} thread{(get_num_threads() == 1 ? "" : "s")})" : "")}, compute {Compute}, " +
-            $"attention {AttentionPath(config.Model)}, {(Device.type == DeviceType.CUDA ? $"kernels: {GpuKernels.Describe(Device)}, " : "")}{data.TrainTokens:N0} train / {data.ValTokens:N0} eval tokens");
+            $"attention {AttentionPath(config.Model)}, {(group is { World: > 1 } g ? $"data parallel over {g.World} processes ({config.Train.BatchSize / g.World} rows each), " : "")}{(Device.type == DeviceType.CUDA ? $"kernels: {GpuKernels.Describe(Device)}, " : "")}{data.TrainTokens:N0} train / {data.ValTokens:N0} eval tokens");
     }
 
     /// <summary>Which attention the model runs here: MoTLab's CPU kernel or SDPA; with attention dropout, training
@@ -111,6 +124,12 @@ public sealed class Trainer : IDisposable
             using (var scope = NewDisposeScope())
             {
                 var (ce, aux, gradNorm) = TakeStep(step, lr);
+                if (log && group is { World: > 1 })
+                {
+                    var losses = stack([ce.detach(), aux.detach()]);   // every process's own share: their mean is the batch's
+                    group.AllReduceMean([losses]);
+                    (ce, aux) = (losses[0], losses[1]);
+                }
                 if (snapshot) // before evaluation, whose forwards replace the recorded statistics
                 {
                     var snaps = Model.SparseLayers.Select(l => l.Ffn.Snapshot(done, l.Layer)).ToList();
@@ -133,7 +152,7 @@ public sealed class Trainer : IDisposable
                         RssMb = system.Latest?.RssMb, CpuPercent = system.Latest?.CpuPercent,
                         GpuUtilPercent = system.Latest?.GpuUtilPercent, GpuMemoryMb = system.Latest?.GpuMemoryMb,
                     };
-                    if (eval)
+                    if (eval && IsRoot)
                     {
                         var (evalLoss, extra) = Evaluate();
                         metrics = metrics with { EvalLoss = evalLoss, EvalExtra = extra };
@@ -145,9 +164,9 @@ public sealed class Trainer : IDisposable
                 }
             }
             State = State with { ElapsedS = startElapsed + clock.Elapsed.TotalSeconds };
-            if (t.CheckpointEvery > 0 && State.Step % t.CheckpointEvery == 0 && State.Step < t.Steps) SaveCheckpoint();
+            if (IsRoot && t.CheckpointEvery > 0 && State.Step % t.CheckpointEvery == 0 && State.Step < t.Steps) SaveCheckpoint();
         }
-        SaveCheckpoint();
+        if (IsRoot) SaveCheckpoint();
         return State;
     }
 
@@ -167,10 +186,12 @@ public sealed class Trainer : IDisposable
     (Tensor CrossEntropy, Tensor Aux, Tensor GradNorm) TakeStep(long step, double lr)
     {
         optimizer.LearningRate = lr;
-        var (x, y) = data.TrainBatch(step, Config.Train.BatchSize, Device);
+        int batch = Config.Train.BatchSize, share = batch / (group?.World ?? 1);
+        var (x, y) = data.TrainBatch(step, batch, Device, first: (group?.Rank ?? 0) * share, count: share);
         var (objective, ce, aux) = Model.Loss(x, y);
         Model.zero_grad();
         if (!Omit.HasFlag(StepStages.Backward)) objective.backward();
+        if (group is { World: > 1 } && !Omit.HasFlag(StepStages.Backward)) group.AllReduceMean(Gradients());
         var gradNorm = Omit.HasFlag(StepStages.Clip) || Omit.HasFlag(StepStages.Backward) ? objective.detach() : ClipGradNorm(Config.Train.GradClip);
         if (!Omit.HasFlag(StepStages.Optimizer) && !Omit.HasFlag(StepStages.Backward)) optimizer.Step();
         State = State with { Step = step + 1, Tokens = State.Tokens + (long)Config.Train.BatchSize * Config.Model.SeqLen };
@@ -204,6 +225,11 @@ public sealed class Trainer : IDisposable
             BalanceLoss = balance, ZLoss = z, DroppedRatio = dropped, RouterEntropy = entropy,
         };
     }
+
+    /// <summary>Every trainable parameter's gradient, in one order on every process (a parameter without one would
+    /// leave the processes' lists out of step: none of MoTLab's layers leaves a trainable weight out of the graph).</summary>
+    IReadOnlyList<Tensor> Gradients() => parameters.Select((p, i) => p.grad ?? throw new InvalidOperationException(
+        $"trainable parameter {i} has no gradient this step: data-parallel processes must average the same tensors")).ToList();
 
     /// <summary>Global L2 norm of all gradients, scaled down to max_norm when above it; no host sync.</summary>
     Tensor ClipGradNorm(double maxNorm) =>

@@ -6,7 +6,7 @@ namespace MoTLab.Training.Tests;
 /// <summary>The real executable, as a user runs it: exit codes, files, messages.</summary>
 public class CliTests
 {
-    static (int Code, string Out, string Err) Cli(params string[] args) => CliIn(null, args);
+    internal static (int Code, string Out, string Err) Cli(params string[] args) => CliIn(null, args);
 
     /// <summary>The CLI with its token stores in <paramref name="cache"/> (MOTLAB_CACHE) when given.</summary>
     static (int Code, string Out, string Err) CliIn(string? cache, params string[] args)

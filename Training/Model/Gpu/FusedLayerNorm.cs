@@ -15,7 +15,6 @@ namespace MoTLab.Training.Model.Gpu;
 /// docs/benchmarks.md).</summary>
 public static class FusedLayerNorm
 {
-    public const double Eps = 1e-5;   // TorchSharp's LayerNorm default, which every MoTLab LayerNorm uses
     public const int MaxWidth = 1024;
     const int Warps = 8;              // rows per block, a warp each
 
@@ -23,7 +22,12 @@ public static class FusedLayerNorm
     /// the kernels run, else libtorch's LayerNorm and a cast.</summary>
     /// <param name="x">(…, d) fp32</param>
     public static Tensor Apply(LayerNorm ln, Tensor x, ScalarType output) =>
-        Supports(x, output) ? Plain.apply(x, ln.weight!, ln.bias!, output) : ln.forward(x).To(output);
+        Supports(x, output) && Affine(ln, x) ? Plain.apply(x, ln.weight!, ln.bias!, output, ln.eps) : ln.forward(x).To(output);
+
+    /// <summary>The norm's weight and bias as the kernels read them: fp32, contiguous, 16-byte aligned, on x's device.</summary>
+    static bool Affine(LayerNorm ln, Tensor x) =>
+        ln.weight is { } w && ln.bias is { } b && w.dtype == ScalarType.Float32 && b.dtype == ScalarType.Float32
+        && GpuKernels.Fits(x.device, 16, w, b);
 
     /// <summary>The residual stream after adding <paramref name="branch"/> (when given), and that stream through
     /// <paramref name="ln"/> in <paramref name="output"/>: one kernel each way where the kernels run.</summary>
@@ -33,19 +37,21 @@ public static class FusedLayerNorm
     public static (Tensor Sum, Tensor Normed) AddApply(LayerNorm ln, Tensor x, Tensor? branch, ScalarType output)
     {
         if (branch is null) return (x, Apply(ln, x, output));
-        if (Supports(x, output) && (branch.dtype is ScalarType.Float32 or ScalarType.BFloat16) && branch.shape.SequenceEqual(x.shape))
+        if (Supports(x, output) && Affine(ln, x) && (branch.dtype is ScalarType.Float32 or ScalarType.BFloat16)
+            && branch.shape.SequenceEqual(x.shape) && branch.device == x.device)
         {
-            var outputs = Residual.apply(x, branch, ln.weight!, ln.bias!, output);
+            var outputs = Residual.apply(x, branch, ln.weight!, ln.bias!, output, ln.eps);
             return (outputs[0], outputs[1]);
         }
         var sum = x + branch;
         return (sum, Apply(ln, sum, output));
     }
 
-    /// <summary>Where the kernels serve: CUDA with the kernels enabled, fp32 input of width d a multiple of 4 up to
-    /// <see cref="MaxWidth"/>, output fp32 or bf16.</summary>
+    /// <summary>Where the kernels serve: CUDA with the kernels enabled, fp32 input of at least one row of width d a
+    /// multiple of 4 up to <see cref="MaxWidth"/>, output fp32 or bf16. (Inputs are made contiguous, and every buffer
+    /// the kernels write is fresh, hence 16-byte aligned; the norm's own weights are checked where it is applied.)</summary>
     public static bool Supports(Tensor x, ScalarType output) =>
-        x.dtype == ScalarType.Float32 && (output is ScalarType.Float32 or ScalarType.BFloat16)
+        x.dtype == ScalarType.Float32 && (output is ScalarType.Float32 or ScalarType.BFloat16) && x.numel() > 0
         && x.shape[^1] % 4 == 0 && x.shape[^1] <= MaxWidth && GpuKernels.Enabled(x.device);
 
     /// <summary>The kernels' register width: float4s per lane, the smallest compiled variant that holds a row of d.</summary>
@@ -54,7 +60,7 @@ public static class FusedLayerNorm
     static long Bf16(ScalarType t) => t == ScalarType.BFloat16 ? 1 : 0;
 
     /// <summary>y (and mean, rstd) of x, or of x + h into sum when h is given.</summary>
-    static (Tensor Y, Tensor Mean, Tensor Rstd) Forward(Tensor x, Tensor? h, Tensor? sum, Tensor weight, Tensor bias, ScalarType output)
+    static (Tensor Y, Tensor Mean, Tensor Rstd) Forward(Tensor x, Tensor? h, Tensor? sum, Tensor weight, Tensor bias, ScalarType output, double eps)
     {
         long d = x.shape[^1], rows = x.numel() / d;
         var y = empty(x.shape, dtype: output, device: x.device);
@@ -63,7 +69,7 @@ public static class FusedLayerNorm
         GpuKernels.Launch(x.device, $"layer_norm_forward_{Variant(d)}", (rows + Warps - 1) / Warps, Warps * 32, 0,
             GpuKernels.Ptr(x), h is null ? 0 : GpuKernels.Ptr(h), h is null ? 0 : Bf16(h.dtype), sum is null ? 0 : GpuKernels.Ptr(sum),
             GpuKernels.Ptr(weight), GpuKernels.Ptr(bias), GpuKernels.Ptr(y), GpuKernels.Ptr(mean), GpuKernels.Ptr(rstd),
-            GpuKernels.Int(rows), GpuKernels.Int(d), GpuKernels.Float(Eps), Bf16(output));
+            GpuKernels.Int(rows), GpuKernels.Int(d), GpuKernels.Float(eps), Bf16(output));
         return (y, mean, rstd);
     }
 
@@ -86,16 +92,16 @@ public static class FusedLayerNorm
         return (dx, dw, db);
     }
 
-    /// <summary>y = ln(x): inputs x, weight, bias, output dtype.</summary>
+    /// <summary>y = ln(x): inputs x, weight, bias, output dtype, ε.</summary>
     public sealed class Plain : SingleTensorFunction<Plain>
     {
         public override string Name => "FusedLayerNorm";
 
         public override Tensor forward(AutogradContext ctx, params object[] vars)
         {
-            var (x, weight, bias, output) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], (ScalarType)vars[3]);
+            var (x, weight, bias, output, eps) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], (ScalarType)vars[3], (double)vars[4]);
             var xc = x.contiguous();
-            var (y, mean, rstd) = Forward(xc, null, null, weight, bias, output);
+            var (y, mean, rstd) = Forward(xc, null, null, weight, bias, output, eps);
             ctx.save_for_backward([xc, weight, mean, rstd]);
             return y;
         }
@@ -107,11 +113,11 @@ public static class FusedLayerNorm
             using var dy = gradOutput.contiguous();
             var (dx, dw, db) = Backward(dy, saved[0], saved[1], saved[2], saved[3], null, null);
             foreach (var s in saved) s.Dispose();
-            return GradientHandoff.Return([gradOutput], dx, dw, db, null);
+            return GradientHandoff.Return([gradOutput], dx, dw, db, null, null);
         }
     }
 
-    /// <summary>(u, y) = (x + h, ln(x + h)): inputs x, h, weight, bias, output dtype. The gradient reaching u along the
+    /// <summary>(u, y) = (x + h, ln(x + h)): inputs x, h, weight, bias, output dtype, ε. The gradient reaching u along the
     /// stream joins the normalisation's in the backward kernel, which writes it for x (fp32) and h (h's dtype).</summary>
     public sealed class Residual : MultiTensorFunction<Residual>
     {
@@ -119,11 +125,11 @@ public static class FusedLayerNorm
 
         public override List<Tensor> forward(AutogradContext ctx, params object[] vars)
         {
-            var (x, h, weight, bias, output) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], (Tensor)vars[3], (ScalarType)vars[4]);
+            var (x, h, weight, bias, output, eps) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], (Tensor)vars[3], (ScalarType)vars[4], (double)vars[5]);
             using var xc = x.contiguous();
             using var hc = h.contiguous();
             var sum = empty(x.shape, dtype: ScalarType.Float32, device: x.device);
-            var (y, mean, rstd) = Forward(xc, hc, sum, weight, bias, output);
+            var (y, mean, rstd) = Forward(xc, hc, sum, weight, bias, output, eps);
             ctx.save_for_backward([sum, weight, mean, rstd]);
             ctx.save_data("branch", h.dtype);
             return [sum, y];
@@ -138,7 +144,7 @@ public static class FusedLayerNorm
             var dh = empty(saved[0].shape, dtype: (ScalarType)ctx.get_data("branch"), device: dy.device);
             var (dx, dw, db) = Backward(dy, saved[0], saved[1], saved[2], saved[3], dres, dh);
             foreach (var s in saved) s.Dispose();
-            return GradientHandoff.Return(grads, dx, dh, dw, db, null);
+            return GradientHandoff.Return(grads, dx, dh, dw, db, null, null);
         }
     }
 }

@@ -64,6 +64,11 @@ public static unsafe class GpuKernels
     /// <summary>The device address of a tensor's first element (its storage offset included).</summary>
     public static IntPtr Pointer(Tensor t) => THSTensor_data(t.Handle);
 
+    /// <summary>Whether every tensor is contiguous, on <paramref name="device"/>, and starts at a multiple of
+    /// <paramref name="alignment"/> bytes (what the kernels' vector loads assume).</summary>
+    internal static bool Fits(Device device, int alignment, params Tensor[] tensors) =>
+        tensors.All(t => t.device == device && t.is_contiguous() && (long)Pointer(t) % alignment == 0);
+
     [DllImport("LibTorchSharp")]
     static extern IntPtr THSTensor_data(IntPtr handle);
 
@@ -74,15 +79,19 @@ public static unsafe class GpuKernels
     {
         var loaded = Load(device.index) ?? throw new InvalidOperationException($"fused kernel {kernel}: {failure}");
         if (grid < 1 || grid > int.MaxValue) throw new ArgumentOutOfRangeException(nameof(grid), $"fused kernel {kernel}: grid of {grid} blocks");
-        var fn = loaded.Function(kernel);
-        loaded.MakeCurrent();
-        if (sharedBytes > 48 * 1024) Cuda.Check(Cuda.FuncSetAttribute(fn, 8, sharedBytes), $"{kernel}: {sharedBytes} bytes of shared memory");   // 8: the dynamic limit
-        fixed (long* a = args)
+        var previous = loaded.MakeCurrent();
+        try
         {
-            var ptrs = stackalloc void*[args.Length];
-            for (int i = 0; i < args.Length; i++) ptrs[i] = a + i;
-            Cuda.Check(Cuda.LaunchKernel(fn, (uint)grid, 1, 1, (uint)block, 1, 1, (uint)sharedBytes, IntPtr.Zero, ptrs, null), $"launching {kernel}");
+            var fn = loaded.Function(kernel);
+            if (sharedBytes > 48 * 1024) Cuda.Check(Cuda.FuncSetAttribute(fn, 8, sharedBytes), $"{kernel}: {sharedBytes} bytes of shared memory");   // 8: the dynamic limit
+            fixed (long* a = args)
+            {
+                var ptrs = stackalloc void*[args.Length];
+                for (int i = 0; i < args.Length; i++) ptrs[i] = a + i;
+                Cuda.Check(Cuda.LaunchKernel(fn, (uint)grid, 1, 1, (uint)block, 1, 1, (uint)sharedBytes, IntPtr.Zero, ptrs, null), $"launching {kernel}");
+            }
         }
+        finally { if (previous != IntPtr.Zero) Cuda.CtxSetCurrent(previous); }
     }
 
     internal static long Ptr(Tensor t) => (long)Pointer(t);
@@ -145,13 +154,16 @@ public static unsafe class GpuKernels
             return new Loaded(ctx, module, version, major * 10 + minor, sms, shared);
         }
 
-        /// <summary>The primary context, which libtorch's runtime calls use too, current on this thread (autograd's
-        /// backward runs on threads of its own, where no context may be current yet).</summary>
-        public void MakeCurrent()
+        /// <summary>Makes the device's primary context, which libtorch's runtime calls use too, current on this thread
+        /// (autograd's backward runs on threads of its own, where none may be current yet).</summary>
+        /// <returns>the context to restore afterwards (another device's), or zero</returns>
+        public IntPtr MakeCurrent()
         {
             IntPtr current;
             Cuda.Check(Cuda.CtxGetCurrent(&current), "cuCtxGetCurrent");
-            if (current != context) Cuda.Check(Cuda.CtxSetCurrent(context), "cuCtxSetCurrent");
+            if (current == context) return IntPtr.Zero;
+            Cuda.Check(Cuda.CtxSetCurrent(context), "cuCtxSetCurrent");
+            return current;
         }
 
         public IntPtr Function(string name)
