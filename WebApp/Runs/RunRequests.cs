@@ -39,6 +39,7 @@ public sealed class RunRequests(CorpusCatalog corpora, IOptions<MoTLabOptions> o
         string? CheckCorpus(string c) => corpusChecks is null ? corpora.Check(c) : corpusChecks.TryGetValue(c, out var known) ? known : corpusChecks[c] = corpora.Check(c);
         if (CheckCorpus(cfg.Data.Corpus) is { } problem) Add("data.corpus", problem);
         if (cfg.Train.InitFrom is { } init && InitFromProblem(init) is { } initProblem) Add("train.init_from", initProblem);
+        if (cfg.Train.Gpus > 1) Add("train.gpus", $"{cfg.Train.Gpus} processes are started by `MoTLab.Training train --gpus {cfg.Train.Gpus}`; the dashboard trains a run in one process: set it to 1");
         if (r.Tags is { Count: > MaxTags }) Add("tags", $"at most {MaxTags} tags");
         else if (r.Tags is { } tags && tags.Any(t => t is null || t.Length > 50 || t.Contains(','))) Add("tags", "each tag: at most 50 characters, no commas");
         if (r.Notes is { Length: > 10_000 }) Add("notes", "at most 10,000 characters");

@@ -19,6 +19,7 @@ public class ApiTests(DashboardFactory dashboard) : IClassFixture<DashboardFacto
     [InlineData("""{ "preset": "tiny-dense", "corpus": "/etc/passwd" }""", "data.corpus", "outside the data roots")]
     [InlineData("""{ "preset": "tiny-dense", "corpus": "../../etc" }""", "data.corpus", "not a built-in corpus")]
     [InlineData("""{ "preset": "tiny-dense", "device": "cuda" }""", "device", "no GPUs configured")]
+    [InlineData("""{ "preset": "tiny-dense", "config": { "train": { "gpus": 2 } } }""", "train.gpus", "the dashboard trains a run in one process")]
     [InlineData("""{ "preset": "tiny-dense", "config": { "model": { "d_model": 4096, "layers": 48, "heads": 32 }, "train": { "batch_size": 4096 } } }""", "train.batch_size", "GiB of this machine's memory")]
     public async Task Invalid_runs_are_refused_with_field_errors_and_nothing_is_stored(string body, string field, string message)
     {
