@@ -15,7 +15,7 @@ public static class FineTune
         return dense with
         {
             Name = $"{dense.Name} → {kind.Info().Label}", Preset = null, Model = dense.Model with { Ffn = ffn },
-            Train = dense.Train with { Steps = steps, InitFrom = checkpoint, LearningRate = learningRate ?? dense.Train.LearningRate },
+            Train = dense.Train with { Steps = steps, InitFrom = checkpoint, LearningRate = learningRate ?? dense.Train.LearningRate, Gpus = 1 },
         };
     }
 }

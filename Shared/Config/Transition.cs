@@ -22,7 +22,7 @@ public static class Transition
         return mot with
         {
             Name = $"{mot.Name} → token-choice", Preset = null, Model = m with { Ffn = ffn },
-            Train = mot.Train with { Steps = steps, InitFrom = checkpoint },
+            Train = mot.Train with { Steps = steps, InitFrom = checkpoint, Gpus = 1 },   // one process, whatever the source took
         };
     }
 

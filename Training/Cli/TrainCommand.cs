@@ -62,6 +62,18 @@ public static class TrainCommand
 
     /// <summary>Trains <paramref name="cfg"/> into <paramref name="dir"/> with progress on the console: what `train`,
     /// `transition` and `finetune` share. Ctrl-C stops after the current step, which is checkpointed.</summary>
+    /// <summary>A rank's standard input is its launcher: "stop" asks it to stop with the others at the next logged step;
+    /// the end of the stream means the launcher is gone (killed, or its terminal closed), and the rank ends rather than
+    /// train on alone or hold its GPU waiting for peers that will not come.</summary>
+    static void WatchLauncher(CancellationTokenSource cancel, int rank) => new Thread(() =>
+    {
+        while (Console.In.ReadLine() is { } line)
+            if (line.Trim() == "stop")
+                try { cancel.Cancel(); } catch (ObjectDisposedException) { return; }   // training has ended already
+        Console.Error.WriteLine($"rank {rank}: the launcher ended; stopping");
+        Environment.Exit(1);
+    }) { IsBackground = true, Name = "motlab-launcher-watch" }.Start();
+
     /// <param name="group">this process's data-parallel group: rank 0 writes the run folder and the console, the
     /// other ranks neither, and Ctrl-C is the launcher's to handle</param>
     internal static void Train(RunConfig cfg, string dir, string device, string? resumeDir = null, ProcessGroup? group = null)
@@ -75,7 +87,8 @@ public static class TrainCommand
         using var cancel = new CancellationTokenSource();
         ConsoleCancelEventHandler stop = group is null
             ? (_, e) => { e.Cancel = true; cancel.Cancel(); console.OnLog("stopping after this step (checkpoint follows)"); }
-            : (_, e) => e.Cancel = true;   // the launcher ends every rank
+            : (_, e) => e.Cancel = true;   // the launcher asks every rank through its standard input
+        if (group is not null) WatchLauncher(cancel, group.Rank);
         Console.CancelKeyPress += stop;
         try
         {

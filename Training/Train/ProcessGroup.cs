@@ -30,7 +30,9 @@ public sealed class ProcessGroup : IDisposable
         if (world < 1 || rank < 0 || rank >= world) throw new ArgumentException($"rank {rank} of {world}: the rank must be in 0..{world - 1}");
         Directory.CreateDirectory(rendezvous);
         var wait = timeout ?? TimeSpan.FromMinutes(2);
-        ITransport t = device.type == DeviceType.CUDA ? new NcclTransport(rank, world, rendezvous, wait) : new TcpTransport(rank, world, rendezvous, wait);
+        ITransport t;
+        try { t = device.type == DeviceType.CUDA ? new NcclTransport(rank, world, rendezvous, wait) : new TcpTransport(rank, world, rendezvous, wait); }
+        catch (TypeInitializationException e) when (e.InnerException is { } inner) { throw new InvalidOperationException($"rank {rank}: {inner.Message}", inner); }
         return new ProcessGroup(rank, world, t);
     }
 
@@ -95,7 +97,9 @@ public sealed class ProcessGroup : IDisposable
                     var client = accept.Result;
                     client.NoDelay = true;
                     var stream = client.GetStream();
+                    stream.ReadTimeout = (int)Math.Clamp((until - DateTime.UtcNow).TotalMilliseconds, 1000, int.MaxValue);   // a silent connection must not hold the join
                     int r = BitConverter.ToInt32(ReadExactly(stream, 4, "a joining rank"));
+                    stream.ReadTimeout = Timeout.Infinite;                 // rank 0's evaluation can keep the others waiting
                     if (r < 1 || r >= world || byRank[r] is not null) throw new InvalidOperationException($"rank 0: a process joined as rank {r} of {world}");
                     byRank[r] = stream;
                 }
@@ -116,22 +120,24 @@ public sealed class ProcessGroup : IDisposable
         {
             using var scope = NewDisposeScope();
             var flat = cat(tensors.Select(t => t.detach().reshape(-1).to_type(ScalarType.Float32).cpu()).ToArray()).contiguous();   // (n)
+            if (flat.numel() > int.MaxValue / sizeof(float))
+                throw new InvalidOperationException($"rank {rank}: {flat.numel():N0} values are more than one CPU all-reduce carries (2 GiB)");
             var bytes = flat.bytes.ToArray();
             if (rank == 0)
             {
                 for (int r = 1; r < world; r++)
                 {
-                    using var other = torch.tensor(MemoryMarshal.Cast<byte, float>(ReadExactly(peers[r - 1], bytes.Length, $"rank {r}")).ToArray());
+                    using var other = torch.tensor(MemoryMarshal.Cast<byte, float>(Receive(peers[r - 1], bytes.Length, $"rank {r}")).ToArray());
                     flat.add_(other);
                 }
                 flat.div_(world);
                 bytes = flat.bytes.ToArray();
-                foreach (var p in peers) p.Write(bytes);
+                foreach (var p in peers) Send(p, bytes);
             }
             else
             {
-                peers[0].Write(bytes);
-                bytes = ReadExactly(peers[0], bytes.Length, "rank 0");
+                Send(peers[0], bytes);
+                bytes = Receive(peers[0], bytes.Length, "rank 0");
                 flat = torch.tensor(MemoryMarshal.Cast<byte, float>(bytes).ToArray());
             }
             long offset = 0;
@@ -143,11 +149,25 @@ public sealed class ProcessGroup : IDisposable
             }
         }
 
+        /// <summary>A message: its length, then its bytes (a rank that sends another length is out of step: an error, not a misread).</summary>
+        static void Send(NetworkStream s, byte[] bytes)
+        {
+            s.Write(BitConverter.GetBytes(bytes.Length));
+            s.Write(bytes);
+        }
+
+        byte[] Receive(NetworkStream s, int expected, string from)
+        {
+            int length = BitConverter.ToInt32(ReadExactly(s, 4, from));
+            if (length != expected) throw new InvalidOperationException($"rank {rank}: {from} sent {length:N0} bytes where {expected:N0} were due: the ranks are out of step");
+            return ReadExactly(s, length, from);
+        }
+
         byte[] ReadExactly(NetworkStream s, int count, string from)
         {
             var buffer = new byte[count];
             try { s.ReadExactly(buffer); }
-            catch (Exception e) when (e is EndOfStreamException or IOException)
+            catch (Exception e) when (e is EndOfStreamException or IOException or SocketException)
             {
                 throw new IOException($"rank {rank}: the connection to {from} closed: that rank ended", e);
             }
@@ -166,9 +186,11 @@ public sealed class ProcessGroup : IDisposable
     sealed unsafe class NcclTransport : ITransport
     {
         readonly IntPtr comm;
+        bool failed;
 
         public NcclTransport(int rank, int world, string rendezvous, TimeSpan timeout)
         {
+            Nccl.CheckVersion();
             var idFile = Path.Combine(rendezvous, "nccl-id");
             Nccl.UniqueId id;
             if (rank == 0)
@@ -189,6 +211,7 @@ public sealed class ProcessGroup : IDisposable
 
         public void AllReduceMean(IReadOnlyList<Tensor> tensors, int world)
         {
+            failed = true;                                                 // until the group is issued
             Nccl.Check(Nccl.GroupStart(), "ncclGroupStart");
             foreach (var t in tensors)
             {
@@ -197,9 +220,11 @@ public sealed class ProcessGroup : IDisposable
                 Nccl.Check(Nccl.AllReduce(ptr, ptr, (nuint)t.numel(), Nccl.DataType(t.dtype), 4 /* ncclAvg */, comm, IntPtr.Zero), "ncclAllReduce");
             }
             Nccl.Check(Nccl.GroupEnd(), "ncclGroupEnd");
+            failed = false;
         }
 
-        public void Dispose() => Nccl.CommDestroy(comm);
+        /// <summary>Destroys the communicator, or aborts it after a failure (destroying it then could wait for a dead peer).</summary>
+        public void Dispose() { if (failed) Nccl.CommAbort(comm); else Nccl.CommDestroy(comm); }
     }
 
     /// <summary>libnccl.so.2 (PyTorch's CUDA install ships it; libtorch_cuda has loaded it already).</summary>
@@ -210,8 +235,30 @@ public sealed class ProcessGroup : IDisposable
         [StructLayout(LayoutKind.Sequential, Size = 128)]
         public struct UniqueId { fixed byte bytes[128]; }
 
-        static readonly IntPtr Lib = NativeLibrary.Load("libnccl.so.2");
+        public const string LibraryVariable = "MOTLAB_NCCL";
+        static readonly IntPtr Lib = Load();
         static IntPtr Get(string name) => NativeLibrary.GetExport(Lib, name);
+
+        /// <summary>MOTLAB_NCCL, else libnccl.so.2 by soname (PyTorch's CUDA libtorch has it loaded), else beside that PyTorch.</summary>
+        static IntPtr Load()
+        {
+            var candidates = new List<string>();
+            if (Environment.GetEnvironmentVariable(LibraryVariable) is { Length: > 0 } configured) candidates.Add(configured);
+            candidates.Add("libnccl.so.2");
+            if (Runtime.TorchRuntime.LibTorchDirectory is { } torchLib)
+                candidates.Add(Path.GetFullPath(Path.Combine(torchLib, "..", "..", "nvidia", "nccl", "lib", "libnccl.so.2")));
+            foreach (var c in candidates)
+                if (NativeLibrary.TryLoad(c, out var handle)) return handle;
+            throw new DllNotFoundException($"NCCL not found (looked for {string.Join(", ", candidates)}; set {LibraryVariable} to libnccl.so.2's path): data parallelism on CUDA needs it");
+        }
+
+        /// <summary>ncclAvg and bf16 came in NCCL 2.10.</summary>
+        public static void CheckVersion()
+        {
+            int version;
+            Check(GetVersion(&version), "ncclGetVersion");
+            if (version < 21000) throw new InvalidOperationException($"NCCL {version / 10000}.{version / 100 % 100} is older than 2.10, which averaging needs");
+        }
 
         public static readonly delegate* unmanaged<UniqueId*, int> GetUniqueId = (delegate* unmanaged<UniqueId*, int>)Get("ncclGetUniqueId");
         public static readonly delegate* unmanaged<IntPtr*, int, UniqueId, int, int> CommInitRank = (delegate* unmanaged<IntPtr*, int, UniqueId, int, int>)Get("ncclCommInitRank");
@@ -220,9 +267,12 @@ public sealed class ProcessGroup : IDisposable
         public static readonly delegate* unmanaged<int> GroupStart = (delegate* unmanaged<int>)Get("ncclGroupStart");
         public static readonly delegate* unmanaged<int> GroupEnd = (delegate* unmanaged<int>)Get("ncclGroupEnd");
         static readonly delegate* unmanaged<IntPtr, int> Destroy = (delegate* unmanaged<IntPtr, int>)Get("ncclCommDestroy");
+        static readonly delegate* unmanaged<IntPtr, int> Abort = (delegate* unmanaged<IntPtr, int>)Get("ncclCommAbort");
+        static readonly delegate* unmanaged<int*, int> GetVersion = (delegate* unmanaged<int*, int>)Get("ncclGetVersion");
         static readonly delegate* unmanaged<int, byte*> ErrorString = (delegate* unmanaged<int, byte*>)Get("ncclGetErrorString");
 
         public static void CommDestroy(IntPtr comm) => Destroy(comm);
+        public static void CommAbort(IntPtr comm) => Abort(comm);
 
         /// <summary>ncclDataType_t of a tensor dtype.</summary>
         public static int DataType(ScalarType t) => t switch

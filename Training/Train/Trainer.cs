@@ -111,7 +111,8 @@ public sealed class Trainer : IDisposable
         var clock = Stopwatch.StartNew();
         double startElapsed = State.ElapsedS, lastLogTime = 0; long lastLogStep = State.Step;
         Model.train();
-        while (State.Step < Math.Min(t.Steps, until ?? long.MaxValue) && !cancel.IsCancellationRequested)
+        bool parallel = group is { World: > 1 }, agreedStop = false;   // ranks stop together, at a logged step
+        while (State.Step < Math.Min(t.Steps, until ?? long.MaxValue) && !(parallel ? agreedStop : cancel.IsCancellationRequested))
         {
             long step = State.Step;          // 0-based index of the step being taken
             long done = step + 1;            // steps completed after it
@@ -124,11 +125,13 @@ public sealed class Trainer : IDisposable
             using (var scope = NewDisposeScope())
             {
                 var (ce, aux, gradNorm) = TakeStep(step, lr);
-                if (log && group is { World: > 1 })
+                if (log && parallel)
                 {
-                    var losses = stack([ce.detach(), aux.detach()]);   // every process's own share: their mean is the batch's
-                    group.AllReduceMean([losses]);
-                    (ce, aux) = (losses[0], losses[1]);
+                    // every process's own share (their mean is the batch's), and whether any was asked to stop
+                    var shared = stack([ce.detach(), aux.detach(), full(Array.Empty<long>(), cancel.IsCancellationRequested ? 1.0 : 0.0, dtype: ce.dtype, device: ce.device)]);
+                    group!.AllReduceMean([shared]);
+                    (ce, aux) = (shared[0], shared[1]);
+                    agreedStop = shared[2].item<float>() > 0;
                 }
                 if (snapshot) // before evaluation, whose forwards replace the recorded statistics
                 {
@@ -148,7 +151,7 @@ public sealed class Trainer : IDisposable
                     {
                         Step = done, Tokens = State.Tokens, ElapsedS = startElapsed + now, TokensPerS = tps,
                         Time = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0,
-                        Mfu = Model.EstimateMfu(batch, tps, peak),
+                        Mfu = Model.EstimateMfu(batch, tps, peak * (group?.World ?? 1)),   // the peak of every process's device
                         RssMb = system.Latest?.RssMb, CpuPercent = system.Latest?.CpuPercent,
                         GpuUtilPercent = system.Latest?.GpuUtilPercent, GpuMemoryMb = system.Latest?.GpuMemoryMb,
                     };

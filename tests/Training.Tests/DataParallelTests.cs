@@ -88,22 +88,8 @@ public class DataParallelTests
     public async Task A_dying_rank_fails_the_run_and_ends_the_others()
     {
         using var dir = new TestUtil.TempDir();
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "MoTLab.Training.dll"), "train", "--preset", "tiny-dense", "--steps", "100000",
-                     "--device", "cpu", "--threads", "1", "--gpus", "2", "--out", Path.Combine(dir.Path, "run") })
-            psi.ArgumentList.Add(a);
-        using var launcher = Process.Start(psi)!;
-        var pids = new Dictionary<int, int>();
-        var stepped = new ManualResetEventSlim();
-        launcher.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is not { } line) return;
-            if (line.StartsWith("rank ") && line.Contains(": process "))
-                lock (pids) pids[int.Parse(line.Split(' ')[1])] = int.Parse(line.Split(": process ")[1].Split(' ')[0]);
-            if (line.StartsWith("step ")) stepped.Set();
-        };
+        var (launcher, stepped, pids) = StartLong(Path.Combine(dir.Path, "run"));
         var stderr = launcher.StandardError.ReadToEndAsync();
-        launcher.BeginOutputReadLine();
         try
         {
             Assert.True(stepped.Wait(TimeSpan.FromMinutes(2)), "the run never logged a step");
@@ -116,6 +102,67 @@ public class DataParallelTests
             Assert.Throws<ArgumentException>(() => Process.GetProcessById(rank0));   // rank 0 is gone too
         }
         finally { if (!launcher.HasExited) launcher.Kill(true); }
+    }
+
+    /// <summary>Ctrl-C (SIGINT to the launcher) stops every rank at the same logged step, with rank 0's checkpoint there.</summary>
+    [Fact]
+    public async Task Ctrl_c_stops_every_rank_at_one_step_with_a_checkpoint()
+    {
+        using var dir = new TestUtil.TempDir();
+        var run = Path.Combine(dir.Path, "run");
+        var (launcher, stepped, _) = StartLong(run);
+        var stderr = launcher.StandardError.ReadToEndAsync();
+        try
+        {
+            Assert.True(stepped.Wait(TimeSpan.FromMinutes(2)), "the run never logged a step");
+            Process.Start("kill", ["-INT", launcher.Id.ToString()])!.WaitForExit();
+            Assert.True(launcher.WaitForExit(TimeSpan.FromMinutes(1)), "the launcher did not end after Ctrl-C");
+            Assert.True(launcher.ExitCode == 0, await stderr);
+            Assert.Contains("stopping every rank at the next logged step", await stderr);
+            var state = MoTLab.Shared.Runs.RunFolder.ReadState(MoTLab.Shared.Runs.RunFolder.Checkpoint(run));
+            Assert.InRange(state.Step, 10, 99_990);
+            Assert.Equal(0, state.Step % 10);                                 // a logged step: where the ranks agreed
+            Assert.Equal(state.Step, Metrics(run)[^1].GetProperty("step").GetInt64());
+        }
+        finally { if (!launcher.HasExited) launcher.Kill(true); }
+    }
+
+    /// <summary>Ranks whose launcher is killed end themselves (its pipe to them closes) instead of training on or waiting.</summary>
+    [Fact]
+    public void Ranks_end_when_their_launcher_is_killed()
+    {
+        using var dir = new TestUtil.TempDir();
+        var (launcher, stepped, pids) = StartLong(Path.Combine(dir.Path, "run"));
+        try
+        {
+            Assert.True(stepped.Wait(TimeSpan.FromMinutes(2)), "the run never logged a step");
+            List<Process> ranks;
+            lock (pids) ranks = pids.Values.Select(Process.GetProcessById).ToList();
+            launcher.Kill();                                                  // SIGKILL: no handler runs
+            foreach (var r in ranks) Assert.True(r.WaitForExit(TimeSpan.FromSeconds(30)), $"rank process {r.Id} outlived its launcher");
+        }
+        finally { if (!launcher.HasExited) launcher.Kill(true); lock (pids) foreach (var id in pids.Values) try { Process.GetProcessById(id).Kill(); } catch (ArgumentException) { } }
+    }
+
+    /// <summary>A long CPU run over two ranks, its process ids as the launcher prints them, and a signal at its first step.</summary>
+    static (Process Launcher, ManualResetEventSlim Stepped, Dictionary<int, int> Pids) StartLong(string run)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "MoTLab.Training.dll"), "train", "--preset", "tiny-dense", "--steps", "100000",
+                     "--device", "cpu", "--threads", "1", "--gpus", "2", "--out", run })
+            psi.ArgumentList.Add(a);
+        var launcher = Process.Start(psi)!;
+        var pids = new Dictionary<int, int>();
+        var stepped = new ManualResetEventSlim();
+        launcher.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is not { } line) return;
+            if (line.StartsWith("rank ") && line.Contains(": process "))
+                lock (pids) pids[int.Parse(line.Split(' ')[1])] = int.Parse(line.Split(": process ")[1].Split(' ')[0]);
+            if (line.StartsWith("step ")) stepped.Set();
+        };
+        launcher.BeginOutputReadLine();
+        return (launcher, stepped, pids);
     }
 
     [Fact]
