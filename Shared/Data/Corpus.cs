@@ -144,7 +144,7 @@ public sealed class Corpus
         try
         {
             using var file = CorpusFiles.OpenRead(path, realRoots);
-            using var input = path.EndsWith(".gz", StringComparison.Ordinal) ? new System.IO.Compression.GZipStream(file, System.IO.Compression.CompressionMode.Decompress) : (Stream)file;
+            using var input = CorpusFiles.Decompressed(file, path);
             using var buffer = new MemoryStream();
             input.CopyTo(buffer);
             bytes = buffer.ToArray();
@@ -165,7 +165,7 @@ public sealed class Corpus
         try
         {
             using var file = CorpusFiles.OpenRead(path, roots is null ? null : DataRoots.ResolveAll(roots));
-            using var input = path.EndsWith(".gz", StringComparison.Ordinal) ? new System.IO.Compression.GZipStream(file, System.IO.Compression.CompressionMode.Decompress) : (Stream)file;
+            using var input = CorpusFiles.Decompressed(file, path);
             using var reader = new StreamReader(input, new UTF8Encoding(false, false));
             var buffer = new char[chars];
             return new string(buffer, 0, reader.ReadBlock(buffer, 0, chars));

@@ -45,6 +45,13 @@ static partial class CorpusFiles
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new CorpusException($"corpus file '{path}' cannot be read: {e.Message}"); }
     }
 
+    /// <summary><paramref name="file"/> decompressed as its name says: gzip for ".gz", Zstandard for ".zst" (any
+    /// case), else as it is. Disposing the result disposes <paramref name="file"/>.</summary>
+    public static Stream Decompressed(Stream file, string path) =>
+        path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new System.IO.Compression.GZipStream(file, System.IO.Compression.CompressionMode.Decompress)
+        : path.EndsWith(".zst", StringComparison.OrdinalIgnoreCase) ? new ZstdSharp.DecompressionStream(file)
+        : file;
+
     static CorpusException NotRegular(string path) =>
         new($"corpus file '{path}' is not a regular file (a FIFO, device or socket); MoTLab reads only regular files");
 

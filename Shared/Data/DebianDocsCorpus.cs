@@ -66,7 +66,7 @@ public static class DebianDocsCorpus
     public static string Text(string file)
     {
         using var stream = CorpusFiles.OpenRead(file, realRoots: null);            // regular files only, as every corpus
-        using var input = file.EndsWith(".gz", StringComparison.Ordinal) ? new System.IO.Compression.GZipStream(stream, System.IO.Compression.CompressionMode.Decompress) : (Stream)stream;
+        using var input = CorpusFiles.Decompressed(stream, file);
         var text = new StreamReader(input, new UTF8Encoding(false, false)).ReadToEnd().Replace("\uFFFD", "").Replace("\r", "");
         if (file.EndsWith(".html", StringComparison.Ordinal)) text = Visible(Html.ParseDocument(text).Body);
         return string.Join('\n', text.Split('\n').Select(l => l.TrimEnd())).Trim('\n') + "\n";

@@ -18,8 +18,7 @@ public static class JsonLinesCorpus
     public static IEnumerable<string> Documents(string path, string field, IReadOnlyList<string>? realRoots = null)
     {
         using var file = CorpusFiles.OpenCorpusFile(path, realRoots);
-        using var input = path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(file, CompressionMode.Decompress)
-            : path.EndsWith(".zst", StringComparison.OrdinalIgnoreCase) ? new ZstdSharp.DecompressionStream(file) : (Stream)file;
+        using var input = CorpusFiles.Decompressed(file, path);
         var lines = new LineReader(input);
         int documents = 0;
         for (int line = 1; Next(lines, path, line) is { } text; line++)

@@ -103,8 +103,15 @@ public sealed record TokenStoreManifest : TokenCounts
     public string Identity { get; init; } = "";
     public string Format { get; init; } = "";
     public int VocabSize { get; init; }
-    /// <summary>"uint16" or "uint32".</summary>
+    /// <summary>"uint16" or "uint32" (<see cref="TokenTypeOf"/>; <see cref="Width"/> reads it back).</summary>
     public string TokenType { get; init; } = "uint16";
+
+    /// <summary>The token type of ids <paramref name="width"/> bytes wide.</summary>
+    public static string TokenTypeOf(int width) => width == 2 ? "uint16" : "uint32";
+
+    /// <summary>Bytes per stored id.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public int Width => TokenType == TokenTypeOf(4) ? 4 : 2;
     /// <summary>"documents" or "tail" (data.split).</summary>
     public string Split { get; init; } = "";
     public double HeldOut { get; init; }

@@ -46,16 +46,7 @@ public static class ReproduceCommand
                 if (parse.GetValue(steps) is { } s) cfg = cfg with { Train = cfg.Train with { Steps = s } };
                 if (rates?[name] is { } best) cfg = cfg with { Train = cfg.Train with { LearningRate = best } };
                 var dir = Path.Combine(root, name);
-                Directory.CreateDirectory(dir);
-                string? resume = RunFolder.Checkpoints(dir).Count > 0 ? dir : null;
-                long resumed = resume is null ? -1 : RunFolder.ReadState(RunFolder.Checkpoint(dir)).Step;
-                if (resumed < cfg.Train.Steps && LastStep(dir) < cfg.Train.Steps)   // metrics alone (no checkpoints) also count as done
-                {
-                    Console.WriteLine($"== {name} ({cfg.Model.Ffn.Kind.Info().Label}) → {Path.GetFullPath(dir)}");
-                    using var files = new JsonlSink(dir, resumed);
-                    using var trainer = new Trainer(cfg, dir, parse.GetValue(device)!, [files, new ConsoleSink(cfg.Train.Steps)], resume);
-                    trainer.Run();
-                }
+                TrainUnlessDone(cfg, dir, parse.GetValue(device)!, $"== {name} ({cfg.Model.Ffn.Kind.Info().Label}) → {Path.GetFullPath(dir)}");
                 if (subset.Length == 0) curves.Add((name, EvalCurve(dir)));
             }
             if (subset.Length > 0) return;                                   // part of the set: the last call summarises
@@ -64,6 +55,20 @@ public static class ReproduceCommand
             File.WriteAllText(Path.Combine(root, "summary.json"), JsonSerializer.Serialize(summary, Json.Indented));
         }));
         return command;
+    }
+
+    /// <summary>Trains <paramref name="cfg"/> into <paramref name="dir"/> from its newest checkpoint there, unless it has
+    /// trained to its last step already (its checkpoint or its metrics say so: metrics alone also count as done).</summary>
+    static void TrainUnlessDone(RunConfig cfg, string dir, string device, string header)
+    {
+        Directory.CreateDirectory(dir);
+        string? resume = RunFolder.Checkpoints(dir).Count > 0 ? dir : null;
+        long resumed = resume is null ? -1 : RunFolder.ReadState(RunFolder.Checkpoint(dir)).Step;
+        if (resumed >= cfg.Train.Steps || LastStep(dir) >= cfg.Train.Steps) return;
+        Console.WriteLine(header);
+        using var files = new JsonlSink(dir, resumed);
+        using var trainer = new Trainer(cfg, dir, device, [files, new ConsoleSink(cfg.Train.Steps)], resume);
+        trainer.Run();
     }
 
     /// <summary>Each preset's learning-rate sweep, trained run by run into ROOT/lr-sweep/PRESET/run-N (a finished run is
@@ -83,20 +88,12 @@ public static class ReproduceCommand
             {
                 var cfg = points[i].Config;
                 var dir = Path.Combine(root, "lr-sweep", name, $"run-{i}");
-                Directory.CreateDirectory(dir);
-                if (LastStep(dir) < cfg.Train.Steps)
+                try { TrainUnlessDone(cfg, dir, device, $"== {name}: learning rate {cfg.Train.LearningRate:G4} for {cfg.Train.Steps} steps → {Path.GetFullPath(dir)}"); }
+                catch (TrainingDivergedException e)                           // too high a rate: this run loses, the sweep goes on
                 {
-                    Console.WriteLine($"== {name}: learning rate {cfg.Train.LearningRate:G4} for {cfg.Train.Steps} steps → {Path.GetFullPath(dir)}");
-                    string? resume = RunFolder.Checkpoints(dir).Count > 0 ? dir : null;
-                    using var files = new JsonlSink(dir, resume is null ? -1 : RunFolder.ReadState(RunFolder.Checkpoint(dir)).Step);
-                    using var trainer = new Trainer(cfg, dir, device, [files, new ConsoleSink(cfg.Train.Steps)], resume);
-                    try { trainer.Run(); }
-                    catch (TrainingDivergedException e)                       // too high a rate: this run loses, the sweep goes on
-                    {
-                        Console.WriteLine($"{name}: learning rate {cfg.Train.LearningRate:G4} diverged ({e.Message})");
-                        results.Add((cfg.Train.LearningRate, null));
-                        continue;
-                    }
+                    Console.WriteLine($"{name}: learning rate {cfg.Train.LearningRate:G4} diverged ({e.Message})");
+                    results.Add((cfg.Train.LearningRate, null));
+                    continue;
                 }
                 results.Add((cfg.Train.LearningRate, EvalCurve(dir) is { Count: > 0 } eval ? eval[^1].Loss : null));
             }

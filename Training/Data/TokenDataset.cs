@@ -34,7 +34,7 @@ public sealed class TokenDataset : IDisposable
     public static TokenDataset Open(string folder, int seqLen, long seed, string corpusName, int vocabSize)
     {
         var manifest = TokenStore.Manifest(folder);
-        int width = manifest is null ? 2 : manifest.TokenType == "uint32" ? 4 : 2;          // nanoGPT's bins are uint16
+        int width = manifest?.Width ?? 2;                                                      // nanoGPT's bins are uint16
         var train = TokenSplit.Map(Path.Combine(folder, TokenStore.TrainFile), width);
         var val = TokenSplit.Map(Path.Combine(folder, TokenStore.ValFile), width);
         if (manifest is null)                                                                  // not ours: every id checked once

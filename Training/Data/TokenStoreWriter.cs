@@ -48,7 +48,7 @@ public static class TokenStoreWriter
             var manifest = new TokenStoreManifest(state)
             {
                 Identity = corpus.Identity, Format = corpus.Format, VocabSize = tokenizer.VocabSize,
-                TokenType = TokenStore.Width(tokenizer.VocabSize) == 2 ? "uint16" : "uint32", Split = split, HeldOut = heldOut,
+                TokenType = TokenStoreManifest.TokenTypeOf(TokenStore.Width(tokenizer.VocabSize)), Split = split, HeldOut = heldOut,
                 Sources = corpus.Files.Select(f => new FileInfo(f)).Select(f => new SourceFile(f.FullName, f.Length, f.LastWriteTimeUtc)).ToList(),
                 PreparedUtc = DateTime.UtcNow,
             };
