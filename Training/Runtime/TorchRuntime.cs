@@ -80,6 +80,30 @@ public static class TorchRuntime
         return dir;
     }
 
+    /// <summary>A CUDA library MoTLab calls itself (NVRTC, NCCL), from the first place it loads: the path in
+    /// <paramref name="variable"/>, each of <paramref name="names"/> on the library path (where libtorch may have loaded
+    /// it already), then in the PyTorch install's <c>nvidia/PACKAGE/lib</c> folders beside the libtorch loaded
+    /// (<paramref name="pytorchPackages"/>), then in <paramref name="otherFolders"/>.</summary>
+    /// <exception cref="DllNotFoundException">none loads: the message names every place and the variable</exception>
+    public static IntPtr LoadCudaLibrary(string variable, string[] names, string[] pytorchPackages, params string[] otherFolders)
+    {
+        var folders = new List<string>();
+        if (LibTorchDirectory is { } torchLib)
+        {
+            var sitePackages = Path.GetFullPath(Path.Combine(torchLib, "..", ".."));
+            folders.AddRange(pytorchPackages.Select(p => Path.Combine(sitePackages, "nvidia", p, "lib")));
+        }
+        folders.AddRange(otherFolders);
+        var candidates = new List<string>();
+        if (Environment.GetEnvironmentVariable(variable) is { Length: > 0 } configured) candidates.Add(configured);
+        candidates.AddRange(names);
+        candidates.AddRange(from folder in folders from name in names select Path.Combine(folder, name));
+        foreach (var c in candidates)
+            if (NativeLibrary.TryLoad(c, out var handle)) return handle;
+        throw new DllNotFoundException($"{names[0]} not found (looked for {string.Join(", ", names)} on the library path and in " +
+            $"{(folders.Count > 0 ? string.Join(", ", folders) : "no other folder")}; set {variable} to its path)");
+    }
+
     /// <summary>"cpu", "cuda", "cuda:N" or "auto" (CUDA when available).</summary>
     public static Device ResolveDevice(string spec)
     {

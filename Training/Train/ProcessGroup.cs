@@ -236,21 +236,9 @@ public sealed class ProcessGroup : IDisposable
         public struct UniqueId { fixed byte bytes[128]; }
 
         public const string LibraryVariable = "MOTLAB_NCCL";
-        static readonly IntPtr Lib = Load();
+        // by soname first: PyTorch's CUDA libtorch has it loaded already
+        static readonly IntPtr Lib = Runtime.TorchRuntime.LoadCudaLibrary(LibraryVariable, ["libnccl.so.2"], ["nccl"]);
         static IntPtr Get(string name) => NativeLibrary.GetExport(Lib, name);
-
-        /// <summary>MOTLAB_NCCL, else libnccl.so.2 by soname (PyTorch's CUDA libtorch has it loaded), else beside that PyTorch.</summary>
-        static IntPtr Load()
-        {
-            var candidates = new List<string>();
-            if (Environment.GetEnvironmentVariable(LibraryVariable) is { Length: > 0 } configured) candidates.Add(configured);
-            candidates.Add("libnccl.so.2");
-            if (Runtime.TorchRuntime.LibTorchDirectory is { } torchLib)
-                candidates.Add(Path.GetFullPath(Path.Combine(torchLib, "..", "..", "nvidia", "nccl", "lib", "libnccl.so.2")));
-            foreach (var c in candidates)
-                if (NativeLibrary.TryLoad(c, out var handle)) return handle;
-            throw new DllNotFoundException($"NCCL not found (looked for {string.Join(", ", candidates)}; set {LibraryVariable} to libnccl.so.2's path): data parallelism on CUDA needs it");
-        }
 
         /// <summary>ncclAvg and bf16 came in NCCL 2.10.</summary>
         public static void CheckVersion()

@@ -38,6 +38,7 @@ public sealed class Trainer : IDisposable
     private readonly IReadOnlyList<Parameter> parameters;
     private readonly ProcessGroup? group;
     bool IsRoot => group is null || group.IsRoot;
+    int World => group?.World ?? 1;                // processes training this run
 
     /// <param name="tokens">Token stream to train on instead of the configured corpus (benchmarks use random ids).</param>
     /// <param name="dataRoots">A dashboard's data roots: corpus files must resolve inside them (null: any file).</param>
@@ -51,7 +52,7 @@ public sealed class Trainer : IDisposable
         bool cuda = Device.type == DeviceType.CUDA;
         var errors = ConfigValidator.ValidateRun(config, cuda, cuda ? null : GC.GetGCMemoryInfo().TotalAvailableMemoryBytes, "this machine's memory");
         if (errors.Count > 0) throw new ConfigException(errors);
-        if (config.Train.Gpus != (group?.World ?? 1))
+        if (config.Train.Gpus != World)
             throw new ConfigException([new ConfigError("train.gpus", group is null
                 ? $"{config.Train.Gpus} processes are started by `MoTLab.Training train` (the dashboard and its workers train a run in one process): set it to 1 here"
                 : $"is {config.Train.Gpus}, but this process is one of {group.World}")]);
@@ -89,7 +90,7 @@ public sealed class Trainer : IDisposable
         long trainable = parameters.Sum(p => p.numel());
         Log($"{Model.ParameterCount():N0} parameters{(trainable < Model.ParameterCount() ? $" ({trainable:N0} trainable, {(double)trainable / Model.ParameterCount():P2})" : "")}, {ModelSize.ForwardFlopsPerToken(config.Model, t.BatchSize) * 3 / 1e6:N1} MFLOP per token per training step, " +
             $"device {Device}{(Device.type == DeviceType.CPU ? $" ({get_num_threads()} thread{(get_num_threads() == 1 ? "" : "s")})" : "")}, compute {Compute}, " +
-            $"attention {AttentionPath(config.Model)}, {(group is { World: > 1 } g ? $"data parallel over {g.World} processes ({config.Train.BatchSize / g.World} rows each), " : "")}{(Device.type == DeviceType.CUDA ? $"kernels: {GpuKernels.Describe(Device)}, " : "")}{data.TrainTokens:N0} train / {data.ValTokens:N0} eval tokens");
+            $"attention {AttentionPath(config.Model)}, {(World > 1 ? $"data parallel over {World} processes ({config.Train.BatchSize / World} rows each), " : "")}{(Device.type == DeviceType.CUDA ? $"kernels: {GpuKernels.Describe(Device)}, " : "")}{data.TrainTokens:N0} train / {data.ValTokens:N0} eval tokens");
     }
 
     /// <summary>Which attention the model runs here: MoTLab's CPU kernel or SDPA; with attention dropout, training
@@ -111,7 +112,7 @@ public sealed class Trainer : IDisposable
         var clock = Stopwatch.StartNew();
         double startElapsed = State.ElapsedS, lastLogTime = 0; long lastLogStep = State.Step;
         Model.train();
-        bool parallel = group is { World: > 1 }, agreedStop = false;   // ranks stop together, at a logged step
+        bool parallel = World > 1, agreedStop = false;   // ranks stop together, at a logged step
         while (State.Step < Math.Min(t.Steps, until ?? long.MaxValue) && !(parallel ? agreedStop : cancel.IsCancellationRequested))
         {
             long step = State.Step;          // 0-based index of the step being taken
@@ -151,7 +152,7 @@ public sealed class Trainer : IDisposable
                     {
                         Step = done, Tokens = State.Tokens, ElapsedS = startElapsed + now, TokensPerS = tps,
                         Time = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0,
-                        Mfu = Model.EstimateMfu(batch, tps, peak * (group?.World ?? 1)),   // the peak of every process's device
+                        Mfu = Model.EstimateMfu(batch, tps, peak * World),   // the peak of every process's device
                         RssMb = system.Latest?.RssMb, CpuPercent = system.Latest?.CpuPercent,
                         GpuUtilPercent = system.Latest?.GpuUtilPercent, GpuMemoryMb = system.Latest?.GpuMemoryMb,
                     };
@@ -189,12 +190,12 @@ public sealed class Trainer : IDisposable
     (Tensor CrossEntropy, Tensor Aux, Tensor GradNorm) TakeStep(long step, double lr)
     {
         optimizer.LearningRate = lr;
-        int batch = Config.Train.BatchSize, share = batch / (group?.World ?? 1);
+        int batch = Config.Train.BatchSize, share = batch / World;
         var (x, y) = data.TrainBatch(step, batch, Device, first: (group?.Rank ?? 0) * share, count: share);
         var (objective, ce, aux) = Model.Loss(x, y);
         Model.zero_grad();
         if (!Omit.HasFlag(StepStages.Backward)) objective.backward();
-        if (group is { World: > 1 } && !Omit.HasFlag(StepStages.Backward)) group.AllReduceMean(Gradients());
+        if (World > 1 && !Omit.HasFlag(StepStages.Backward)) group!.AllReduceMean(Gradients());
         var gradNorm = Omit.HasFlag(StepStages.Clip) || Omit.HasFlag(StepStages.Backward) ? objective.detach() : ClipGradNorm(Config.Train.GradClip);
         if (!Omit.HasFlag(StepStages.Optimizer) && !Omit.HasFlag(StepStages.Backward)) optimizer.Step();
         State = State with { Step = step + 1, Tokens = State.Tokens + (long)Config.Train.BatchSize * Config.Model.SeqLen };

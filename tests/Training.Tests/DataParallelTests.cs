@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using MoTLab.Shared.Config;
+using MoTLab.Training.Cli;
 using MoTLab.Training.Train;
 using static TorchSharp.torch;
 
@@ -69,7 +70,7 @@ public class DataParallelTests
         string straight = Path.Combine(dir.Path, "straight"), resumed = Path.Combine(dir.Path, "resumed");
         string[] args = ["train", "--preset", "tiny-dense", "--steps", "20", "--device", "cpu", "--threads", "1", "--gpus", "2"];
         var config = Path.Combine(dir.Path, "config.json");
-        var cfg = ConfigLoader_Load("tiny-dense");
+        var cfg = ConfigLoader.Load("tiny-dense", null);
         cfg = cfg with { Train = cfg.Train with { CheckpointEvery = 10 } };
         File.WriteAllText(config, JsonSerializer.Serialize(cfg, MoTLab.Shared.Json.Indented));
         args = [.. args.Select(a => a == "--preset" ? "--config" : a == "tiny-dense" ? config : a)];
@@ -80,8 +81,6 @@ public class DataParallelTests
         Assert.True(code == 0, err);
         AssertSameTraining(straight, resumed, 20, 0, 0);
     }
-
-    static RunConfig ConfigLoader_Load(string preset) => MoTLab.Training.Cli.ConfigLoader.Load(preset, null);
 
     /// <summary>A rank that dies ends the run with its reason, and the other rank does not wait for ever.</summary>
     [Fact]
@@ -168,10 +167,10 @@ public class DataParallelTests
     [Fact]
     public void Every_process_needs_an_equal_share_of_the_batch()
     {
-        var dense = ConfigLoader_Load("tiny-dense");
+        var dense = ConfigLoader.Load("tiny-dense", null);
         var odd = dense with { Train = dense.Train with { BatchSize = 15, Gpus = 2 } };
         Assert.Contains(ConfigValidator.Validate(odd.WithTokenizerVocab()), e => e.Field == "train.batch_size" && e.Message.Contains("multiple of train.gpus (2)"));
-        var mot = ConfigLoader_Load("tiny-mot");
+        var mot = ConfigLoader.Load("tiny-mot", null);
         var split = mot with { Train = mot.Train with { BatchSize = mot.Model.Ffn.GroupSize * 3, Gpus = 2 } };
         Assert.Contains(ConfigValidator.Validate(split.WithTokenizerVocab()), e => e.Field == "train.batch_size" && e.Message.Contains("times train.gpus (2)"));
         Assert.Contains(ConfigValidator.Validate(dense with { Train = dense.Train with { Gpus = 0 } }), e => e.Field == "train.gpus");

@@ -40,7 +40,7 @@ public static unsafe class GpuKernels
         return loaded is null ? $"libtorch (fused kernels unavailable: {failure})" : $"fused CUDA kernels (NVRTC {loaded.Nvrtc}, sm_{loaded.Arch})";
     }
 
-    static bool SwitchedOff => string.Equals(Environment.GetEnvironmentVariable(SwitchVariable), "off", StringComparison.OrdinalIgnoreCase);
+    static readonly bool SwitchedOff = string.Equals(Environment.GetEnvironmentVariable(SwitchVariable), "off", StringComparison.OrdinalIgnoreCase);   // read once: every op asks
 
     /// <summary>Runs <paramref name="action"/> on the libtorch paths (the kernel checks compare the two).</summary>
     public static T WithoutKernels<T>(Func<T> action)
@@ -209,27 +209,9 @@ public static unsafe class GpuKernels
     /// <summary>NVRTC: found by soname, at MOTLAB_NVRTC, beside the PyTorch that provides libtorch, or in the CUDA toolkit.</summary>
     static class Nvrtc
     {
-        static readonly IntPtr Lib = Find();
+        static readonly IntPtr Lib = TorchRuntime.LoadCudaLibrary(NvrtcVariable, ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"],
+            ["cu13", "cuda_nvrtc"], "/usr/local/cuda/lib64", "/usr/local/cuda/targets/x86_64-linux/lib");
         static IntPtr Get(string name) => NativeLibrary.GetExport(Lib, name);
-
-        static IntPtr Find()
-        {
-            var candidates = new List<string>();
-            if (Environment.GetEnvironmentVariable(NvrtcVariable) is { Length: > 0 } configured) candidates.Add(configured);
-            string[] names = ["libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"];
-            candidates.AddRange(names);
-            var dirs = new List<string>();
-            if (TorchRuntime.LibTorchDirectory is { } torchLib)
-            {
-                var sitePackages = Path.GetFullPath(Path.Combine(torchLib, "..", ".."));
-                dirs.AddRange([Path.Combine(sitePackages, "nvidia", "cu13", "lib"), Path.Combine(sitePackages, "nvidia", "cuda_nvrtc", "lib")]);
-            }
-            dirs.AddRange(["/usr/local/cuda/lib64", "/usr/local/cuda/targets/x86_64-linux/lib"]);
-            candidates.AddRange(from dir in dirs from name in names select Path.Combine(dir, name));
-            foreach (var c in candidates)
-                if (NativeLibrary.TryLoad(c, out var handle)) return handle;
-            throw new DllNotFoundException($"libnvrtc not found (looked for {string.Join(", ", names)} on the library path, in {string.Join(", ", dirs)}; set {NvrtcVariable} to its path)");
-        }
 
         static readonly delegate* unmanaged<int*, int*, int> Version = (delegate* unmanaged<int*, int*, int>)Get("nvrtcVersion");
         static readonly delegate* unmanaged<IntPtr*, byte*, byte*, int, byte**, byte**, int> CreateProgram =
