@@ -51,6 +51,7 @@ public static class BenchCommand
             using var trainer = new Trainer(cfg, runDir, device, [], tokens: tokens) { Omit = omit };
             for (int i = 0; i < warmup; i++) trainer.Step();
             Sync(trainer.Device);
+            long launchesBefore = GpuKernels.Launches;
             var sw = Stopwatch.StartNew();
             for (int i = 0; i < steps; i++) trainer.Step();
             Sync(trainer.Device);
@@ -63,7 +64,7 @@ public static class BenchCommand
             return new BenchResult(cfg.Preset ?? cfg.Name, omit == StepStages.None ? null : omit.ToString().ToLowerInvariant(), trainer.Device.ToString(), trainer.Compute.ToString(), get_num_threads(),
                 cfg.Train.BatchSize, cfg.Model.SeqLen, steps, tps, seconds * 1000 / steps, trainer.Model.EstimateMfu(cfg.Train.BatchSize, tps, peak),
                 achieved, matmul, achieved / matmul, trainer.Model.ParameterCount(), flops, Process.GetCurrentProcess().PeakWorkingSet64, GpuMemoryMiB(trainer.Device),
-                GpuKernels.Describe(trainer.Device));
+                GpuKernels.Describe(trainer.Device), (double)(GpuKernels.Launches - launchesBefore) / steps);
         }
         finally { Directory.Delete(runDir, true); }
     }
@@ -89,7 +90,9 @@ public static class BenchCommand
 }
 
 /// <summary>One bench line. On the CPU, MatmulGflops is a plain 512² matmul timed in the same process with the same threads,
-/// and MatmulShare the achieved rate over it: the share of that ceiling these shapes reach (null on a GPU).</summary>
+/// and MatmulShare the achieved rate over it: the share of that ceiling these shapes reach (null on a GPU). Kernels says
+/// which kernels were available, KernelLaunchesPerStep how many of MoTLab's own a timed step launched (0: every op
+/// took its libtorch path).</summary>
 public sealed record BenchResult(string Preset, string? Omitted, string Device, string Compute, int Threads, int Batch, int SeqLen, int Steps,
     double TokensPerS, double StepMs, double Mfu, double AchievedGflops, double? MatmulGflops, double? MatmulShare, long Params, double TrainFlopsPerToken,
-    long PeakRssBytes, long? GpuMemoryMib, string Kernels);
+    long PeakRssBytes, long? GpuMemoryMib, string Kernels, double KernelLaunchesPerStep);

@@ -79,7 +79,7 @@ public sealed class CausalSelfAttention : Module<Tensor, Tensor>
             long[] strides = dq.stride();
             if (GpuKernels.Enabled(dq.device) && dq.element_size() == 2 && hd % 8 == 0 && dqkv.numel() < int.MaxValue
                 && strides[3] == 1 && strides.Take(3).All(s => s % 8 == 0) && dk.stride().SequenceEqual(strides) && dv.stride().SequenceEqual(strides)
-                && new[] { dq, dk, dv }.All(g => g.device == dq.device && GpuKernels.Pointer(g) % 16 == 0))
+                && new[] { dq, dk, dv }.All(g => GpuKernels.On(dq.device, g) && GpuKernels.Pointer(g) % 16 == 0))
                 GpuKernels.Launch(dq.device, "qkv_pack", Math.Min((dqkv.numel() / 8 + 255) / 256, 32L * GpuKernels.Multiprocessors(dq.device)), 256, 0,
                     GpuKernels.Ptr(dq), GpuKernels.Ptr(dk), GpuKernels.Ptr(dv), GpuKernels.Ptr(dqkv), B, H, T, hd / 8, strides[0], strides[1], strides[2]);
             else

@@ -30,6 +30,37 @@ public class GpuKernelTests
     }
 
     [Fact]
+    public void A_tensor_fits_a_kernel_by_its_device_type_and_index_its_layout_and_its_alignment()
+    {
+        using var a = zeros(64);
+        using var b = zeros(8, 8);
+        Assert.NotSame(a.device, b.device);                          // a new Device at every call, and Device compares by reference
+        Assert.True(GpuKernels.On(a.device, b));
+        Assert.True(GpuKernels.Fits(a.device, 16, a, b));
+        Assert.False(GpuKernels.Fits(new Device(TorchSharp.DeviceType.CUDA, 0), 16, a));
+        using var transposed = b.t();
+        Assert.False(GpuKernels.Fits(a.device, 16, transposed));    // not contiguous
+        using var fourBytesIn = a.narrow(0, 1, 8);
+        using var sixteenBytesIn = a.narrow(0, 4, 8);
+        Assert.False(GpuKernels.Fits(a.device, 16, fourBytesIn));
+        Assert.True(GpuKernels.Fits(a.device, 16, sixteenBytesIn));
+        Assert.True(GpuKernels.Fits(a.device, 4, fourBytesIn));
+        Assert.True(GpuKernels.AlignedOnceContiguous(transposed, 16));   // contiguous() copies it into a fresh buffer
+        Assert.False(GpuKernels.AlignedOnceContiguous(fourBytesIn, 16));  // contiguous() hands the view itself
+    }
+
+    [Fact]
+    public void A_kernel_check_passes_on_its_launches_only_when_the_kernel_side_launched_and_the_libtorch_side_did_not()
+    {
+        Assert.True(new KernelChecks.Result("c", "kernels launched", 0, 0, 0, (3, 0)).Passed);
+        Assert.False(new KernelChecks.Result("c", "kernels launched", 0, 0, 0, (0, 0)).Passed);   // both sides took libtorch
+        Assert.False(new KernelChecks.Result("c", "kernels launched", 0, 0, 0, (3, 1)).Passed);
+        Assert.Contains("FAILED", new KernelChecks.Result("c", "kernels launched", 0, 0, 0, (0, 0)).ToString());
+        Assert.True(new KernelChecks.Result("c", "output", 0.01, 1, 1.0 / 64).Passed);
+        Assert.False(new KernelChecks.Result("c", "output", 0.02, 1, 1.0 / 64).Passed);
+    }
+
+    [Fact]
     public void Every_kernel_a_caller_launches_is_in_the_source()
     {
         Assert.Contains("qkv_pack", SourceKernels);

@@ -38,7 +38,8 @@ public static class FusedLayerNorm
     {
         if (branch is null) return (x, Apply(ln, x, output));
         if (Supports(x, output) && Affine(ln, x) && (branch.dtype is ScalarType.Float32 or ScalarType.BFloat16)
-            && branch.shape.SequenceEqual(x.shape) && branch.device == x.device)
+            && branch.shape.SequenceEqual(x.shape) && GpuKernels.On(x.device, branch)
+            && GpuKernels.AlignedOnceContiguous(branch, 4 * (int)branch.element_size()))       // four elements a load
         {
             var outputs = Residual.apply(x, branch, ln.weight!, ln.bias!, output, ln.eps);
             return (outputs[0], outputs[1]);
@@ -48,11 +49,11 @@ public static class FusedLayerNorm
     }
 
     /// <summary>Where the kernels serve: CUDA with the kernels enabled, fp32 input of at least one row of width d a
-    /// multiple of 4 up to <see cref="MaxWidth"/>, output fp32 or bf16. (Inputs are made contiguous, and every buffer
-    /// the kernels write is fresh, hence 16-byte aligned; the norm's own weights are checked where it is applied.)</summary>
+    /// multiple of 4 up to <see cref="MaxWidth"/>, output fp32 or bf16, x starting 16-byte aligned once contiguous.
+    /// (Every buffer the kernels write is fresh, hence aligned; the norm's own weights are checked where it is applied.)</summary>
     public static bool Supports(Tensor x, ScalarType output) =>
         x.dtype == ScalarType.Float32 && (output is ScalarType.Float32 or ScalarType.BFloat16) && x.numel() > 0
-        && x.shape[^1] % 4 == 0 && x.shape[^1] <= MaxWidth && GpuKernels.Enabled(x.device);
+        && x.shape[^1] % 4 == 0 && x.shape[^1] <= MaxWidth && GpuKernels.Enabled(x.device) && GpuKernels.AlignedOnceContiguous(x, 16);
 
     /// <summary>The kernels' register width: float4s per lane, the smallest compiled variant that holds a row of d.</summary>
     public static int Variant(long d) => d switch { <= 128 => 1, <= 256 => 2, <= 512 => 4, <= MaxWidth => 8, _ => throw new ArgumentOutOfRangeException(nameof(d), $"LayerNorm width {d} is over {MaxWidth}") };

@@ -66,8 +66,23 @@ public static unsafe class GpuKernels
 
     /// <summary>Whether every tensor is contiguous, on <paramref name="device"/>, and starts at a multiple of
     /// <paramref name="alignment"/> bytes (what the kernels' vector loads assume).</summary>
-    internal static bool Fits(Device device, int alignment, params Tensor[] tensors) =>
-        tensors.All(t => t.device == device && t.is_contiguous() && (long)Pointer(t) % alignment == 0);
+    public static bool Fits(Device device, int alignment, params Tensor[] tensors) =>
+        tensors.All(t => On(device, t) && t.is_contiguous() && (long)Pointer(t) % alignment == 0);
+
+    /// <summary>Whether what <c>t.contiguous()</c> hands a kernel starts at a multiple of <paramref name="alignment"/>
+    /// bytes: a contiguous tensor goes as it is (a view may start anywhere in its storage), any other is first copied
+    /// into a fresh buffer, which libtorch aligns.</summary>
+    public static bool AlignedOnceContiguous(Tensor t, int alignment) => !t.is_contiguous() || (long)Pointer(t) % alignment == 0;
+
+    /// <summary>Whether <paramref name="t"/> is on <paramref name="device"/>, by type and index: TorchSharp's
+    /// <c>Tensor.device</c> is a new <see cref="Device"/> at every call and Device compares by reference, so
+    /// <c>t.device == device</c> is always false.</summary>
+    public static bool On(Device device, Tensor t) => t.device_type == device.type && t.device_index == device.index;
+
+    /// <summary>Kernels launched by this process so far: the kernel checks and the bench read it to show that a
+    /// kernel path ran, not only that the kernels were available.</summary>
+    public static long Launches => Interlocked.Read(ref launches);
+    static long launches;
 
     [DllImport("LibTorchSharp")]
     static extern IntPtr THSTensor_data(IntPtr handle);
@@ -78,6 +93,7 @@ public static unsafe class GpuKernels
     internal static void Launch(Device device, string kernel, long grid, int block, int sharedBytes, params long[] args)
     {
         var loaded = Load(device.index) ?? throw new InvalidOperationException($"fused kernel {kernel}: {failure}");
+        Interlocked.Increment(ref launches);
         if (grid < 1 || grid > int.MaxValue) throw new ArgumentOutOfRangeException(nameof(grid), $"fused kernel {kernel}: grid of {grid} blocks");
         var previous = loaded.MakeCurrent();
         try

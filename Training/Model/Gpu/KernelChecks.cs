@@ -7,14 +7,28 @@ namespace MoTLab.Training.Model.Gpu;
 /// <summary>Each fused kernel against the libtorch path it replaces, on random inputs on a CUDA device: the values and
 /// the gradients, as the largest absolute difference and the largest absolute value of the reference (`kernels
 /// --check`; docs/benchmarks.md shows its output). A check passes when the difference is at most its tolerance times
-/// that scale. The cross-entropy is also held against an fp32 reference, for both paths.</summary>
+/// that scale. The cross-entropy is also held against an fp32 reference, for both paths. Every comparison also counts
+/// the kernels each side launched: the kernel side must launch some and the libtorch side none, or the two sides
+/// compared one path with itself (a precondition that falls back passes every value check).</summary>
 public static class KernelChecks
 {
-    public sealed record Result(string Check, string Quantity, double MaxDiff, double Scale, double Tolerance)
+    /// <param name="Launches">for a launch count: the kernels the kernel side and the libtorch side launched</param>
+    public sealed record Result(string Check, string Quantity, double MaxDiff, double Scale, double Tolerance, (long Kernel, long Libtorch)? Launches = null)
     {
-        public bool Passed => MaxDiff <= Tolerance * Scale;
-        public override string ToString() =>
-            $"{Check,-34} {Quantity,-22} max|Δ| {MaxDiff,10:G3}  scale {Scale,10:G3}  tolerance {Tolerance,8:G3}  {(Passed ? "ok" : "FAILED")}";
+        public bool Passed => Launches is (var kernel, var libtorch) ? kernel > 0 && libtorch == 0 : MaxDiff <= Tolerance * Scale;
+        public override string ToString() => Launches is (var kernel, var libtorch)
+            ? $"{Check,-34} {Quantity,-22} {kernel,6} on the kernel side, {libtorch} on the libtorch side  {(Passed ? "ok" : "FAILED")}"
+            : $"{Check,-34} {Quantity,-22} max|Δ| {MaxDiff,10:G3}  scale {Scale,10:G3}  tolerance {Tolerance,8:G3}  {(Passed ? "ok" : "FAILED")}";
+    }
+
+    /// <summary><paramref name="pass"/> on the libtorch paths, then on the kernels, with the kernels each launched.</summary>
+    static (T Libtorch, T Kernel, Result Launches) BothPaths<T>(string check, Func<T> pass)
+    {
+        long before = GpuKernels.Launches;
+        var libtorch = GpuKernels.WithoutKernels(pass);
+        long middle = GpuKernels.Launches;
+        var kernel = pass();
+        return (libtorch, kernel, new Result(check, "kernels launched", 0, 0, 0, (GpuKernels.Launches - middle, middle - before)));
     }
 
     const double Bf16 = 1.0 / 64;    // a few bf16 roundings apart (2⁻⁸ relative each)
@@ -60,9 +74,9 @@ public static class KernelChecks
                 return [y.detach().clone(), sum.detach().clone(), x.grad!.clone(), ln.weight!.grad!.clone(), ln.bias!.grad!.clone(),
                         add ? h.grad!.clone() : zeros(1)];
             }
-            var reference = GpuKernels.WithoutKernels(Pass);
-            var fused = Pass();
             string name = add ? $"add + layer norm {normed}" : $"layer norm {normed}";
+            var (reference, fused, launches) = BothPaths(name, Pass);
+            yield return launches;
             yield return Compare(name, "output", fused[0], reference[0], tolerance);
             if (add) yield return Compare(name, "sum", fused[1], reference[1], 0);
             yield return Compare(name, "input gradient", fused[2], reference[2], tolerance);
@@ -87,9 +101,9 @@ public static class KernelChecks
         }
         var exact = Pass(() => nn.functional.cross_entropy(x.mm(w.t()), targets));
         Tensor Fused() => LinearCrossEntropy.Loss(x, w, targets, ScalarType.BFloat16, chunkElements: 1L << 28);
-        var libtorch = GpuKernels.WithoutKernels(() => Pass(Fused));
-        var kernel = Pass(Fused);
         string name = $"cross-entropy {n}×{d}, vocab {vocab:N0}";
+        var (libtorch, kernel, launches) = BothPaths(name, () => Pass(Fused));
+        yield return launches;
         // the kernel is held to the libtorch path's own distance from fp32, with room for rounding the other way
         string[] quantities = ["loss", "input gradient", "head gradient"];
         for (int i = 0; i < 3; i++)
@@ -113,8 +127,8 @@ public static class KernelChecks
             (attn.forward(x).to_type(ScalarType.Float32) * upstream).sum().backward();
             return [x.grad!.clone(), .. attn.parameters().Select(p => p.grad!.clone())];
         }
-        var reference = GpuKernels.WithoutKernels(Pass);
-        var fused = Pass();
+        var (reference, fused, launches) = BothPaths("attention 16×256×512, 8 heads", Pass);
+        yield return launches;
         yield return Compare("attention 16×256×512, 8 heads", "input gradient", fused[0], reference[0], 0);
         yield return Compare("attention 16×256×512, 8 heads", "QKV weight gradient", fused[1], reference[1], 0);
     }
@@ -135,9 +149,9 @@ public static class KernelChecks
             var norm = stack(model.parameters().Where(p => p.grad is not null).Select(p => p.grad!.norm())).norm();
             return [ce.detach().clone(), norm];
         }
-        var reference = GpuKernels.WithoutKernels(Pass);
-        var fused = Pass();
         name = $"{name} step, batch 32";
+        var (reference, fused, launches) = BothPaths(name, Pass);
+        yield return launches;
         yield return Compare(name, "loss", fused[0], reference[0], 1e-3);
         yield return Compare(name, "gradient norm", fused[1], reference[1], 1e-2);
     }
