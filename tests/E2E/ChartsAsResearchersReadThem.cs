@@ -383,8 +383,15 @@ public sealed class ChartsAsResearchersReadThem(FinishedRuns runs) : InChromium,
         await page.Locator("#add-axis").ClickAsync();
         await page.Locator("#axis-path-1").FillAsync("train.seed");
         await page.Locator(".mud-popover-open .mud-list-item", new() { HasText = "train.seed" }).First.ClickAsync();
+        await page.WaitForFunctionAsync("() => !document.querySelector('.mud-popover-open .mud-list-item')");   // the choice taken
         await page.Locator("#axis-values-1").FillAsync("1, 2");
-        await page.Locator("#sweep-count", new() { HasText = "4 runs" }).WaitForAsync();
+        await page.Locator("#axis-values-1").PressAsync("Tab");                       // leaving the field commits it at once
+        try { await page.Locator("#sweep-count", new() { HasText = "4 runs" }).WaitForAsync(); }
+        catch (TimeoutException e)
+        {
+            var fields = await page.EvaluateAsync<string>("() => [...document.querySelectorAll('#sweep-panel input')].map(i => `${i.id}='${i.value}'`).join(', ')");
+            throw new TimeoutException($"the sweep panel did not count 4 runs; its fields: {fields}; it reads: {await page.Locator("#sweep-panel").InnerTextAsync()}", e);
+        }
         await page.WaitForFunctionAsync("() => !document.getElementById('sweep-launch').disabled");
         await page.Locator("#sweep-launch").ClickAsync();
         await page.WaitForFunctionAsync("() => location.pathname.startsWith('/sweeps/')");
