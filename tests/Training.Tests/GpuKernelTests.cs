@@ -45,8 +45,11 @@ public class GpuKernelTests
         Assert.False(GpuKernels.Fits(a.device, 16, fourBytesIn));
         Assert.True(GpuKernels.Fits(a.device, 16, sixteenBytesIn));
         Assert.True(GpuKernels.Fits(a.device, 4, fourBytesIn));
-        Assert.True(GpuKernels.AlignedOnceContiguous(transposed, 16));   // contiguous() copies it into a fresh buffer
-        Assert.False(GpuKernels.AlignedOnceContiguous(fourBytesIn, 16));  // contiguous() hands the view itself
+        using var copied = GpuKernels.AlignedContiguous(fourBytesIn, 16);   // contiguous() alone hands the view itself
+        Assert.True(GpuKernels.Fits(a.device, 16, copied));
+        Assert.True(copied.equal(fourBytesIn).all().item<bool>());
+        using var same = GpuKernels.AlignedContiguous(sixteenBytesIn, 16);
+        Assert.Equal(GpuKernels.Pointer(sixteenBytesIn), GpuKernels.Pointer(same));           // no copy where none is needed
     }
 
     [Fact]

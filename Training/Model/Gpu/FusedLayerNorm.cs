@@ -38,8 +38,7 @@ public static class FusedLayerNorm
     {
         if (branch is null) return (x, Apply(ln, x, output));
         if (Supports(x, output) && Affine(ln, x) && (branch.dtype is ScalarType.Float32 or ScalarType.BFloat16)
-            && branch.shape.SequenceEqual(x.shape) && GpuKernels.On(x.device, branch)
-            && GpuKernels.AlignedOnceContiguous(branch, 4 * (int)branch.element_size()))       // four elements a load
+            && branch.shape.SequenceEqual(x.shape) && GpuKernels.On(x.device, branch))
         {
             var outputs = Residual.apply(x, branch, ln.weight!, ln.bias!, output, ln.eps);
             return (outputs[0], outputs[1]);
@@ -49,16 +48,20 @@ public static class FusedLayerNorm
     }
 
     /// <summary>Where the kernels serve: CUDA with the kernels enabled, fp32 input of at least one row of width d a
-    /// multiple of 4 up to <see cref="MaxWidth"/>, output fp32 or bf16, x starting 16-byte aligned once contiguous.
-    /// (Every buffer the kernels write is fresh, hence aligned; the norm's own weights are checked where it is applied.)</summary>
+    /// multiple of 4 up to <see cref="MaxWidth"/>, output fp32 or bf16. (The kernels read four elements a load: what they
+    /// read is made contiguous and aligned (<see cref="GpuKernels.AlignedContiguous"/>), every buffer they write is
+    /// fresh, hence aligned; the norm's own weights are checked where it is applied.)</summary>
     public static bool Supports(Tensor x, ScalarType output) =>
         x.dtype == ScalarType.Float32 && (output is ScalarType.Float32 or ScalarType.BFloat16) && x.numel() > 0
-        && x.shape[^1] % 4 == 0 && x.shape[^1] <= MaxWidth && GpuKernels.Enabled(x.device) && GpuKernels.AlignedOnceContiguous(x, 16);
+        && x.shape[^1] % 4 == 0 && x.shape[^1] <= MaxWidth && GpuKernels.Enabled(x.device);
 
     /// <summary>The kernels' register width: float4s per lane, the smallest compiled variant that holds a row of d.</summary>
     public static int Variant(long d) => d switch { <= 128 => 1, <= 256 => 2, <= 512 => 4, <= MaxWidth => 8, _ => throw new ArgumentOutOfRangeException(nameof(d), $"LayerNorm width {d} is over {MaxWidth}") };
 
     static long Bf16(ScalarType t) => t == ScalarType.BFloat16 ? 1 : 0;
+
+    /// <summary>What a kernel reads: contiguous, four elements a load.</summary>
+    static Tensor Aligned(Tensor t) => GpuKernels.AlignedContiguous(t, 4 * (int)t.element_size());
 
     /// <summary>y (and mean, rstd) of x, or of x + h into sum when h is given.</summary>
     static (Tensor Y, Tensor Mean, Tensor Rstd) Forward(Tensor x, Tensor? h, Tensor? sum, Tensor weight, Tensor bias, ScalarType output, double eps)
@@ -101,7 +104,7 @@ public static class FusedLayerNorm
         public override Tensor forward(AutogradContext ctx, params object[] vars)
         {
             var (x, weight, bias, output, eps) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], (ScalarType)vars[3], (double)vars[4]);
-            var xc = x.contiguous();
+            var xc = Aligned(x);
             var (y, mean, rstd) = Forward(xc, null, null, weight, bias, output, eps);
             ctx.save_for_backward([xc, weight, mean, rstd]);
             return y;
@@ -111,7 +114,7 @@ public static class FusedLayerNorm
         {
             using var scope = NewDisposeScope();
             var saved = ctx.get_saved_variables();
-            using var dy = gradOutput.contiguous();
+            using var dy = Aligned(gradOutput);
             var (dx, dw, db) = Backward(dy, saved[0], saved[1], saved[2], saved[3], null, null);
             foreach (var s in saved) s.Dispose();
             return GradientHandoff.Return([gradOutput], dx, dw, db, null, null);
@@ -127,8 +130,8 @@ public static class FusedLayerNorm
         public override List<Tensor> forward(AutogradContext ctx, params object[] vars)
         {
             var (x, h, weight, bias, output, eps) = ((Tensor)vars[0], (Tensor)vars[1], (Tensor)vars[2], (Tensor)vars[3], (ScalarType)vars[4], (double)vars[5]);
-            using var xc = x.contiguous();
-            using var hc = h.contiguous();
+            using var xc = Aligned(x);
+            using var hc = Aligned(h);
             var sum = empty(x.shape, dtype: ScalarType.Float32, device: x.device);
             var (y, mean, rstd) = Forward(xc, hc, sum, weight, bias, output, eps);
             ctx.save_for_backward([sum, weight, mean, rstd]);
@@ -140,8 +143,8 @@ public static class FusedLayerNorm
         {
             using var scope = NewDisposeScope();
             var saved = ctx.get_saved_variables();
-            using var dres = grads[0].contiguous();
-            using var dy = grads[1].contiguous();
+            using var dres = Aligned(grads[0]);
+            using var dy = Aligned(grads[1]);
             var dh = empty(saved[0].shape, dtype: (ScalarType)ctx.get_data("branch"), device: dy.device);
             var (dx, dw, db) = Backward(dy, saved[0], saved[1], saved[2], saved[3], dres, dh);
             foreach (var s in saved) s.Dispose();

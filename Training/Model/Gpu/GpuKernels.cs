@@ -69,14 +69,20 @@ public static unsafe class GpuKernels
     public static bool Fits(Device device, int alignment, params Tensor[] tensors) =>
         tensors.All(t => On(device, t) && t.is_contiguous() && (long)Pointer(t) % alignment == 0);
 
-    /// <summary>Whether what <c>t.contiguous()</c> hands a kernel starts at a multiple of <paramref name="alignment"/>
-    /// bytes: a contiguous tensor goes as it is (a view may start anywhere in its storage), any other is first copied
-    /// into a fresh buffer, which libtorch aligns.</summary>
-    public static bool AlignedOnceContiguous(Tensor t, int alignment) => !t.is_contiguous() || (long)Pointer(t) % alignment == 0;
+    /// <summary><paramref name="t"/> contiguous and starting at a multiple of <paramref name="alignment"/> bytes, as the
+    /// kernels' vector loads read it: <c>contiguous()</c> hands a contiguous view as it is, wherever in its storage it
+    /// starts, so such a view is copied into a fresh buffer (which libtorch aligns).</summary>
+    public static Tensor AlignedContiguous(Tensor t, int alignment)
+    {
+        var c = t.contiguous();
+        if ((long)Pointer(c) % alignment == 0) return c;
+        using (c) return c.clone();
+    }
 
     /// <summary>Whether <paramref name="t"/> is on <paramref name="device"/>, by type and index: TorchSharp's
     /// <c>Tensor.device</c> is a new <see cref="Device"/> at every call and Device compares by reference, so
-    /// <c>t.device == device</c> is always false.</summary>
+    /// <c>t.device == device</c> is always false. Pass a tensor's device: one named without an index ("cuda", index −1)
+    /// matches no tensor.</summary>
     public static bool On(Device device, Tensor t) => t.device_type == device.type && t.device_index == device.index;
 
     /// <summary>Kernels launched by this process so far: the kernel checks and the bench read it to show that a
