@@ -113,6 +113,7 @@ public sealed class Trainer : IDisposable
         double startElapsed = State.ElapsedS, lastLogTime = 0; long lastLogStep = State.Step;
         Model.train();
         bool parallel = World > 1, agreedStop = false;   // ranks stop together, at a logged step
+        long? launchesBefore = Device.type == DeviceType.CUDA ? GpuKernels.Launches : null;   // told after the first step
         while (State.Step < Math.Min(t.Steps, until ?? long.MaxValue) && !(parallel ? agreedStop : cancel.IsCancellationRequested))
         {
             long step = State.Step;          // 0-based index of the step being taken
@@ -126,6 +127,13 @@ public sealed class Trainer : IDisposable
             using (var scope = NewDisposeScope())
             {
                 var (ce, aux, gradNorm) = TakeStep(step, lr);
+                if (launchesBefore is { } before)
+                {
+                    long launched = GpuKernels.Launches - before;
+                    Log(launched > 0 ? $"kernels: {launched} fused-kernel launches in the first step"
+                        : $"kernels: no fused kernel ran in the first step ({GpuKernels.Describe(Device)}): every op took its libtorch path");
+                    launchesBefore = null;
+                }
                 if (log && parallel)
                 {
                     // every process's own share (their mean is the batch's), and whether any was asked to stop
