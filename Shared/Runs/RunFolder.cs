@@ -49,4 +49,14 @@ public static class RunFolder
     public static TrainerState ReadState(string checkpointDir) =>
         JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(checkpointDir, StateFile)), Json.Options)
         ?? throw new InvalidDataException($"{checkpointDir}/{StateFile} is empty");
+
+    /// <summary>The run's logged steps from its metrics.jsonl, oldest first; none where the file is missing.</summary>
+    public static IEnumerable<Telemetry.StepMetrics> ReadMetrics(string runDir)
+    {
+        var file = Path.Combine(runDir, MetricsFile);
+        return File.Exists(file)
+            ? File.ReadLines(file).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<Telemetry.StepMetrics>(l, Json.Options)
+                ?? throw new InvalidDataException($"{file} holds a null line"))
+            : [];
+    }
 }

@@ -1,8 +1,6 @@
 using MoTLab.Shared.Runs;
 using System.CommandLine;
-using System.Text.Json;
 using MoTLab.Shared;
-using MoTLab.Shared.Telemetry;
 
 namespace MoTLab.Training.Cli;
 
@@ -32,7 +30,7 @@ public static class PlotCommand
             {
                 var file = Path.Combine(dir, RunFolder.MetricsFile);
                 if (!File.Exists(file)) throw new UsageException($"{dir}: no metrics.jsonl (not a run folder)");
-                var points = File.ReadLines(file).Select(l => JsonSerializer.Deserialize<StepMetrics>(l, Json.Options)!).Where(s => s.Step <= last)
+                var points = RunFolder.ReadMetrics(dir).Where(s => s.Step <= last)
                     .Select(s => (X: x == "step" ? s.Step : (double)s.Tokens, Y: m == "eval_loss" ? s.EvalLoss : s.TrainLoss))
                     .Where(p => p.Y is { } y && double.IsFinite(y)).ToList();
                 var line = plot.Add.Scatter(points.Select(p => p.X).ToArray(), points.Select(p => p.Y!.Value).ToArray());

@@ -106,17 +106,11 @@ public static class ReproduceCommand
         return best;
     }
 
-    static long LastStep(string dir)
-    {
-        var file = Path.Combine(dir, RunFolder.MetricsFile);
-        return File.Exists(file) && File.ReadLines(file).LastOrDefault() is { Length: > 0 } last
-            ? JsonSerializer.Deserialize<StepMetrics>(last, Json.Options)!.Step : -1;
-    }
+    static long LastStep(string dir) => RunFolder.ReadMetrics(dir).LastOrDefault()?.Step ?? -1;
 
     /// <summary>(step, elapsed, tokens, eval loss) of every evaluated step in a run folder's metrics.jsonl.</summary>
     static IReadOnlyList<ReachMetric.Point> EvalCurve(string dir) =>
-        File.ReadLines(Path.Combine(dir, RunFolder.MetricsFile)).Select(l => JsonSerializer.Deserialize<StepMetrics>(l, Json.Options)!)
-            .Where(m => m.EvalLoss is not null).Select(m => new ReachMetric.Point(m.Step, m.ElapsedS, m.Tokens, m.EvalLoss!.Value)).ToList();
+        RunFolder.ReadMetrics(dir).Where(m => m.EvalLoss is not null).Select(m => new ReachMetric.Point(m.Step, m.ElapsedS, m.Tokens, m.EvalLoss!.Value)).ToList();
 
     public sealed record Line(string Preset, double? FinalEvalLoss, double? StepFraction, double? TimeFraction, double? TokenFraction,
         double? BestEvalLoss, long? BestStep, double? BestStepFraction, double? BestTimeFraction, string Text);

@@ -49,8 +49,7 @@ public static class SweepCommand
             var runDir = Path.Combine(dir, $"run-{i:D3}");
             Console.WriteLine($"sweep run {i + 1}/{points.Count}: {points[i].Label} → {runDir}");
             TrainCommand.Train(points[i].Config, runDir, device);
-            var evals = File.ReadLines(Path.Combine(runDir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement)
-                .Where(m => m.TryGetProperty("eval_loss", out var e) && e.ValueKind == JsonValueKind.Number).Select(m => m.GetProperty("eval_loss").GetDouble()).ToList();
+            var evals = RunFolder.ReadMetrics(runDir).Select(m => m.EvalLoss).OfType<double>().Where(double.IsFinite).ToList();
             results.Add((i, points[i], runDir, evals.Count > 0 ? evals[^1] : null, evals.Count > 0 ? evals.Min() : null));
             if (RunFolder.Checkpoints(runDir).LastOrDefault() is { } last && RunFolder.ReadState(last).Step < points[i].Config.Train.Steps)
             {
