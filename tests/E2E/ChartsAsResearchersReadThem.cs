@@ -364,6 +364,20 @@ public sealed class ChartsAsResearchersReadThem(FinishedRuns runs) : InChromium,
         await steps.FillAsync("100000");
         await steps.BlurAsync();
         await page.Locator("#epochs-warning", new() { HasText = "reads its corpus" }).WaitForAsync();
+
+        // an upload from the form becomes the run's corpus
+        var own = Path.Combine(Path.GetTempPath(), $"motlab-form-upload-{Guid.NewGuid():N}.txt");
+        await File.WriteAllTextAsync(own, string.Concat(Enumerable.Repeat("Text uploaded from the run form. ", 2000)));
+        try
+        {
+            await page.Locator("input[type=file]").SetInputFilesAsync(own);
+            await page.Locator("#corpus-tokens", new() { HasText = "motlab-form-upload-" }).WaitForAsync();
+            string chosen = await page.Locator("#corpus-select").InputValueAsync();
+            Assert.Contains("motlab-form-upload-", chosen);
+            using var http = runs.Dashboard.Client();
+            Assert.Equal(HttpStatusCode.NoContent, (await http.DeleteAsync($"/api/corpora/{Uri.EscapeDataString(chosen)}")).StatusCode);
+        }
+        finally { File.Delete(own); }
         problems.AssertNone("on the Corpora page and the New-run form");
     }
     [Fact]

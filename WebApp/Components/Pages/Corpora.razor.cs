@@ -81,21 +81,5 @@ public partial class Corpora
         corpora = Catalog.List(details: true);
     }
 
-    async Task UploadAsync(IBrowserFile? file)
-    {
-        if (file is null) return;
-        try
-        {
-            await using var stream = file.OpenReadStream(Uploads.MaxBytes + 1);
-            await Uploads.SaveAsync(stream, file.Name, CancellationToken.None);
-            Snackbar.Add($"Uploaded {file.Name}", Severity.Success);
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException or CorpusException)
-        {
-            Snackbar.Add($"Upload refused: {e.Message}", Severity.Error);
-        }
-        corpora = Catalog.List(details: true);
-    }
-
     public void Dispose() { stop.Cancel(); stop.Dispose(); }
 }

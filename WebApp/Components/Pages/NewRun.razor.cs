@@ -119,20 +119,10 @@ public partial class NewRun
         return ($"{cfg.Data.Corpus} with {cfg.Data.Tokenizer}: {(estimated ? "about " : "")}{n:N0} training tokens; this run reads them {reads:0.##} time{(reads == 1 ? "" : "s")} (epochs)", reads);
     }
 
-    async Task UploadAsync(IBrowserFile? file)
+    async Task UploadedAsync(string path)
     {
-        if (file is null) return;
-        try
-        {
-            await using var stream = file.OpenReadStream(Uploads.MaxBytes + 1);
-            form.Corpus = await Uploads.SaveAsync(stream, file.Name, CancellationToken.None);
-            corpora = Corpora.List();
-            Snackbar.Add($"Uploaded {file.Name}", Severity.Success);
-        }
-        catch (Exception e) when (e is IOException or InvalidDataException or CorpusException)
-        {
-            Snackbar.Add($"Upload refused: {e.Message}", Severity.Error);
-        }
+        form.Corpus = path;
+        corpora = Corpora.List();
         await Check();
     }
 
