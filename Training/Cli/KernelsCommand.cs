@@ -21,7 +21,7 @@ public static class KernelsCommand
                 var d = TorchRuntime.ResolveDevice(parse.GetValue(device)!);
                 Console.WriteLine($"{d}: {GpuKernels.Describe(d)}");
                 if (!parse.GetValue(check)) return;
-                var models = new[] { "medium-dense", "medium-mot" }.Select(p => (p, ConfigLoader.Load(p, null).Model));
+                var models = new[] { "medium-dense", "medium-mot", "medium-ec", "medium-moe" }.Select(p => (p, ConfigLoader.Load(p, null).Model));
                 foreach (var r in KernelChecks.Run(d, models))
                 {
                     Console.WriteLine(r);
