@@ -13,24 +13,21 @@ public static class KernelsCommand
         var device = new Option<string>("--device") { DefaultValueFactory = _ => "auto" };
         var check = new Option<bool>("--check") { Description = "Compare each fused kernel with the libtorch path (CUDA only)" };
         var command = new Command("kernels", "Say whether MoTLab's fused CUDA kernels run, and check them against libtorch") { device, check };
-        command.SetAction(parse =>
+        command.SetAction(parse => CliErrors.Run(() =>
         {
+            var d = TorchRuntime.ResolveDevice(parse.GetValue(device)!);
+            Console.WriteLine($"{d}: {GpuKernels.Describe(d)}");
+            if (!parse.GetValue(check)) return 0;
+            var models = new[] { "medium-dense", "medium-mot", "medium-ec", "medium-moe" }.Select(p => (p, ConfigLoader.Load(p, null).Model));
             int failed = 0;
-            int rc = CliErrors.Run(() =>
+            foreach (var r in KernelChecks.Run(d, models))
             {
-                var d = TorchRuntime.ResolveDevice(parse.GetValue(device)!);
-                Console.WriteLine($"{d}: {GpuKernels.Describe(d)}");
-                if (!parse.GetValue(check)) return;
-                var models = new[] { "medium-dense", "medium-mot", "medium-ec", "medium-moe" }.Select(p => (p, ConfigLoader.Load(p, null).Model));
-                foreach (var r in KernelChecks.Run(d, models))
-                {
-                    Console.WriteLine(r);
-                    if (!r.Passed) failed++;
-                }
-                Console.WriteLine(failed == 0 ? "every check passed" : $"{failed} check(s) FAILED");
-            });
-            return rc != 0 ? rc : failed == 0 ? 0 : 1;
-        });
+                Console.WriteLine(r);
+                if (!r.Passed) failed++;
+            }
+            Console.WriteLine(failed == 0 ? "every check passed" : $"{failed} check(s) FAILED");
+            return failed == 0 ? 0 : 1;
+        }));
         return command;
     }
 }

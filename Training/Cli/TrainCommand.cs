@@ -25,10 +25,7 @@ public static class TrainCommand
         var rendezvous = new Option<string?>("--rendezvous") { Description = "Where a data-parallel run's processes meet (set by the launcher)", Hidden = true };
         var command = new Command("train", "Train a model headless") { preset, config, steps, device, output, corpus, seed, resume, threads, gpus, rank, rendezvous };
         RunConfig? current = null;
-        command.SetAction(parse =>
-        {
-            int code = 0;
-            int rc = CliErrors.Run(() =>
+        command.SetAction(parse => CliErrors.Run(() =>
         {
             string? resumeDir = parse.GetValue(resume);
             RunConfig cfg = resumeDir is not null && parse.GetValue(preset) is null && parse.GetValue(config) is null
@@ -41,10 +38,7 @@ public static class TrainCommand
             current = cfg;
             var dir = resumeDir ?? parse.GetValue(output) ?? Path.Combine("runs", $"{cfg.Name}-{DateTime.Now:yyyyMMdd-HHmmss}");
             if (cfg.Train.Gpus > 1 && parse.GetValue(rank) is null)
-            {
-                code = DataParallelLaunch.Run(cfg, dir, parse.GetValue(device)!, resumeDir, parse.GetValue(threads));
-                return;
-            }
+                return DataParallelLaunch.Run(cfg, dir, parse.GetValue(device)!, resumeDir, parse.GetValue(threads));
             TorchRuntime.SetThreads(parse.GetValue(threads));
             if (parse.GetValue(rank) is { } r)
             {
@@ -54,14 +48,11 @@ public static class TrainCommand
                 Train(cfg, dir, parse.GetValue(device)!, resumeDir, group);
             }
             else Train(cfg, dir, parse.GetValue(device)!, resumeDir);
-        }, () => current);
-            return rc != 0 ? rc : code;
-        });
+            return 0;
+        }, () => current));
         return command;
     }
 
-    /// <summary>Trains <paramref name="cfg"/> into <paramref name="dir"/> with progress on the console: what `train`,
-    /// `transition` and `finetune` share. Ctrl-C stops after the current step, which is checkpointed.</summary>
     /// <summary>A rank's standard input is its launcher: "stop" asks it to stop with the others at the next logged step;
     /// the end of the stream means the launcher is gone (killed, or its terminal closed), and the rank ends rather than
     /// train on alone or hold its GPU waiting for peers that will not come.</summary>
@@ -74,6 +65,8 @@ public static class TrainCommand
         Environment.Exit(1);
     }) { IsBackground = true, Name = "motlab-launcher-watch" }.Start();
 
+    /// <summary>Trains <paramref name="cfg"/> into <paramref name="dir"/> with progress on the console: what `train`,
+    /// `transition` and `finetune` share. Ctrl-C stops after the current step, which is checkpointed.</summary>
     /// <param name="group">this process's data-parallel group: rank 0 writes the run folder and the console, the
     /// other ranks neither, and Ctrl-C is the launcher's to handle</param>
     internal static void Train(RunConfig cfg, string dir, string device, string? resumeDir = null, ProcessGroup? group = null)
@@ -103,9 +96,12 @@ public static class TrainCommand
 public static class CliErrors
 {
     /// <param name="config">The run's config once known, so a failure can name its shapes.</param>
-    public static int Run(Action action, Func<RunConfig?>? config = null)
+    public static int Run(Action action, Func<RunConfig?>? config = null) => Run(() => { action(); return 0; }, config);
+
+    /// <summary>As <see cref="Run(Action, Func{RunConfig?}?)"/>, for an action that returns its own exit code.</summary>
+    public static int Run(Func<int> action, Func<RunConfig?>? config = null)
     {
-        try { action(); return 0; }
+        try { return action(); }
         catch (Exception e) when (FailureReason.IsExpected(e))
         {
             Console.Error.WriteLine($"error: {FailureReason.Describe(e, config?.Invoke())}");
