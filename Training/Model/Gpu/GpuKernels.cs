@@ -29,14 +29,14 @@ public static unsafe class GpuKernels
     static volatile bool suspended;
 
     /// <summary>Whether the fused kernels run for tensors on <paramref name="device"/> (compiling them at the first call).</summary>
-    public static bool Enabled(Device device) => device.type == DeviceType.CUDA && !suspended && !SwitchedOff && Load(device.index) is not null;
+    public static bool Enabled(Device device) => device.type == DeviceType.CUDA && !suspended && !SwitchedOff && Load(device) is not null;
 
     /// <summary>One line on what runs on <paramref name="device"/>: "fused CUDA kernels (NVRTC 13.0, sm_90)" or "libtorch (why)".</summary>
     public static string Describe(Device device)
     {
         if (device.type != DeviceType.CUDA) return "libtorch (fused kernels are CUDA only)";
         if (SwitchedOff) return $"libtorch ({SwitchVariable}=off)";
-        var loaded = Load(device.index);
+        var loaded = Load(device);
         return loaded is null ? $"libtorch (fused kernels unavailable: {failure})" : $"fused CUDA kernels (NVRTC {loaded.Nvrtc}, sm_{loaded.Arch})";
     }
 
@@ -81,9 +81,12 @@ public static unsafe class GpuKernels
 
     /// <summary>Whether <paramref name="t"/> is on <paramref name="device"/>, by type and index: TorchSharp's
     /// <c>Tensor.device</c> is a new <see cref="Device"/> at every call and Device compares by reference, so
-    /// <c>t.device == device</c> is always false. Pass a tensor's device: one named without an index ("cuda", index −1)
-    /// matches no tensor.</summary>
-    public static bool On(Device device, Tensor t) => t.device_type == device.type && t.device_index == device.index;
+    /// <c>t.device == device</c> is always false. "cuda" without an index is the device the kernels load on for it.</summary>
+    public static bool On(Device device, Tensor t) =>
+        t.device_type == device.type && t.device_index == (device.type == DeviceType.CUDA ? CudaIndex(device) : device.index);
+
+    /// <summary>The CUDA device index a device names ("cuda" without one: 0, the device each of MoTLab's processes trains on).</summary>
+    static int CudaIndex(Device device) => Math.Max(device.index, 0);
 
     /// <summary>Kernels launched by this process so far: the kernel checks and the bench read it to show that a
     /// kernel path ran, not only that the kernels were available.</summary>
@@ -98,7 +101,7 @@ public static unsafe class GpuKernels
     /// in the low half (<see cref="Int"/>, <see cref="Float"/>).</summary>
     internal static void Launch(Device device, string kernel, long grid, int block, int sharedBytes, params long[] args)
     {
-        var loaded = Load(device.index) ?? throw new InvalidOperationException($"fused kernel {kernel}: {failure}");
+        var loaded = Load(device) ?? throw new InvalidOperationException($"fused kernel {kernel}: {failure}");
         Interlocked.Increment(ref launches);
         if (grid < 1 || grid > int.MaxValue) throw new ArgumentOutOfRangeException(nameof(grid), $"fused kernel {kernel}: grid of {grid} blocks");
         var previous = loaded.MakeCurrent();
@@ -121,14 +124,14 @@ public static unsafe class GpuKernels
     internal static long Float(double v) => BitConverter.SingleToInt32Bits((float)v);
 
     /// <summary>Multiprocessors of the device (grid sizes).</summary>
-    internal static int Multiprocessors(Device device) => Load(device.index)?.Multiprocessors ?? 1;
+    internal static int Multiprocessors(Device device) => Load(device)?.Multiprocessors ?? 1;
 
     /// <summary>The most dynamic shared memory a block may ask for on the device (0 where the kernels do not run).</summary>
-    internal static long MaxSharedBytes(Device device) => Load(device.index)?.MaxSharedBytes ?? 0;
+    internal static long MaxSharedBytes(Device device) => Load(device)?.MaxSharedBytes ?? 0;
 
-    static Loaded? Load(int deviceIndex)
+    static Loaded? Load(Device device)
     {
-        deviceIndex = Math.Max(deviceIndex, 0);
+        int deviceIndex = CudaIndex(device);
         if (Modules.TryGetValue(deviceIndex, out var known)) return known;
         lock (CompileGate)
         {
