@@ -33,9 +33,11 @@ public sealed class ExpertChoiceMoE : RoutedMoE, ISparseFfnModule
         var (gate, index) = scoresT.topk(C, 1);                            // (E, C) each expert's tokens
         var picked = flat.index_select(0, index.reshape(E * C)).view(E, C, d); // (E, C, d)
         var y = experts.forward(picked);                                   // (E, C, d)
-        y = y * gate.unsqueeze(2).to_type(y.dtype);                        // (E, C, d) scaled by score
-        var outFlat = zeros(N, d, dtype: y.dtype, device: y.device)
-            .index_add(0, index.reshape(E * C), y.reshape(E * C, d), 1);   // (N, d) sum over choosing experts
+        // the sum over the choosing experts in fp32: index_add's atomic adds in bf16 are compare-and-swap loops (about
+        // 1 ms per layer of medium-ec on an NVIDIA H200), and each would round; the product with the fp32 score is fp32
+        var scaled = (y * gate.unsqueeze(2)).reshape(E * C, d);            // (E·C, d) fp32, scaled by score
+        var outFlat = zeros(N, d, dtype: ScalarType.Float32, device: y.device)
+            .index_add(0, index.reshape(E * C), scaled, 1);                // (N, d) fp32 sum over choosing experts
         BalanceLoss = null; ZLoss = null;
         Record(scoresT.t(), index, N);
         return outFlat.view(B, T, d);

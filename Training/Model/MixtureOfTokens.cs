@@ -1,4 +1,5 @@
 using MoTLab.Training.Model.Cpu;
+using MoTLab.Training.Model.Gpu;
 using MoTLab.Shared.Config;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -58,7 +59,9 @@ public sealed class MixtureOfTokens : SparseFeedForward, ISparseFfnModule
         if (B % g != 0)
             throw new ArgumentException($"batch size {B} is not a multiple of the MoT group size {g}: MoT mixes tokens of {g} different examples at each position");
         long G = B / g;
-        if (x.dtype == compute && CpuKernels.Supports(x.device_type, compute, (int)d, get_num_threads())) return ForwardOnCpu(x, g);
+        if (x.dtype == compute && CpuKernels.Supports(x.device_type, compute, (int)d, get_num_threads()))
+            return ForwardMixing(x, g, CpuTokenMixing.Merge, CpuTokenMixing.Emit);
+        if (GpuTokenMixing.Supports(x, g, E)) return ForwardMixing(x, g, GpuTokenMixing.Merge, GpuTokenMixing.Emit);
         var (xg, logits, w) = Route(x, g);                                 // (T, G, g, d), (T, G, g, E) ×2
         var merged = w.transpose(2, 3).To(compute).matmul(xg.To(compute)); // (T, G, E, d) one mixed token per expert
         var perExpert = merged.reshape(T * G, E, d).transpose(0, 1);       // (E, T·G, d)
@@ -70,15 +73,16 @@ public sealed class MixtureOfTokens : SparseFeedForward, ISparseFfnModule
         return outG.reshape(T, B, d).transpose(0, 1);                      // (B, T, d)
     }
 
-    /// <summary>The same layer on <see cref="CpuTokenMixing"/>: routing in the tokens' own (B, T, ·) layout, viewed as
-    /// (G, g, T, ·) for the softmax over each group, and no transposes around the experts.</summary>
-    Tensor ForwardOnCpu(Tensor x, int g)
+    /// <summary>The same layer on mixing kernels (<see cref="CpuTokenMixing"/> on one CPU thread, <see cref="GpuTokenMixing"/>
+    /// on a GPU): routing in the tokens' own (B, T, ·) layout, viewed as (G, g, T, ·) for the softmax over each group,
+    /// and no transposes around the experts.</summary>
+    Tensor ForwardMixing(Tensor x, int g, Func<Tensor, Tensor, int, Tensor> merge, Func<Tensor, Tensor, int, Tensor> emit)
     {
         long B = x.shape[0], T = x.shape[1], E = Experts;
         var logits = x.matmul(controller).view(B / g, g, T, E);            // (G, g, T, E) fp32 routing
         var w = Weights(logits, 1);                                        // (G, g, T, E) over each group's members
-        var y = experts.forward(CpuTokenMixing.Merge(x, w.reshape(B, T, E), g)); // (E, G·T, d)
-        var output = CpuTokenMixing.Emit(y, EmitWeights(logits, w, 1).reshape(B, T, E), g); // (B, T, d)
+        var y = experts.forward(merge(x, w.reshape(B, T, E), g));          // (E, G·T, d)
+        var output = emit(y, EmitWeights(logits, w, 1).reshape(B, T, E), g); // (B, T, d)
         Record(w.permute(2, 0, 1, 3));                                     // (T, G, g, E) view
         return output;
     }

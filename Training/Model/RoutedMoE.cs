@@ -12,6 +12,7 @@ public abstract class RoutedMoE : SparseFeedForward
     protected readonly Parameter router;  // (d, E)
     protected readonly ExpertBank experts;
     protected readonly FfnConfig cfg;
+    protected readonly ScalarType compute; // the experts' dtype
 
     public override int Experts => experts.Experts;
     public ExpertBank ExpertWeights => experts;
@@ -19,7 +20,7 @@ public abstract class RoutedMoE : SparseFeedForward
 
     protected RoutedMoE(string name, int dModel, FfnConfig cfg, int denseMultiplier, WeightInit weights, ScalarType compute) : base(name)
     {
-        this.cfg = cfg;
+        this.cfg = cfg; this.compute = compute;
         router = Parameter(empty(dModel, cfg.EffectiveExperts));
         weights.Fill(router, fanIn: dModel);
         experts = new ExpertBank(cfg.EffectiveExperts, dModel, cfg.ExpertHidden(dModel, denseMultiplier), weights, compute);

@@ -31,15 +31,17 @@ public sealed class TokenChoiceMoE : RoutedMoE, ISparseFfnModule
         var (slot, frac) = cpu ? AssignOnCpu(choice, E, C) : Assign(choice, E, C); // (k·N) slot or E·C when dropped, (E) load
         var kept = slot.lt(E * C);                                         // (k·N) within capacity
 
-        var buffer = zeros(E * C + 1, d, dtype: x.dtype, device: x.device)
-            .index_copy(0, slot, k == 1 ? flat : flat.repeat(k, 1));       // (E·C+1, d) kept tokens in expert slots
-        var y = experts.forward(buffer[..(int)(E * C)].view(E, C, d))      // (E, C, d)
-            .reshape(E * C, d);
-        var yPlus = cat([y, zeros(1, d, dtype: y.dtype, device: y.device)], 0); // (E·C+1, d) spare row is 0
+        // Slots and assignments each know the other, so both directions gather (RowGather): a slot's token fills it
+        // and owns its gradient; an empty slot holds token 0 and a dropped assignment reads slot 0, both only to have
+        // a valid index: the empty slot's output is never read and the dropped assignment's combine weight is 0.
+        using var filler = full(E * C + 1, -1L, dtype: ScalarType.Int64, device: x.device)
+            .scatter_(0, slot, arange(k * N, dtype: ScalarType.Int64, device: x.device))[..(int)(E * C)]; // (E·C) assignment in each slot, −1 empty (row E·C: the dropped)
+        var tokens = RowGather.Apply(flat.To(compute), filler.clamp_min(0).remainder(N), where(kept, slot, -1L).view(k, N)); // (E·C, d)
+        var y = experts.forward(tokens.view(E, C, d)).reshape(E * C, d);   // (E·C, d)
         if (cfg.StraightThroughGate) gate = gate / gate.detach();         // (N, k) value 1, gradient of the gate
         var weight = (gate.t().reshape(k * N) * kept.to_type(gate.dtype)).unsqueeze(1); // (k·N, 1) gate, 0 when dropped
-        var outFlat = (yPlus.index_select(0, slot) * weight.to_type(y.dtype)) // (k·N, d)
-            .view(k, N, d).sum(0L);                                        // (N, d)
+        var shares = RowGather.Apply(y, where(kept, slot, 0L), filler.unsqueeze(0)) * weight.to_type(y.dtype); // (k·N, d)
+        var outFlat = k == 1 ? shares : shares.view(k, N, d).sum(0L);      // (N, d)
 
         // Switch balance loss α·E·Σ_e mean_p_e·frac_e (frac over all assignments, before dropping); = α when uniform.
         BalanceLoss = cfg.BalanceLoss > 0 ? cfg.BalanceLoss * E * (probs.mean([0]) * frac).sum() : null;

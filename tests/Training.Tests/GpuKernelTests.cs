@@ -27,6 +27,7 @@ public class GpuKernelTests
         Assert.False(GpuKernels.Enabled(CPU));
         Assert.Equal("libtorch (fused kernels are CUDA only)", GpuKernels.Describe(CPU));
         Assert.False(FusedLayerNorm.Supports(randn(4, 512), ScalarType.BFloat16));
+        Assert.False(GpuTokenMixing.Supports(randn(4, 8, 512), 2, 8));
     }
 
     [Fact]
@@ -69,6 +70,7 @@ public class GpuKernelTests
         Assert.Contains("qkv_pack", SourceKernels);
         Assert.Contains("column_sums", SourceKernels);
         Assert.Contains("cross_entropy_rows", SourceKernels);
+        foreach (var mixing in new[] { "mot_merge", "mot_emit", "mot_dots" }) Assert.Contains(mixing, SourceKernels);
         for (long padded = 64; padded <= 1 << 20; padded += 64)
             Assert.True(LinearCrossEntropy.KernelThreads(padded) is var t && t % 32 == 0 && t is >= 32 and <= 512, $"{padded}: {LinearCrossEntropy.KernelThreads(padded)} threads");
         Assert.Equal(512, LinearCrossEntropy.KernelThreads(50_304));   // GPT-2's vocabulary, padded
@@ -143,11 +145,13 @@ public class GradientHandoffTests
     /// a whole step's worth of gradients every step: the H200 bench of medium-mot held 82 GiB where it had held 25). Each custom
     /// backward here runs in a dispose scope of its own and hands its gradients out once; the handles left after
     /// the backward of a step must not grow from step to step.</summary>
-    [Fact]
-    public void Custom_backwards_leave_no_tensor_handles_behind()
+    [Theory]
+    [InlineData(FfnKind.Dense)]
+    [InlineData(FfnKind.TokenChoice)]
+    public void Custom_backwards_leave_no_tensor_handles_behind(FfnKind ffn)
     {
-        var cfg = TestUtil.TinyModel(new FfnConfig()) with { DModel = 32, Heads = 2 };
-        var model = new Gpt(cfg, ScalarType.BFloat16);   // bf16 on the CPU: attention through QkvSplit and SDPA
+        var cfg = TestUtil.TinyModel(new FfnConfig { Kind = ffn, Experts = 4 }) with { DModel = 32, Heads = 2 };
+        var model = new Gpt(cfg, ScalarType.BFloat16);   // bf16 on the CPU: attention through QkvSplit and SDPA, token choice through RowGather
         var idx = randint(cfg.VocabSize, [4, cfg.SeqLen], dtype: ScalarType.Int64);
         var left = new List<long>();
         for (int step = 0; step < 4; step++)

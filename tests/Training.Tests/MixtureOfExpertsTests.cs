@@ -1,6 +1,7 @@
 using MoTLab.Shared.Config;
 using MoTLab.Training.Model;
 using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
 
 namespace MoTLab.Training.Tests;
 
@@ -33,6 +34,47 @@ public class MixtureOfExpertsTests
         Assert.Equal(2.0 / 6, snap.DroppedRatio!.Value, 5);
         Assert.Equal(new[] { 5f / 6, 1f / 6 }, snap.ExpertLoad!.Select(v => (float)Math.Round(v, 5)).ToArray(), new ToleranceComparer(1e-4f));
         Assert.Equal(0, snap.UnusedExperts);
+    }
+
+    /// <summary>The layer's gathers (dispatch into slots, combine back) against each token run through its kept experts
+    /// directly, values and every gradient, with tokens dropped (capacity 0.5), slots left empty (top-2 of 4 experts
+    /// are rarely even) and both k = 1 and k = 2.</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void Token_choice_equals_each_kept_token_run_through_its_experts_in_values_and_gradients(int topK)
+    {
+        manual_seed(3);
+        const int d = 8, E = 4;
+        var cfg = new FfnConfig { Kind = FfnKind.TokenChoice, Experts = E, TopK = topK, CapacityFactor = 0.5, BalanceLoss = 0, ExpertWidth = 16 };
+        using var moe = new TokenChoiceMoE(d, cfg, 4, new WeightInit(new ModelConfig()), ScalarType.Float32);
+        using var x = TestUtil.Randn(4, 2, 12, d).requires_grad_();
+        using var probe = TestUtil.Randn(5, 2, 12, d);
+        var layer = moe.forward(x);
+        (layer * probe).sum().backward();
+        var grads = moe.parameters().Select(p => p.grad!.clone()).Prepend(x.grad!.clone()).ToList();
+        moe.zero_grad(); x.grad!.zero_();
+
+        // the reference: the same routing decisions, then a dense sum over experts of each kept assignment's output
+        long N = 24; int C = ModelSize.TokenChoiceCapacity(cfg, N);
+        var flat = x.reshape(N, d);
+        var probs = functional.softmax(flat.matmul(moe.Router), 1);
+        var (gate, choice) = probs.topk(topK, 1);                       // (N, k)
+        var (slot, _) = TokenChoiceMoE.Assign(choice, E, C);            // (k·N)
+        var kept = slot.lt(E * C).view(topK, N).t().to_type(ScalarType.Float32); // (N, k)
+        Assert.True(kept.sum().item<float>() < topK * N, "some assignments are dropped");
+        var reference = zeros(N, d);
+        for (int e = 0; e < E; e++)
+        {
+            var (w1, w2) = moe.ExpertWeights.Expert(e);
+            var share = (gate * kept * choice.eq(e).to_type(ScalarType.Float32)).sum(1, keepdim: true); // (N, 1)
+            reference = reference + share * functional.relu(flat.matmul(w1)).matmul(w2);
+        }
+        Assert.True(allclose(layer, reference.view(2, 12, d), rtol: 1e-5, atol: 1e-6), "values");
+        (reference.view(2, 12, d) * probe).sum().backward();
+        var expected = moe.parameters().Select(p => p.grad!).Prepend(x.grad!).ToList();
+        for (int i = 0; i < grads.Count; i++)
+            Assert.True(allclose(grads[i], expected[i], rtol: 1e-5, atol: 1e-6), $"gradient {i}: max |Δ| {(grads[i] - expected[i]).abs().max().item<float>()}");
     }
 
     [Fact]

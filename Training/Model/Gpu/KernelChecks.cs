@@ -47,6 +47,8 @@ public static class KernelChecks
         results.AddRange(CrossEntropy(device, 20_000, 256, 50_257));
         results.AddRange(CrossEntropy(device, 3_000, 128, 256));
         results.AddRange(Attention(device));
+        foreach (var (batch, d, experts, group) in new[] { (64L, 512, 32, 32), (64L, 256, 512, 32), (24L, 200, 40, 8) })
+            results.AddRange(TokenMixing(device, batch, d, experts, group));
         foreach (var (name, model) in models) results.AddRange(Model(device, name, model));
         return results;
     }
@@ -131,6 +133,29 @@ public static class KernelChecks
         yield return launches;
         yield return Compare("attention 16×256×512, 8 heads", "input gradient", fused[0], reference[0], 0);
         yield return Compare("attention 16×256×512, 8 heads", "QKV weight gradient", fused[1], reference[1], 0);
+    }
+
+    /// <summary>A Mixture of Tokens layer on the mixing kernels against its libtorch path (transposes and batched
+    /// matmuls): the output and the gradients of the tokens, the controller and the experts.</summary>
+    static IEnumerable<Result> TokenMixing(Device device, long batch, int d, int experts, int group)
+    {
+        using var scope = NewDisposeScope();
+        var mot = new MixtureOfTokens(d, new FfnConfig { Kind = FfnKind.MoT, Experts = experts, GroupSize = group }, 4,
+            new WeightInit(new ModelConfig()), ScalarType.BFloat16).to(device);
+        var x = randn(batch, 256, d, device: device).requires_grad_();
+        var upstream = randn(batch, 256, d, device: device);
+        Tensor[] Pass()
+        {
+            x.grad?.zero_(); foreach (var p in mot.parameters()) p.grad?.zero_();
+            var y = mot.forward(x);
+            (y.to_type(ScalarType.Float32) * upstream).sum().backward();
+            return [y.detach().clone(), x.grad!.clone(), .. mot.parameters().Select(p => p.grad!.clone())];
+        }
+        string name = $"MoT {batch}×256×{d}, {experts} experts, g {group}";
+        var (reference, fused, launches) = BothPaths(name, Pass);
+        yield return launches;
+        string[] quantities = ["output", "input gradient", "controller gradient", "expert W1 gradient", "expert W2 gradient"];
+        for (int i = 0; i < quantities.Length; i++) yield return Compare(name, quantities[i], fused[i], reference[i], Bf16);
     }
 
     /// <summary>A whole training step's loss and gradients, at a smaller batch.</summary>

@@ -340,3 +340,181 @@ extern "C" __global__ void qkv_pack(const bf16* dq, const bf16* dk, const bf16* 
         out[o] = *reinterpret_cast<const uint4*>(src + b * sb + h * sh + t * st + e * 8);
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Mixture of Tokens' merge, emit and weight gradient (GpuTokenMixing.cs), in the layouts around them: tokens (B, T, d),
+// weights (B, T, E) fp32, the expert side (E, G·T, d) bf16. Example b = i·g + j is member j of group i; the pair
+// p = i·T + t is group i at position t, and member j of it is token row (i·g + j)·T + t.
+//   mot_merge  m[e, p] = Σ_j w[row_j, e] · x[row_j]            (merge; the emit's input gradient)
+//   mot_emit   x[row_j] = Σ_e w[row_j, e] · m[e, p]            (emit; the merge's input gradient)
+//   mot_dots   dw[row_j, e] = Σ_c a[row_j, c] · m[e, p, c]     (either's weight gradient)
+// As libtorch computes them in bf16: every input is rounded to bf16, products are summed in fp32, each result is
+// rounded to bf16 once (written as fp32 where the caller's tensor is fp32). A block per pair (mot_dots: per pair and
+// 32 experts); g ≤ 32. merge and emit keep the pair's weights in shared memory as wt[e][j] (j padded to a multiple of
+// 4 with zeros, so a 16-byte read gives 4 members) and give each thread two adjacent columns.
+
+__device__ __forceinline__ float round_bf16(float f) { return bf2f(f2bf(f)); }
+
+__device__ __forceinline__ float2 load2(const void* p, i64 i, int is_bf16)   // elements 2i, 2i + 1, rounded to bf16
+{
+    if (!is_bf16)
+    {
+        const float2 v = reinterpret_cast<const float2*>(p)[i];
+        return make_float2(round_bf16(v.x), round_bf16(v.y));
+    }
+    const unsigned q = reinterpret_cast<const unsigned*>(p)[i];
+    return make_float2(__uint_as_float(q << 16), __uint_as_float(q & 0xffff0000u));
+}
+
+__device__ __forceinline__ void mot_load_weights(const float* w, float* wt, i64 row0, int T, int E, int g, int g4)
+{
+    for (int k = threadIdx.x; k < E * g4; k += blockDim.x)
+    {
+        const int e = k / g4, j = k - e * g4;
+        wt[k] = j < g ? round_bf16(w[(row0 + (i64)j * T) * E + e]) : 0.f;
+    }
+    __syncthreads();
+}
+
+extern "C" __global__ void __launch_bounds__(256) mot_merge(const void* x, int x_bf16, const float* w, bf16* m,
+    int T, int d, int E, int g, int groups)
+{
+    extern __shared__ float4 wt4[];                          // (E, g4 / 4)
+    float* wt = reinterpret_cast<float*>(wt4);
+    const int p = blockIdx.x, i = p / T, t = p - i * T, g4 = (g + 3) & ~3, d2 = d >> 1;
+    const i64 row0 = (i64)i * g * T + t, slots = (i64)groups * T;
+    mot_load_weights(w, wt, row0, T, E, g, g4);
+    for (int c = threadIdx.x; c < d2; c += blockDim.x)
+    {
+        float x0[32], x1[32];
+#pragma unroll
+        for (int j = 0; j < 32; j++)
+        {
+            float2 v = make_float2(0.f, 0.f);
+            if (j < g) v = load2(x, (row0 + (i64)j * T) * d2 + c, x_bf16);
+            x0[j] = v.x; x1[j] = v.y;
+        }
+        for (int e = 0; e < E; e++)
+        {
+            const float4* we = wt4 + e * (g4 >> 2);
+            float a0 = 0.f, a1 = 0.f;
+#pragma unroll
+            for (int q = 0; q < 8; q++)
+            {
+                if (4 * q >= g) break;
+                const float4 v = we[q];
+                a0 += v.x * x0[4 * q] + v.y * x0[4 * q + 1] + v.z * x0[4 * q + 2] + v.w * x0[4 * q + 3];
+                a1 += v.x * x1[4 * q] + v.y * x1[4 * q + 1] + v.z * x1[4 * q + 2] + v.w * x1[4 * q + 3];
+            }
+            reinterpret_cast<unsigned*>(m)[((i64)e * slots + p) * d2 + c] = pack_bf16x2(a0, a1);
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) mot_emit(const bf16* m, const float* w, void* out, int out_bf16,
+    int T, int d, int E, int g, int groups)
+{
+    extern __shared__ float4 wt4[];                          // (E, g4 / 4)
+    float* wt = reinterpret_cast<float*>(wt4);
+    const int p = blockIdx.x, i = p / T, t = p - i * T, g4 = (g + 3) & ~3, d2 = d >> 1;
+    const i64 row0 = (i64)i * g * T + t, slots = (i64)groups * T;
+    mot_load_weights(w, wt, row0, T, E, g, g4);
+    for (int c = threadIdx.x; c < d2; c += blockDim.x)
+    {
+        float a0[32], a1[32];
+#pragma unroll
+        for (int j = 0; j < 32; j++) { a0[j] = 0.f; a1[j] = 0.f; }
+        for (int e = 0; e < E; e++)
+        {
+            const float2 v = load2(m, ((i64)e * slots + p) * d2 + c, 1);
+            const float4* we = wt4 + e * (g4 >> 2);
+#pragma unroll
+            for (int q = 0; q < 8; q++)
+            {
+                if (4 * q >= g) break;
+                const float4 u = we[q];
+                a0[4 * q] += u.x * v.x; a0[4 * q + 1] += u.y * v.x; a0[4 * q + 2] += u.z * v.x; a0[4 * q + 3] += u.w * v.x;
+                a1[4 * q] += u.x * v.y; a1[4 * q + 1] += u.y * v.y; a1[4 * q + 2] += u.z * v.y; a1[4 * q + 3] += u.w * v.y;
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < 32; j++)
+        {
+            if (j >= g) break;
+            const i64 at = (row0 + (i64)j * T) * d2 + c;
+            if (out_bf16) reinterpret_cast<unsigned*>(out)[at] = pack_bf16x2(a0[j], a1[j]);
+            else reinterpret_cast<float2*>(out)[at] = make_float2(round_bf16(a0[j]), round_bf16(a1[j]));
+        }
+    }
+}
+
+// mot_dots: a block per (pair, 32 experts), 256 threads; thread (j = tid / 8, e = tid % 8 + 8k for k < 4) sums its 4
+// outputs over the columns, 64 at a time through shared memory (rows padded to 68 floats: a quarter-warp's 16-byte
+// reads of 8 expert rows fall in distinct banks). d a multiple of 8.
+extern "C" __global__ void __launch_bounds__(256) mot_dots(const void* a, int a_bf16, const bf16* m, float* dw,
+    int T, int d, int E, int g, int groups)
+{
+    __shared__ float4 as4[32 * 17], ms4[32 * 17];            // (32, 68) floats each
+    const int tiles = (E + 31) >> 5, p = blockIdx.x / tiles, e0 = (blockIdx.x - p * tiles) * 32;
+    const int i = p / T, t = p - i * T;
+    const i64 row0 = (i64)i * g * T + t, slots = (i64)groups * T;
+    const int j = threadIdx.x >> 3, el = threadIdx.x & 7;
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int c0 = 0; c0 < d; c0 += 64)
+    {
+        // 32 rows × 64 columns of each side: thread → row r = tid / 8, columns 8·(tid % 8) … + 7
+        const int r = threadIdx.x >> 3, cc = (threadIdx.x & 7) * 8, col = c0 + cc;
+        float va[8], vm[8];
+#pragma unroll
+        for (int k = 0; k < 8; k++) { va[k] = 0.f; vm[k] = 0.f; }
+        if (r < g && col < d)
+        {
+            const i64 at = (row0 + (i64)r * T) * d + col;
+            if (a_bf16)
+            {
+                const uint4 q = *reinterpret_cast<const uint4*>(reinterpret_cast<const bf16*>(a) + at);
+                const unsigned* u = reinterpret_cast<const unsigned*>(&q);
+#pragma unroll
+                for (int k = 0; k < 4; k++) { va[2 * k] = __uint_as_float(u[k] << 16); va[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u); }
+            }
+            else
+            {
+                const float4 q0 = *reinterpret_cast<const float4*>(reinterpret_cast<const float*>(a) + at);
+                const float4 q1 = *reinterpret_cast<const float4*>(reinterpret_cast<const float*>(a) + at + 4);
+                va[0] = round_bf16(q0.x); va[1] = round_bf16(q0.y); va[2] = round_bf16(q0.z); va[3] = round_bf16(q0.w);
+                va[4] = round_bf16(q1.x); va[5] = round_bf16(q1.y); va[6] = round_bf16(q1.z); va[7] = round_bf16(q1.w);
+            }
+        }
+        if (e0 + r < E && col < d)
+        {
+            const uint4 q = *reinterpret_cast<const uint4*>(m + ((i64)(e0 + r) * slots + p) * d + col);
+            const unsigned* u = reinterpret_cast<const unsigned*>(&q);
+#pragma unroll
+            for (int k = 0; k < 4; k++) { vm[2 * k] = __uint_as_float(u[k] << 16); vm[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u); }
+        }
+        as4[r * 17 + (cc >> 2)] = make_float4(va[0], va[1], va[2], va[3]);
+        as4[r * 17 + (cc >> 2) + 1] = make_float4(va[4], va[5], va[6], va[7]);
+        ms4[r * 17 + (cc >> 2)] = make_float4(vm[0], vm[1], vm[2], vm[3]);
+        ms4[r * 17 + (cc >> 2) + 1] = make_float4(vm[4], vm[5], vm[6], vm[7]);
+        __syncthreads();
+#pragma unroll 4
+        for (int c4 = 0; c4 < 16; c4++)
+        {
+            const float4 u = as4[j * 17 + c4];
+#pragma unroll
+            for (int k = 0; k < 4; k++)
+            {
+                const float4 v = ms4[(el + 8 * k) * 17 + c4];
+                acc[k] += u.x * v.x + u.y * v.y + u.z * v.z + u.w * v.w;
+            }
+        }
+        __syncthreads();
+    }
+    if (j < g)
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+        {
+            const int e = e0 + el + 8 * k;
+            if (e < E) dw[(row0 + (i64)j * T) * E + e] = round_bf16(acc[k]);
+        }
+}
