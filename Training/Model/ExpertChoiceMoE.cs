@@ -1,4 +1,5 @@
 using MoTLab.Training.Model.Cpu;
+using MoTLab.Training.Model.Gpu;
 using MoTLab.Shared.Config;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -31,13 +32,22 @@ public sealed class ExpertChoiceMoE : RoutedMoE, ISparseFfnModule
             ? CpuRouting.Probabilities(flat, router).t().contiguous()     // (E, N) over experts, in one pass
             : functional.softmax(flat.matmul(router).t(), 0);              // (E, N) over experts
         var (gate, index) = scoresT.topk(C, 1);                            // (E, C) each expert's tokens
-        var picked = flat.index_select(0, index.reshape(E * C)).view(E, C, d); // (E, C, d)
-        var y = experts.forward(picked);                                   // (E, C, d)
-        // the sum over the choosing experts in fp32: index_add's atomic adds in bf16 are compare-and-swap loops (about
-        // 1 ms per layer of medium-ec on an NVIDIA H200), and each would round; the product with the fp32 score is fp32
-        var scaled = (y * gate.unsqueeze(2)).reshape(E * C, d);            // (E·C, d) fp32, scaled by score
-        var outFlat = zeros(N, d, dtype: ScalarType.Float32, device: y.device)
-            .index_add(0, index.reshape(E * C), scaled, 1);                // (N, d) fp32 sum over choosing experts
+        var chosen = index.reshape(E * C);                                 // (E·C) token of each expert slot
+        Tensor outFlat;                                                    // (N, d) sum over the choosing experts
+        if (GpuRouting.Supports(flat, compute))
+        {
+            // each token's slots, in token order: the segments both directions sum without atomics
+            using var counts = zeros(N + 1, dtype: ScalarType.Int64, device: x.device).scatter_add_(0, chosen + 1, ones_like(chosen));
+            var perToken = new GpuRouting.Segments(counts.cumsum(0), 0, chosen.sort(stable: true).Indices); // (N + 1), (E·C)
+            var y = experts.forward(GpuRouting.Gather(flat, chosen, perToken).view(E, C, d)).reshape(E * C, d); // (E·C, d)
+            outFlat = GpuRouting.Combine(y, gate.reshape(E * C), perToken, chosen);
+        }
+        else
+        {
+            var y = experts.forward(flat.index_select(0, chosen).view(E, C, d)); // (E, C, d)
+            var scaled = (y * gate.unsqueeze(2).to_type(y.dtype)).reshape(E * C, d); // (E·C, d) scaled by score
+            outFlat = zeros(N, d, dtype: y.dtype, device: y.device).index_add(0, chosen, scaled, 1);
+        }
         BalanceLoss = null; ZLoss = null;
         Record(scoresT.t(), index, N);
         return outFlat.view(B, T, d);

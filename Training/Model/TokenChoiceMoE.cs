@@ -1,4 +1,5 @@
 using MoTLab.Training.Model.Cpu;
+using MoTLab.Training.Model.Gpu;
 using MoTLab.Shared.Config;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
@@ -31,17 +32,30 @@ public sealed class TokenChoiceMoE : RoutedMoE, ISparseFfnModule
         var (slot, frac) = cpu ? AssignOnCpu(choice, E, C) : Assign(choice, E, C); // (k·N) slot or E·C when dropped, (E) load
         var kept = slot.lt(E * C);                                         // (k·N) within capacity
 
-        // Slots and assignments each know the other, so both directions gather (RowGather): a slot's token fills it
-        // and owns its gradient; an empty slot holds token 0 and a dropped assignment reads slot 0, both only to have
-        // a valid index: the empty slot's output is never read and the dropped assignment's combine weight is 0.
+        // Slots and assignments each know the other, so both directions gather: a slot's token fills it and owns its
+        // gradient. Off the kernels (RowGather) an empty slot holds token 0 and a dropped assignment reads slot 0, both
+        // only to have a valid index: the empty slot's output is never read and the dropped assignment's weight is 0.
         using var filler = full(E * C + 1, -1L, dtype: ScalarType.Int64, device: x.device)
             .scatter_(0, slot, arange(k * N, dtype: ScalarType.Int64, device: x.device))[..(int)(E * C)]; // (E·C) assignment in each slot, −1 empty (row E·C: the dropped)
-        var tokens = RowGather.Apply(flat.To(compute), filler.clamp_min(0).remainder(N), where(kept, slot, -1L).view(k, N)); // (E·C, d)
-        var y = experts.forward(tokens.view(E, C, d)).reshape(E * C, d);   // (E·C, d)
         if (cfg.StraightThroughGate) gate = gate / gate.detach();         // (N, k) value 1, gradient of the gate
-        var weight = (gate.t().reshape(k * N) * kept.to_type(gate.dtype)).unsqueeze(1); // (k·N, 1) gate, 0 when dropped
-        var shares = RowGather.Apply(y, where(kept, slot, 0L), filler.unsqueeze(0)) * weight.to_type(y.dtype); // (k·N, d)
-        var outFlat = k == 1 ? shares : shares.view(k, N, d).sum(0L);      // (N, d)
+        var weight = gate.t().reshape(k * N) * kept.to_type(gate.dtype);  // (k·N) gate, 0 when dropped
+        var assigned = where(kept, slot, -1L);                             // (k·N) slot, −1 when dropped
+        Tensor outFlat;                                                    // (N, d)
+        if (GpuRouting.Supports(flat, compute))
+        {
+            var perToken = new GpuRouting.Segments(null, k, assigned.view(k, N).t().reshape(N * k)); // token n: its k slots
+            var owner = where(filler.ge(0), filler.remainder(N), -1L);     // (E·C) token in each slot, −1 empty
+            var y = experts.forward(GpuRouting.Gather(flat, owner, perToken).view(E, C, d)).reshape(E * C, d); // (E·C, d)
+            var scale = where(filler.ge(0), weight.gather(0, filler.clamp_min(0)), 0.0); // (E·C) the slot's gate
+            outFlat = GpuRouting.Combine(y, scale, perToken, owner);
+        }
+        else
+        {
+            var tokens = RowGather.Apply(flat.To(compute), filler.clamp_min(0).remainder(N), assigned.view(k, N)); // (E·C, d)
+            var y = experts.forward(tokens.view(E, C, d)).reshape(E * C, d); // (E·C, d)
+            var shares = RowGather.Apply(y, where(kept, slot, 0L), filler.unsqueeze(0)) * weight.unsqueeze(1).to_type(y.dtype); // (k·N, d)
+            outFlat = k == 1 ? shares : shares.view(k, N, d).sum(0L);
+        }
 
         // Switch balance loss α·E·Σ_e mean_p_e·frac_e (frac over all assignments, before dropping); = α when uniform.
         BalanceLoss = cfg.BalanceLoss > 0 ? cfg.BalanceLoss * E * (probs.mean([0]) * frac).sum() : null;

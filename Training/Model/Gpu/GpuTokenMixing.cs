@@ -19,13 +19,20 @@ public static class GpuTokenMixing
     const int MaxGroup = 32;   // the kernels keep a column of each group member in registers
 
     /// <summary>Whether the kernels take tokens <paramref name="x"/> (B, T, d) in groups of <paramref name="g"/> with
-    /// <paramref name="experts"/> experts: on a device where the kernels run, fp32 or bf16 tokens, d a multiple of 8,
-    /// g at most 32, and a pair's weights within a block's shared memory.</summary>
-    public static bool Supports(Tensor x, int g, long experts) =>
-        x.dim() == 3 && GpuKernels.Enabled(x.device) && (x.dtype == ScalarType.Float32 || x.dtype == ScalarType.BFloat16)
-        && x.shape[0] % g == 0 && g <= MaxGroup && x.shape[2] % 8 == 0 && WeightBytes(g, experts) <= GpuKernels.MaxSharedBytes(x.device);
+    /// <paramref name="experts"/> experts computing in <paramref name="compute"/>: on a device where the kernels run,
+    /// bf16 experts, fp32 or bf16 tokens, d a multiple of 8, g at most 32, and a pair's weights within a block's shared
+    /// memory.</summary>
+    public static bool Supports(Tensor x, int g, long experts, ScalarType compute) =>
+        compute == ScalarType.BFloat16 && x.dim() == 3 && GpuKernels.Enabled(x.device)
+        && (x.dtype == ScalarType.Float32 || x.dtype == ScalarType.BFloat16) && x.shape[0] % g == 0 && g <= MaxGroup
+        && x.shape[2] % 8 == 0 && WeightBytes(g, experts) <= GpuKernels.MaxSharedBytes(x.device);
 
-    static long WeightBytes(int g, long experts) => experts * ((g + 3) & ~3) * sizeof(float);
+    /// <summary>Members held per thread by the merge and emit kernel for groups of <paramref name="g"/>: 4·Q ≥ g, Q one
+    /// of the kernels compiled (mot_merge_Q, mot_emit_Q).</summary>
+    public static int Variant(int g) => g <= 4 ? 1 : g <= 8 ? 2 : g <= 16 ? 4 : g <= MaxGroup ? 8
+        : throw new ArgumentOutOfRangeException(nameof(g), $"MoT mixing kernels: groups of at most {MaxGroup}, not {g}");
+
+    static long WeightBytes(int g, long experts) => experts * 4 * Variant(Math.Min(g, MaxGroup)) * sizeof(float);
 
     /// <param name="x">(B, T, d) tokens, fp32 or bf16</param>
     /// <param name="w">(B, T, E) fp32 merge weights</param>
@@ -58,10 +65,10 @@ public static class GpuTokenMixing
 
         int Threads => (int)Math.Min(256, (D / 2 + 31) / 32 * 32);
 
-        public void Merge(Tensor tokens, Tensor w, Tensor m) => GpuKernels.Launch(tokens.device, "mot_merge", Groups * T, Threads,
+        public void Merge(Tensor tokens, Tensor w, Tensor m) => GpuKernels.Launch(tokens.device, $"mot_merge_{Variant(G)}", Groups * T, Threads,
             (int)WeightBytes(G, E), GpuKernels.Ptr(tokens), Bf16(tokens), GpuKernels.Ptr(w), GpuKernels.Ptr(m), Sizes[0], Sizes[1], Sizes[2], Sizes[3], Sizes[4]);
 
-        public void Emit(Tensor m, Tensor w, Tensor tokens) => GpuKernels.Launch(tokens.device, "mot_emit", Groups * T, Threads,
+        public void Emit(Tensor m, Tensor w, Tensor tokens) => GpuKernels.Launch(tokens.device, $"mot_emit_{Variant(G)}", Groups * T, Threads,
             (int)WeightBytes(G, E), GpuKernels.Ptr(m), GpuKernels.Ptr(w), GpuKernels.Ptr(tokens), Bf16(tokens), Sizes[0], Sizes[1], Sizes[2], Sizes[3], Sizes[4]);
 
         public void Dots(Tensor tokens, Tensor m, Tensor dw) => GpuKernels.Launch(tokens.device, "mot_dots", Groups * T * ((E + 31) / 32), 256,

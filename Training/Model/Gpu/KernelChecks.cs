@@ -7,7 +7,8 @@ namespace MoTLab.Training.Model.Gpu;
 /// <summary>Each fused kernel against the libtorch path it replaces, on random inputs on a CUDA device: the values and
 /// the gradients, as the largest absolute difference and the largest absolute value of the reference (`kernels
 /// --check`; docs/benchmarks.md shows its output). A check passes when the difference is at most its tolerance times
-/// that scale. The cross-entropy is also held against an fp32 reference, for both paths. Every comparison also counts
+/// that scale. The cross-entropy and Mixture of Tokens are held against an fp32 reference instead, both paths, and
+/// the kernel passes when it is about as close to it as the libtorch path. Every comparison also counts
 /// the kernels each side launched: the kernel side must launch some and the libtorch side none, or the two sides
 /// compared one path with itself (a precondition that falls back passes every value check).</summary>
 public static class KernelChecks
@@ -48,7 +49,12 @@ public static class KernelChecks
         results.AddRange(CrossEntropy(device, 3_000, 128, 256));
         results.AddRange(Attention(device));
         foreach (var (batch, d, experts, group) in new[] { (64L, 512, 32, 32), (64L, 256, 512, 32), (24L, 200, 40, 8) })
-            results.AddRange(TokenMixing(device, batch, d, experts, group));
+            results.AddRange(SparseLayer(device, batch, d, new FfnConfig { Kind = FfnKind.MoT, Experts = experts, GroupSize = group },
+                $"MoT {experts} experts, g {group},"));
+        foreach (var k in new[] { 1, 2 })
+            results.AddRange(SparseLayer(device, 32, 512, new FfnConfig { Kind = FfnKind.TokenChoice, Experts = 32, TopK = k, CapacityFactor = 1 },
+                $"token choice top-{k},"));
+        results.AddRange(SparseLayer(device, 32, 512, new FfnConfig { Kind = FfnKind.ExpertChoice, Experts = 32, Capacity = 1 }, "expert choice"));
         foreach (var (name, model) in models) results.AddRange(Model(device, name, model));
         return results;
     }
@@ -106,15 +112,20 @@ public static class KernelChecks
         string name = $"cross-entropy {n}×{d}, vocab {vocab:N0}";
         var (libtorch, kernel, launches) = BothPaths(name, () => Pass(Fused));
         yield return launches;
-        // the kernel is held to the libtorch path's own distance from fp32, with room for rounding the other way
         string[] quantities = ["loss", "input gradient", "head gradient"];
         for (int i = 0; i < 3; i++)
-        {
-            var off = Compare(name, quantities[i] + " (libtorch)", libtorch[i], exact[i], double.PositiveInfinity);
-            var mine = Compare(name, quantities[i] + " (kernel)", kernel[i], exact[i], 0);
-            yield return off;
-            yield return mine with { Tolerance = Math.Max(1.5 * off.MaxDiff, 1e-3 * off.Scale) / off.Scale };
-        }
+            foreach (var r in HeldToLibtorch(name, quantities[i], kernel[i], libtorch[i], exact[i])) yield return r;
+    }
+
+    /// <summary>Both paths' distance from an fp32 reference; the kernel is held to the libtorch path's own distance, with
+    /// room for rounding the other way (bf16 results that differ in summation order can differ by more than their
+    /// rounding: a ReLU whose input is near 0 opens on one path and not the other).</summary>
+    static IEnumerable<Result> HeldToLibtorch(string check, string quantity, Tensor kernel, Tensor libtorch, Tensor exact)
+    {
+        var off = Compare(check, quantity + " (libtorch)", libtorch, exact, double.PositiveInfinity);
+        var mine = Compare(check, quantity + " (kernel)", kernel, exact, 0);
+        yield return off;
+        yield return mine with { Tolerance = Math.Max(1.5 * off.MaxDiff, 1e-3 * off.Scale) / off.Scale };
     }
 
     static IEnumerable<Result> Attention(Device device)
@@ -135,27 +146,34 @@ public static class KernelChecks
         yield return Compare("attention 16×256×512, 8 heads", "QKV weight gradient", fused[1], reference[1], 0);
     }
 
-    /// <summary>A Mixture of Tokens layer on the mixing kernels against its libtorch path (transposes and batched
-    /// matmuls): the output and the gradients of the tokens, the controller and the experts.</summary>
-    static IEnumerable<Result> TokenMixing(Device device, long batch, int d, int experts, int group)
+    /// <summary>A sparse FFN layer on its kernels (MoT's mixing, token and expert choice's routing) and on its libtorch
+    /// path (MoT: transposes and batched matmuls; routing: index_copy, index_add and index_select), both in bf16 and
+    /// both held against the same layer in fp32: the output and the gradients of the tokens and of every weight.</summary>
+    static IEnumerable<Result> SparseLayer(Device device, long batch, int d, FfnConfig ffn, string name)
     {
         using var scope = NewDisposeScope();
-        var mot = new MixtureOfTokens(d, new FfnConfig { Kind = FfnKind.MoT, Experts = experts, GroupSize = group }, 4,
-            new WeightInit(new ModelConfig()), ScalarType.BFloat16).to(device);
+        SparseFeedForward Build(ScalarType compute) => SparseFeedForward.Build(
+            new ModelConfig { DModel = d, Ffn = ffn }, new WeightInit(new ModelConfig()), compute);
+        var layer = Build(ScalarType.BFloat16).to(device);
+        var exact = Build(ScalarType.Float32).to(device);
+        using (no_grad())
+            foreach (var (to, from) in exact.parameters().Zip(layer.parameters())) to.copy_(from);
         var x = randn(batch, 256, d, device: device).requires_grad_();
         var upstream = randn(batch, 256, d, device: device);
-        Tensor[] Pass()
+        Func<Tensor[]> Pass(SparseFeedForward l) => () =>
         {
-            x.grad?.zero_(); foreach (var p in mot.parameters()) p.grad?.zero_();
-            var y = mot.forward(x);
+            x.grad?.zero_(); foreach (var p in l.parameters()) p.grad?.zero_();
+            var y = l.forward(x);
             (y.to_type(ScalarType.Float32) * upstream).sum().backward();
-            return [y.detach().clone(), x.grad!.clone(), .. mot.parameters().Select(p => p.grad!.clone())];
-        }
-        string name = $"MoT {batch}×256×{d}, {experts} experts, g {group}";
-        var (reference, fused, launches) = BothPaths(name, Pass);
+            return [y.detach().clone(), x.grad!.clone(), .. l.parameters().Select(p => p.grad!.clone())];
+        };
+        name = $"{name} {batch}×256×{d}";
+        var fp32 = GpuKernels.WithoutKernels(Pass(exact));
+        var (libtorch, kernel, launches) = BothPaths(name, Pass(layer));
         yield return launches;
-        string[] quantities = ["output", "input gradient", "controller gradient", "expert W1 gradient", "expert W2 gradient"];
-        for (int i = 0; i < quantities.Length; i++) yield return Compare(name, quantities[i], fused[i], reference[i], Bf16);
+        string[] quantities = ["output", "input gradient", .. layer.named_parameters().Select(p => p.name + " gradient")];
+        for (int i = 0; i < quantities.Length; i++)
+            foreach (var r in HeldToLibtorch(name, quantities[i], kernel[i], libtorch[i], fp32[i])) yield return r;
     }
 
     /// <summary>A whole training step's loss and gradients, at a smaller batch.</summary>

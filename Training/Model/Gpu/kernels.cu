@@ -349,9 +349,10 @@ extern "C" __global__ void qkv_pack(const bf16* dq, const bf16* dk, const bf16* 
 //   mot_emit   x[row_j] = Σ_e w[row_j, e] · m[e, p]            (emit; the merge's input gradient)
 //   mot_dots   dw[row_j, e] = Σ_c a[row_j, c] · m[e, p, c]     (either's weight gradient)
 // As libtorch computes them in bf16: every input is rounded to bf16, products are summed in fp32, each result is
-// rounded to bf16 once (written as fp32 where the caller's tensor is fp32). A block per pair (mot_dots: per pair and
-// 32 experts); g ≤ 32. merge and emit keep the pair's weights in shared memory as wt[e][j] (j padded to a multiple of
-// 4 with zeros, so a 16-byte read gives 4 members) and give each thread two adjacent columns.
+// rounded to bf16 once (written as fp32 where the caller's tensor is fp32). merge and emit run a block per pair, keep
+// the pair's weights in shared memory as wt[e][j] (j padded to 4·Q with zeros, so a 16-byte read gives 4 members) and
+// give each thread two adjacent columns, the group's members in registers: Q (1, 2, 4 or 8) is fixed per kernel, so
+// every register index is known when compiling (g ≤ 4·Q ≤ 32).
 
 __device__ __forceinline__ float round_bf16(float f) { return bf2f(f2bf(f)); }
 
@@ -366,29 +367,29 @@ __device__ __forceinline__ float2 load2(const void* p, i64 i, int is_bf16)   // 
     return make_float2(__uint_as_float(q << 16), __uint_as_float(q & 0xffff0000u));
 }
 
+// The pair's weights into shared memory: wt[e·4Q + j] = w[row_j, e] rounded to bf16, 0 for j ≥ g.
 __device__ __forceinline__ void mot_load_weights(const float* w, float* wt, i64 row0, int T, int E, int g, int g4)
 {
     for (int k = threadIdx.x; k < E * g4; k += blockDim.x)
     {
-        const int e = k / g4, j = k - e * g4;
-        wt[k] = j < g ? round_bf16(w[(row0 + (i64)j * T) * E + e]) : 0.f;
+        const int j = k / E, e = k - j * E;                  // consecutive threads read consecutive experts of a row
+        wt[e * g4 + j] = j < g ? round_bf16(w[(row0 + (i64)j * T) * E + e]) : 0.f;
     }
     __syncthreads();
 }
 
-extern "C" __global__ void __launch_bounds__(256) mot_merge(const void* x, int x_bf16, const float* w, bf16* m,
-    int T, int d, int E, int g, int groups)
+template <int Q>
+__device__ __forceinline__ void mot_merge(const void* x, int x_bf16, const float* w, bf16* m, int T, int d, int E, int g, int groups)
 {
-    extern __shared__ float4 wt4[];                          // (E, g4 / 4)
-    float* wt = reinterpret_cast<float*>(wt4);
-    const int p = blockIdx.x, i = p / T, t = p - i * T, g4 = (g + 3) & ~3, d2 = d >> 1;
+    extern __shared__ float4 wt4[];                          // (E, Q)
+    const int p = blockIdx.x, i = p / T, t = p - i * T, d2 = d >> 1;
     const i64 row0 = (i64)i * g * T + t, slots = (i64)groups * T;
-    mot_load_weights(w, wt, row0, T, E, g, g4);
+    mot_load_weights(w, reinterpret_cast<float*>(wt4), row0, T, E, g, 4 * Q);
     for (int c = threadIdx.x; c < d2; c += blockDim.x)
     {
-        float x0[32], x1[32];
+        float x0[4 * Q], x1[4 * Q];
 #pragma unroll
-        for (int j = 0; j < 32; j++)
+        for (int j = 0; j < 4 * Q; j++)
         {
             float2 v = make_float2(0.f, 0.f);
             if (j < g) v = load2(x, (row0 + (i64)j * T) * d2 + c, x_bf16);
@@ -396,13 +397,11 @@ extern "C" __global__ void __launch_bounds__(256) mot_merge(const void* x, int x
         }
         for (int e = 0; e < E; e++)
         {
-            const float4* we = wt4 + e * (g4 >> 2);
             float a0 = 0.f, a1 = 0.f;
 #pragma unroll
-            for (int q = 0; q < 8; q++)
+            for (int q = 0; q < Q; q++)
             {
-                if (4 * q >= g) break;
-                const float4 v = we[q];
+                const float4 v = wt4[e * Q + q];
                 a0 += v.x * x0[4 * q] + v.y * x0[4 * q + 1] + v.z * x0[4 * q + 2] + v.w * x0[4 * q + 3];
                 a1 += v.x * x1[4 * q] + v.y * x1[4 * q + 1] + v.z * x1[4 * q + 2] + v.w * x1[4 * q + 3];
             }
@@ -411,46 +410,57 @@ extern "C" __global__ void __launch_bounds__(256) mot_merge(const void* x, int x
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) mot_emit(const bf16* m, const float* w, void* out, int out_bf16,
-    int T, int d, int E, int g, int groups)
+template <int Q>
+__device__ __forceinline__ void mot_emit(const bf16* m, const float* w, void* out, int out_bf16, int T, int d, int E, int g, int groups)
 {
-    extern __shared__ float4 wt4[];                          // (E, g4 / 4)
-    float* wt = reinterpret_cast<float*>(wt4);
-    const int p = blockIdx.x, i = p / T, t = p - i * T, g4 = (g + 3) & ~3, d2 = d >> 1;
+    extern __shared__ float4 wt4[];                          // (E, Q)
+    const int p = blockIdx.x, i = p / T, t = p - i * T, d2 = d >> 1;
     const i64 row0 = (i64)i * g * T + t, slots = (i64)groups * T;
-    mot_load_weights(w, wt, row0, T, E, g, g4);
+    mot_load_weights(w, reinterpret_cast<float*>(wt4), row0, T, E, g, 4 * Q);
     for (int c = threadIdx.x; c < d2; c += blockDim.x)
     {
-        float a0[32], a1[32];
+        float a0[4 * Q], a1[4 * Q];
 #pragma unroll
-        for (int j = 0; j < 32; j++) { a0[j] = 0.f; a1[j] = 0.f; }
+        for (int j = 0; j < 4 * Q; j++) { a0[j] = 0.f; a1[j] = 0.f; }
         for (int e = 0; e < E; e++)
         {
             const float2 v = load2(m, ((i64)e * slots + p) * d2 + c, 1);
-            const float4* we = wt4 + e * (g4 >> 2);
 #pragma unroll
-            for (int q = 0; q < 8; q++)
+            for (int q = 0; q < Q; q++)
             {
-                if (4 * q >= g) break;
-                const float4 u = we[q];
+                const float4 u = wt4[e * Q + q];
                 a0[4 * q] += u.x * v.x; a0[4 * q + 1] += u.y * v.x; a0[4 * q + 2] += u.z * v.x; a0[4 * q + 3] += u.w * v.x;
                 a1[4 * q] += u.x * v.y; a1[4 * q + 1] += u.y * v.y; a1[4 * q + 2] += u.z * v.y; a1[4 * q + 3] += u.w * v.y;
             }
         }
 #pragma unroll
-        for (int j = 0; j < 32; j++)
-        {
-            if (j >= g) break;
-            const i64 at = (row0 + (i64)j * T) * d2 + c;
-            if (out_bf16) reinterpret_cast<unsigned*>(out)[at] = pack_bf16x2(a0[j], a1[j]);
-            else reinterpret_cast<float2*>(out)[at] = make_float2(round_bf16(a0[j]), round_bf16(a1[j]));
-        }
+        for (int j = 0; j < 4 * Q; j++)
+            if (j < g)
+            {
+                const i64 at = (row0 + (i64)j * T) * d2 + c;
+                if (out_bf16) reinterpret_cast<unsigned*>(out)[at] = pack_bf16x2(a0[j], a1[j]);
+                else reinterpret_cast<float2*>(out)[at] = make_float2(round_bf16(a0[j]), round_bf16(a1[j]));
+            }
     }
 }
 
-// mot_dots: a block per (pair, 32 experts), 256 threads; thread (j = tid / 8, e = tid % 8 + 8k for k < 4) sums its 4
-// outputs over the columns, 64 at a time through shared memory (rows padded to 68 floats: a quarter-warp's 16-byte
-// reads of 8 expert rows fall in distinct banks). d a multiple of 8.
+#define MOT_KERNELS(Q)                                                                                               \
+    extern "C" __global__ void __launch_bounds__(256) mot_merge_##Q(const void* x, int x_bf16, const float* w,      \
+        bf16* m, int T, int d, int E, int g, int groups)                                                            \
+    { mot_merge<Q>(x, x_bf16, w, m, T, d, E, g, groups); }                                                           \
+    extern "C" __global__ void __launch_bounds__(256) mot_emit_##Q(const bf16* m, const float* w, void* out,        \
+        int out_bf16, int T, int d, int E, int g, int groups)                                                       \
+    { mot_emit<Q>(m, w, out, out_bf16, T, d, E, g, groups); }
+
+MOT_KERNELS(1)
+MOT_KERNELS(2)
+MOT_KERNELS(4)
+MOT_KERNELS(8)
+
+// mot_dots: a block per (pair, 32 experts), 256 threads in four quarters, each quarter over a quarter of each 64
+// columns of shared memory (rows padded to 68 floats: a quarter-warp's 16-byte reads of 8 rows fall in distinct banks).
+// Thread u of a quarter sums the 16 outputs (j = u / 8 + 8k, e = u % 8 + 8l; k, l < 4) over its columns; the quarters'
+// sums meet in shared memory at the end. d a multiple of 8.
 extern "C" __global__ void __launch_bounds__(256) mot_dots(const void* a, int a_bf16, const bf16* m, float* dw,
     int T, int d, int E, int g, int groups)
 {
@@ -458,8 +468,12 @@ extern "C" __global__ void __launch_bounds__(256) mot_dots(const void* a, int a_
     const int tiles = (E + 31) >> 5, p = blockIdx.x / tiles, e0 = (blockIdx.x - p * tiles) * 32;
     const int i = p / T, t = p - i * T;
     const i64 row0 = (i64)i * g * T + t, slots = (i64)groups * T;
-    const int j = threadIdx.x >> 3, el = threadIdx.x & 7;
-    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    const int quarter = threadIdx.x >> 6, u = threadIdx.x & 63, jr = u >> 3, er = u & 7;
+    float acc[4][4];
+#pragma unroll
+    for (int k = 0; k < 4; k++)
+#pragma unroll
+        for (int l = 0; l < 4; l++) acc[k][l] = 0.f;
     for (int c0 = 0; c0 < d; c0 += 64)
     {
         // 32 rows × 64 columns of each side: thread → row r = tid / 8, columns 8·(tid % 8) … + 7
@@ -473,9 +487,9 @@ extern "C" __global__ void __launch_bounds__(256) mot_dots(const void* a, int a_
             if (a_bf16)
             {
                 const uint4 q = *reinterpret_cast<const uint4*>(reinterpret_cast<const bf16*>(a) + at);
-                const unsigned* u = reinterpret_cast<const unsigned*>(&q);
+                const unsigned* h = reinterpret_cast<const unsigned*>(&q);
 #pragma unroll
-                for (int k = 0; k < 4; k++) { va[2 * k] = __uint_as_float(u[k] << 16); va[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u); }
+                for (int k = 0; k < 4; k++) { va[2 * k] = __uint_as_float(h[k] << 16); va[2 * k + 1] = __uint_as_float(h[k] & 0xffff0000u); }
             }
             else
             {
@@ -488,33 +502,134 @@ extern "C" __global__ void __launch_bounds__(256) mot_dots(const void* a, int a_
         if (e0 + r < E && col < d)
         {
             const uint4 q = *reinterpret_cast<const uint4*>(m + ((i64)(e0 + r) * slots + p) * d + col);
-            const unsigned* u = reinterpret_cast<const unsigned*>(&q);
+            const unsigned* h = reinterpret_cast<const unsigned*>(&q);
 #pragma unroll
-            for (int k = 0; k < 4; k++) { vm[2 * k] = __uint_as_float(u[k] << 16); vm[2 * k + 1] = __uint_as_float(u[k] & 0xffff0000u); }
+            for (int k = 0; k < 4; k++) { vm[2 * k] = __uint_as_float(h[k] << 16); vm[2 * k + 1] = __uint_as_float(h[k] & 0xffff0000u); }
         }
         as4[r * 17 + (cc >> 2)] = make_float4(va[0], va[1], va[2], va[3]);
         as4[r * 17 + (cc >> 2) + 1] = make_float4(va[4], va[5], va[6], va[7]);
         ms4[r * 17 + (cc >> 2)] = make_float4(vm[0], vm[1], vm[2], vm[3]);
         ms4[r * 17 + (cc >> 2) + 1] = make_float4(vm[4], vm[5], vm[6], vm[7]);
         __syncthreads();
-#pragma unroll 4
-        for (int c4 = 0; c4 < 16; c4++)
+#pragma unroll
+        for (int c4 = quarter * 4; c4 < quarter * 4 + 4; c4++)
         {
-            const float4 u = as4[j * 17 + c4];
+            float4 av[4], mv[4];
+#pragma unroll
+            for (int k = 0; k < 4; k++) { av[k] = as4[(jr + 8 * k) * 17 + c4]; mv[k] = ms4[(er + 8 * k) * 17 + c4]; }
 #pragma unroll
             for (int k = 0; k < 4; k++)
-            {
-                const float4 v = ms4[(el + 8 * k) * 17 + c4];
-                acc[k] += u.x * v.x + u.y * v.y + u.z * v.z + u.w * v.w;
-            }
+#pragma unroll
+                for (int l = 0; l < 4; l++)
+                    acc[k][l] += av[k].x * mv[l].x + av[k].y * mv[l].y + av[k].z * mv[l].z + av[k].w * mv[l].w;
         }
         __syncthreads();
     }
-    if (j < g)
+    // the four quarters' sums: quarters 2 and 3 hand theirs to 0 and 1 through shared memory, then 1 to 0, which writes
+    float* red[2] = { reinterpret_cast<float*>(as4), reinterpret_cast<float*>(ms4) };   // 1,024 floats each used
+    for (int round = 0; round < 2; round++)
+    {
+        const bool gives = round == 0 ? quarter >= 2 : quarter == 1, takes = round == 0 ? quarter < 2 : quarter == 0;
+        float* buf = red[round == 0 ? (quarter & 1) : 0];
+        if (gives)
+#pragma unroll
+            for (int k = 0; k < 4; k++)
+#pragma unroll
+                for (int l = 0; l < 4; l++) buf[(jr + 8 * k) * 32 + er + 8 * l] = acc[k][l];
+        __syncthreads();
+        if (takes)
+#pragma unroll
+            for (int k = 0; k < 4; k++)
+#pragma unroll
+                for (int l = 0; l < 4; l++) acc[k][l] += buf[(jr + 8 * k) * 32 + er + 8 * l];
+        __syncthreads();
+    }
+    if (quarter == 0)
 #pragma unroll
         for (int k = 0; k < 4; k++)
+#pragma unroll
+            for (int l = 0; l < 4; l++)
+            {
+                const int j = jr + 8 * k, e = e0 + er + 8 * l;
+                if (j < g && e < E) dw[(row0 + (i64)j * T) * E + e] = round_bf16(acc[k][l]);
+            }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Token-choice and expert-choice routing (GpuRouting.cs): rows gathered into expert slots and summed back, both ways
+// without atomics. Rows are d wide, d a multiple of 4, bf16 or fp32 (src_bf16, out_bf16, …). As libtorch's bf16 ops
+// compute them: inputs and scales rounded to bf16, sums in fp32, each result rounded to bf16 once.
+//   gather_rows       out[r] = scale[r] · src[index[r]]                      (index < 0: a zero row; no scale: 1)
+//   segment_sum_rows  out[n] = Σ_{q ∈ segment n} scale[order[q]] · src[order[q]]   (order < 0: skipped)
+//                     segment n is [start[n], start[n + 1]), or [n·k, n·k + k) without start
+//   row_dots          out[r] = Σ_c a[ia[r], c] · b[r, c]                      (ia < 0: 0)
+// One thread per 4 columns of an output row (the dots: a warp per row).
+
+__device__ __forceinline__ float4 load4_bf16_rounded(const void* p, i64 i, int is_bf16)
+{
+    float4 v = load4(p, i, is_bf16);
+    if (!is_bf16) { v.x = round_bf16(v.x); v.y = round_bf16(v.y); v.z = round_bf16(v.z); v.w = round_bf16(v.w); }
+    return v;
+}
+
+__device__ __forceinline__ void store4_bf16_rounded(void* p, i64 i, float4 v, int is_bf16)
+{
+    if (!is_bf16) { v.x = round_bf16(v.x); v.y = round_bf16(v.y); v.z = round_bf16(v.z); v.w = round_bf16(v.w); }
+    store4(p, i, v, is_bf16);
+}
+
+extern "C" __global__ void gather_rows(const void* src, int src_bf16, const i64* index, const float* scale,
+    void* out, int out_bf16, i64 rows, int d)
+{
+    const int d4 = d >> 2;
+    for (i64 o = blockIdx.x * (i64)blockDim.x + threadIdx.x; o < rows * d4; o += (i64)gridDim.x * blockDim.x)
+    {
+        const i64 r = o / d4, s = index[r];
+        const int c = (int)(o - r * d4);
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (s >= 0)
         {
-            const int e = e0 + el + 8 * k;
-            if (e < E) dw[(row0 + (i64)j * T) * E + e] = round_bf16(acc[k]);
+            v = load4_bf16_rounded(src, s * d4 + c, src_bf16);
+            if (scale) { const float f = round_bf16(scale[r]); v.x *= f; v.y *= f; v.z *= f; v.w *= f; }
         }
+        store4_bf16_rounded(out, o, v, out_bf16);
+    }
+}
+
+extern "C" __global__ void segment_sum_rows(const void* src, int src_bf16, const i64* start, int k, const i64* order,
+    const float* scale, void* out, int out_bf16, i64 rows, int d)
+{
+    const int d4 = d >> 2;
+    for (i64 o = blockIdx.x * (i64)blockDim.x + threadIdx.x; o < rows * d4; o += (i64)gridDim.x * blockDim.x)
+    {
+        const i64 n = o / d4, q0 = start ? start[n] : n * k, q1 = start ? start[n + 1] : q0 + k;
+        const int c = (int)(o - n * d4);
+        float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
+        for (i64 q = q0; q < q1; q++)
+        {
+            const i64 r = order[q];
+            if (r < 0) continue;
+            const float4 v = load4_bf16_rounded(src, r * d4 + c, src_bf16);
+            const float f = scale ? round_bf16(scale[r]) : 1.f;
+            a.x += f * v.x; a.y += f * v.y; a.z += f * v.z; a.w += f * v.w;
+        }
+        store4_bf16_rounded(out, o, a, out_bf16);
+    }
+}
+
+extern "C" __global__ void row_dots(const void* a, int a_bf16, const i64* ia, const void* b, int b_bf16, float* out, i64 rows, int d)
+{
+    const i64 r = (blockIdx.x * (i64)blockDim.x + threadIdx.x) >> 5;
+    const int lane = threadIdx.x & 31, d4 = d >> 2;
+    if (r >= rows) return;                                   // whole warps: the shuffles below see full warps
+    const i64 s = ia[r];
+    float t = 0.f;
+    if (s >= 0)
+        for (int c = lane; c < d4; c += 32)
+        {
+            const float4 u = load4_bf16_rounded(a, s * d4 + c, a_bf16), v = load4_bf16_rounded(b, r * d4 + c, b_bf16);
+            t += (u.x * v.x + u.y * v.y) + (u.z * v.z + u.w * v.w);
+        }
+    t = warp_sum(t);
+    if (lane == 0) out[r] = round_bf16(t);
 }
