@@ -61,7 +61,7 @@ public sealed class MixtureOfTokens : SparseFeedForward, ISparseFfnModule
         long G = B / g;
         if (x.dtype == compute && CpuKernels.Supports(x.device_type, compute, (int)d, get_num_threads()))
             return ForwardMixing(x, g, CpuTokenMixing.Merge, CpuTokenMixing.Emit);
-        if (GpuTokenMixing.Supports(x, g, E, compute)) return ForwardMixing(x, g, GpuTokenMixing.Merge, GpuTokenMixing.Emit);
+        if (GpuTokenMixing.Supports(x, g, compute)) return ForwardMixing(x, g, GpuTokenMixing.Merge, GpuTokenMixing.Emit);
         var (xg, logits, w) = Route(x, g);                                 // (T, G, g, d), (T, G, g, E) ×2
         var merged = w.transpose(2, 3).To(compute).matmul(xg.To(compute)); // (T, G, E, d) one mixed token per expert
         var perExpert = merged.reshape(T * G, E, d).transpose(0, 1);       // (E, T·G, d)

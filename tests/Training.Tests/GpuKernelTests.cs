@@ -18,8 +18,6 @@ public class GpuKernelTests
         Regex.Matches(GpuKernels.Source(), @"extern ""C"" __global__ void (?:__launch_bounds__\([^)]*\)\s*)?(\w+)\(").Select(m => m.Groups[1].Value)
         .Concat(Regex.Matches(GpuKernels.Source(), @"^LAYER_NORM_KERNELS\((\d+)\)", RegexOptions.Multiline)
             .SelectMany(m => new[] { $"layer_norm_forward_{m.Groups[1].Value}", $"layer_norm_backward_{m.Groups[1].Value}" }))
-        .Concat(Regex.Matches(GpuKernels.Source(), @"^MOT_KERNELS\((\d+)\)", RegexOptions.Multiline)
-            .SelectMany(m => new[] { $"mot_merge_{m.Groups[1].Value}", $"mot_emit_{m.Groups[1].Value}" }))
 
         .ToHashSet();
 
@@ -29,7 +27,7 @@ public class GpuKernelTests
         Assert.False(GpuKernels.Enabled(CPU));
         Assert.Equal("libtorch (fused kernels are CUDA only)", GpuKernels.Describe(CPU));
         Assert.False(FusedLayerNorm.Supports(randn(4, 512), ScalarType.BFloat16));
-        Assert.False(GpuTokenMixing.Supports(randn(4, 8, 512), 2, 8, ScalarType.BFloat16));
+        Assert.False(GpuTokenMixing.Supports(randn(4, 8, 512), 2, ScalarType.BFloat16));
         Assert.False(GpuRouting.Supports(randn(4, 512), ScalarType.BFloat16));
     }
 
@@ -73,15 +71,7 @@ public class GpuKernelTests
         Assert.Contains("qkv_pack", SourceKernels);
         Assert.Contains("column_sums", SourceKernels);
         Assert.Contains("cross_entropy_rows", SourceKernels);
-        foreach (var name in new[] { "mot_dots", "gather_rows", "segment_sum_rows", "row_dots" }) Assert.Contains(name, SourceKernels);
-        for (int g = 1; g <= 32; g++)
-        {
-            int q = GpuTokenMixing.Variant(g);
-            Assert.True(4 * q >= g, $"mot_merge_{q} holds {4 * q} members, not {g}");
-            Assert.Contains($"mot_merge_{q}", SourceKernels);
-            Assert.Contains($"mot_emit_{q}", SourceKernels);
-        }
-        Assert.Throws<ArgumentOutOfRangeException>(() => GpuTokenMixing.Variant(33));
+        foreach (var name in new[] { "mot_merge", "mot_emit", "mot_dots", "gather_rows", "segment_sum_rows", "row_dots" }) Assert.Contains(name, SourceKernels);
         for (long padded = 64; padded <= 1 << 20; padded += 64)
             Assert.True(LinearCrossEntropy.KernelThreads(padded) is var t && t % 32 == 0 && t is >= 32 and <= 512, $"{padded}: {LinearCrossEntropy.KernelThreads(padded)} threads");
         Assert.Equal(512, LinearCrossEntropy.KernelThreads(50_304));   // GPT-2's vocabulary, padded

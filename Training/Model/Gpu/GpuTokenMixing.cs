@@ -16,23 +16,17 @@ namespace MoTLab.Training.Model.Gpu;
 /// read to bf16 and sum in fp32, as the bf16 matmuls do.</summary>
 public static class GpuTokenMixing
 {
-    const int MaxGroup = 32;   // the kernels keep a column of each group member in registers
+    const int MaxGroup = 32;         // mot_dots holds a pair's members in one 32-row tile
+    const int MixSharedBytes = 32 * 36 * 4 + 32 * 512 * 4;   // mot_mix: A's chunk (32 × 36 floats), B's (32 × 512)
+    const int DotsSharedBytes = 16 * 32 * 32 * 4;            // mot_dots: 16 column groups' 32 × 32 sums
 
-    /// <summary>Whether the kernels take tokens <paramref name="x"/> (B, T, d) in groups of <paramref name="g"/> with
-    /// <paramref name="experts"/> experts computing in <paramref name="compute"/>: on a device where the kernels run,
-    /// bf16 experts, fp32 or bf16 tokens, d a multiple of 8, g at most 32, and a pair's weights within a block's shared
-    /// memory.</summary>
-    public static bool Supports(Tensor x, int g, long experts, ScalarType compute) =>
+    /// <summary>Whether the kernels take tokens <paramref name="x"/> (B, T, d) in groups of <paramref name="g"/> for
+    /// experts computing in <paramref name="compute"/>: on a device where the kernels run, bf16 experts, fp32 or bf16
+    /// tokens, d a multiple of 8 and g at most 32.</summary>
+    public static bool Supports(Tensor x, int g, ScalarType compute) =>
         compute == ScalarType.BFloat16 && x.dim() == 3 && GpuKernels.Enabled(x.device)
         && (x.dtype == ScalarType.Float32 || x.dtype == ScalarType.BFloat16) && x.shape[0] % g == 0 && g <= MaxGroup
-        && x.shape[2] % 8 == 0 && WeightBytes(g, experts) <= GpuKernels.MaxSharedBytes(x.device);
-
-    /// <summary>Members held per thread by the merge and emit kernel for groups of <paramref name="g"/>: 4·Q ≥ g, Q one
-    /// of the kernels compiled (mot_merge_Q, mot_emit_Q).</summary>
-    public static int Variant(int g) => g <= 4 ? 1 : g <= 8 ? 2 : g <= 16 ? 4 : g <= MaxGroup ? 8
-        : throw new ArgumentOutOfRangeException(nameof(g), $"MoT mixing kernels: groups of at most {MaxGroup}, not {g}");
-
-    static long WeightBytes(int g, long experts) => experts * 4 * Variant(Math.Min(g, MaxGroup)) * sizeof(float);
+        && x.shape[2] % 8 == 0 && Math.Max(MixSharedBytes, DotsSharedBytes) <= GpuKernels.MaxSharedBytes(x.device);
 
     /// <param name="x">(B, T, d) tokens, fp32 or bf16</param>
     /// <param name="w">(B, T, E) fp32 merge weights</param>
@@ -63,16 +57,18 @@ public static class GpuTokenMixing
             return s;
         }
 
-        int Threads => (int)Math.Min(256, (D / 2 + 31) / 32 * 32);
+        /// <summary>mot_mix's grid: a block per pair, 32 rows of the result (experts for the merge, members for the
+        /// emit) and 512 columns.</summary>
+        long MixBlocks(long rows) => Groups * T * ((rows + 31) / 32) * ((D + 511) / 512);
 
-        public void Merge(Tensor tokens, Tensor w, Tensor m) => GpuKernels.Launch(tokens.device, $"mot_merge_{Variant(G)}", Groups * T, Threads,
-            (int)WeightBytes(G, E), GpuKernels.Ptr(tokens), Bf16(tokens), GpuKernels.Ptr(w), GpuKernels.Ptr(m), Sizes[0], Sizes[1], Sizes[2], Sizes[3], Sizes[4]);
+        public void Merge(Tensor tokens, Tensor w, Tensor m) => GpuKernels.Launch(tokens.device, "mot_merge", MixBlocks(E), 256,
+            MixSharedBytes, GpuKernels.Ptr(tokens), Bf16(tokens), GpuKernels.Ptr(w), GpuKernels.Ptr(m), Sizes[0], Sizes[1], Sizes[2], Sizes[3], Sizes[4]);
 
-        public void Emit(Tensor m, Tensor w, Tensor tokens) => GpuKernels.Launch(tokens.device, $"mot_emit_{Variant(G)}", Groups * T, Threads,
-            (int)WeightBytes(G, E), GpuKernels.Ptr(m), GpuKernels.Ptr(w), GpuKernels.Ptr(tokens), Bf16(tokens), Sizes[0], Sizes[1], Sizes[2], Sizes[3], Sizes[4]);
+        public void Emit(Tensor m, Tensor w, Tensor tokens) => GpuKernels.Launch(tokens.device, "mot_emit", MixBlocks(G), 256,
+            MixSharedBytes, GpuKernels.Ptr(m), GpuKernels.Ptr(w), GpuKernels.Ptr(tokens), Bf16(tokens), Sizes[0], Sizes[1], Sizes[2], Sizes[3], Sizes[4]);
 
         public void Dots(Tensor tokens, Tensor m, Tensor dw) => GpuKernels.Launch(tokens.device, "mot_dots", Groups * T * ((E + 31) / 32), 256,
-            0, GpuKernels.Ptr(tokens), Bf16(tokens), GpuKernels.Ptr(m), GpuKernels.Ptr(dw), Sizes[0], Sizes[1], Sizes[2], Sizes[3], Sizes[4]);
+            DotsSharedBytes, GpuKernels.Ptr(tokens), Bf16(tokens), GpuKernels.Ptr(m), GpuKernels.Ptr(dw), Sizes[0], Sizes[1], Sizes[2], Sizes[3], Sizes[4]);
 
         long[] Sizes => [GpuKernels.Int(T), GpuKernels.Int(D), GpuKernels.Int(E), G, GpuKernels.Int(Groups)];
 

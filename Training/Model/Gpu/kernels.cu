@@ -349,221 +349,14 @@ extern "C" __global__ void qkv_pack(const bf16* dq, const bf16* dk, const bf16* 
 //   mot_emit   x[row_j] = Σ_e w[row_j, e] · m[e, p]            (emit; the merge's input gradient)
 //   mot_dots   dw[row_j, e] = Σ_c a[row_j, c] · m[e, p, c]     (either's weight gradient)
 // As libtorch computes them in bf16: every input is rounded to bf16, products are summed in fp32, each result is
-// rounded to bf16 once (written as fp32 where the caller's tensor is fp32). merge and emit run a block per pair, keep
-// the pair's weights in shared memory as wt[e][j] (j padded to 4·Q with zeros, so a 16-byte read gives 4 members) and
-// give each thread two adjacent columns, the group's members in registers: Q (1, 2, 4 or 8) is fixed per kernel, so
-// every register index is known when compiling (g ≤ 4·Q ≤ 32).
+// rounded to bf16 once (written as fp32 where the caller's tensor is fp32). merge and emit are one product per pair,
+// C[m] = Σ_k A[k][m] · B[k] over rows of d columns (mot_mix), a block per (pair, 32 rows of C, 512 columns), K in
+// chunks of 32 through shared memory; each thread sums an 8 × 8 tile of C (8 rows; columns 4·u … and 256 + 4·u …), so
+// 64 multiply-adds take four 16-byte shared-memory reads.
+//   merge: k = member j, rows of C = experts e, A[j][e] = w[row_j, e], B[j] = x[row_j], C[e] = m[e, p]
+//   emit:  k = expert e, rows of C = members j, A[e][j] = w[row_j, e], B[e] = m[e, p], C[j] = out[row_j]
 
 __device__ __forceinline__ float round_bf16(float f) { return bf2f(f2bf(f)); }
-
-__device__ __forceinline__ float2 load2(const void* p, i64 i, int is_bf16)   // elements 2i, 2i + 1, rounded to bf16
-{
-    if (!is_bf16)
-    {
-        const float2 v = reinterpret_cast<const float2*>(p)[i];
-        return make_float2(round_bf16(v.x), round_bf16(v.y));
-    }
-    const unsigned q = reinterpret_cast<const unsigned*>(p)[i];
-    return make_float2(__uint_as_float(q << 16), __uint_as_float(q & 0xffff0000u));
-}
-
-// The pair's weights into shared memory: wt[e·4Q + j] = w[row_j, e] rounded to bf16, 0 for j ≥ g.
-__device__ __forceinline__ void mot_load_weights(const float* w, float* wt, i64 row0, int T, int E, int g, int g4)
-{
-    for (int k = threadIdx.x; k < E * g4; k += blockDim.x)
-    {
-        const int j = k / E, e = k - j * E;                  // consecutive threads read consecutive experts of a row
-        wt[e * g4 + j] = j < g ? round_bf16(w[(row0 + (i64)j * T) * E + e]) : 0.f;
-    }
-    __syncthreads();
-}
-
-template <int Q>
-__device__ __forceinline__ void mot_merge(const void* x, int x_bf16, const float* w, bf16* m, int T, int d, int E, int g, int groups)
-{
-    extern __shared__ float4 wt4[];                          // (E, Q)
-    const int p = blockIdx.x, i = p / T, t = p - i * T, d2 = d >> 1;
-    const i64 row0 = (i64)i * g * T + t, slots = (i64)groups * T;
-    mot_load_weights(w, reinterpret_cast<float*>(wt4), row0, T, E, g, 4 * Q);
-    for (int c = threadIdx.x; c < d2; c += blockDim.x)
-    {
-        float x0[4 * Q], x1[4 * Q];
-#pragma unroll
-        for (int j = 0; j < 4 * Q; j++)
-        {
-            float2 v = make_float2(0.f, 0.f);
-            if (j < g) v = load2(x, (row0 + (i64)j * T) * d2 + c, x_bf16);
-            x0[j] = v.x; x1[j] = v.y;
-        }
-        for (int e = 0; e < E; e++)
-        {
-            float a0 = 0.f, a1 = 0.f;
-#pragma unroll
-            for (int q = 0; q < Q; q++)
-            {
-                const float4 v = wt4[e * Q + q];
-                a0 += v.x * x0[4 * q] + v.y * x0[4 * q + 1] + v.z * x0[4 * q + 2] + v.w * x0[4 * q + 3];
-                a1 += v.x * x1[4 * q] + v.y * x1[4 * q + 1] + v.z * x1[4 * q + 2] + v.w * x1[4 * q + 3];
-            }
-            reinterpret_cast<unsigned*>(m)[((i64)e * slots + p) * d2 + c] = pack_bf16x2(a0, a1);
-        }
-    }
-}
-
-template <int Q>
-__device__ __forceinline__ void mot_emit(const bf16* m, const float* w, void* out, int out_bf16, int T, int d, int E, int g, int groups)
-{
-    extern __shared__ float4 wt4[];                          // (E, Q)
-    const int p = blockIdx.x, i = p / T, t = p - i * T, d2 = d >> 1;
-    const i64 row0 = (i64)i * g * T + t, slots = (i64)groups * T;
-    mot_load_weights(w, reinterpret_cast<float*>(wt4), row0, T, E, g, 4 * Q);
-    for (int c = threadIdx.x; c < d2; c += blockDim.x)
-    {
-        float a0[4 * Q], a1[4 * Q];
-#pragma unroll
-        for (int j = 0; j < 4 * Q; j++) { a0[j] = 0.f; a1[j] = 0.f; }
-        for (int e = 0; e < E; e++)
-        {
-            const float2 v = load2(m, ((i64)e * slots + p) * d2 + c, 1);
-#pragma unroll
-            for (int q = 0; q < Q; q++)
-            {
-                const float4 u = wt4[e * Q + q];
-                a0[4 * q] += u.x * v.x; a0[4 * q + 1] += u.y * v.x; a0[4 * q + 2] += u.z * v.x; a0[4 * q + 3] += u.w * v.x;
-                a1[4 * q] += u.x * v.y; a1[4 * q + 1] += u.y * v.y; a1[4 * q + 2] += u.z * v.y; a1[4 * q + 3] += u.w * v.y;
-            }
-        }
-#pragma unroll
-        for (int j = 0; j < 4 * Q; j++)
-            if (j < g)
-            {
-                const i64 at = (row0 + (i64)j * T) * d2 + c;
-                if (out_bf16) reinterpret_cast<unsigned*>(out)[at] = pack_bf16x2(a0[j], a1[j]);
-                else reinterpret_cast<float2*>(out)[at] = make_float2(round_bf16(a0[j]), round_bf16(a1[j]));
-            }
-    }
-}
-
-#define MOT_KERNELS(Q)                                                                                               \
-    extern "C" __global__ void __launch_bounds__(256) mot_merge_##Q(const void* x, int x_bf16, const float* w,      \
-        bf16* m, int T, int d, int E, int g, int groups)                                                            \
-    { mot_merge<Q>(x, x_bf16, w, m, T, d, E, g, groups); }                                                           \
-    extern "C" __global__ void __launch_bounds__(256) mot_emit_##Q(const bf16* m, const float* w, void* out,        \
-        int out_bf16, int T, int d, int E, int g, int groups)                                                       \
-    { mot_emit<Q>(m, w, out, out_bf16, T, d, E, g, groups); }
-
-MOT_KERNELS(1)
-MOT_KERNELS(2)
-MOT_KERNELS(4)
-MOT_KERNELS(8)
-
-// mot_dots: a block per (pair, 32 experts), 256 threads in four quarters, each quarter over a quarter of each 64
-// columns of shared memory (rows padded to 68 floats: a quarter-warp's 16-byte reads of 8 rows fall in distinct banks).
-// Thread u of a quarter sums the 16 outputs (j = u / 8 + 8k, e = u % 8 + 8l; k, l < 4) over its columns; the quarters'
-// sums meet in shared memory at the end. d a multiple of 8.
-extern "C" __global__ void __launch_bounds__(256) mot_dots(const void* a, int a_bf16, const bf16* m, float* dw,
-    int T, int d, int E, int g, int groups)
-{
-    __shared__ float4 as4[32 * 17], ms4[32 * 17];            // (32, 68) floats each
-    const int tiles = (E + 31) >> 5, p = blockIdx.x / tiles, e0 = (blockIdx.x - p * tiles) * 32;
-    const int i = p / T, t = p - i * T;
-    const i64 row0 = (i64)i * g * T + t, slots = (i64)groups * T;
-    const int quarter = threadIdx.x >> 6, u = threadIdx.x & 63, jr = u >> 3, er = u & 7;
-    float acc[4][4];
-#pragma unroll
-    for (int k = 0; k < 4; k++)
-#pragma unroll
-        for (int l = 0; l < 4; l++) acc[k][l] = 0.f;
-    for (int c0 = 0; c0 < d; c0 += 64)
-    {
-        // 32 rows × 64 columns of each side: thread → row r = tid / 8, columns 8·(tid % 8) … + 7
-        const int r = threadIdx.x >> 3, cc = (threadIdx.x & 7) * 8, col = c0 + cc;
-        float va[8], vm[8];
-#pragma unroll
-        for (int k = 0; k < 8; k++) { va[k] = 0.f; vm[k] = 0.f; }
-        if (r < g && col < d)
-        {
-            const i64 at = (row0 + (i64)r * T) * d + col;
-            if (a_bf16)
-            {
-                const uint4 q = *reinterpret_cast<const uint4*>(reinterpret_cast<const bf16*>(a) + at);
-                const unsigned* h = reinterpret_cast<const unsigned*>(&q);
-#pragma unroll
-                for (int k = 0; k < 4; k++) { va[2 * k] = __uint_as_float(h[k] << 16); va[2 * k + 1] = __uint_as_float(h[k] & 0xffff0000u); }
-            }
-            else
-            {
-                const float4 q0 = *reinterpret_cast<const float4*>(reinterpret_cast<const float*>(a) + at);
-                const float4 q1 = *reinterpret_cast<const float4*>(reinterpret_cast<const float*>(a) + at + 4);
-                va[0] = round_bf16(q0.x); va[1] = round_bf16(q0.y); va[2] = round_bf16(q0.z); va[3] = round_bf16(q0.w);
-                va[4] = round_bf16(q1.x); va[5] = round_bf16(q1.y); va[6] = round_bf16(q1.z); va[7] = round_bf16(q1.w);
-            }
-        }
-        if (e0 + r < E && col < d)
-        {
-            const uint4 q = *reinterpret_cast<const uint4*>(m + ((i64)(e0 + r) * slots + p) * d + col);
-            const unsigned* h = reinterpret_cast<const unsigned*>(&q);
-#pragma unroll
-            for (int k = 0; k < 4; k++) { vm[2 * k] = __uint_as_float(h[k] << 16); vm[2 * k + 1] = __uint_as_float(h[k] & 0xffff0000u); }
-        }
-        as4[r * 17 + (cc >> 2)] = make_float4(va[0], va[1], va[2], va[3]);
-        as4[r * 17 + (cc >> 2) + 1] = make_float4(va[4], va[5], va[6], va[7]);
-        ms4[r * 17 + (cc >> 2)] = make_float4(vm[0], vm[1], vm[2], vm[3]);
-        ms4[r * 17 + (cc >> 2) + 1] = make_float4(vm[4], vm[5], vm[6], vm[7]);
-        __syncthreads();
-#pragma unroll
-        for (int c4 = quarter * 4; c4 < quarter * 4 + 4; c4++)
-        {
-            float4 av[4], mv[4];
-#pragma unroll
-            for (int k = 0; k < 4; k++) { av[k] = as4[(jr + 8 * k) * 17 + c4]; mv[k] = ms4[(er + 8 * k) * 17 + c4]; }
-#pragma unroll
-            for (int k = 0; k < 4; k++)
-#pragma unroll
-                for (int l = 0; l < 4; l++)
-                    acc[k][l] += av[k].x * mv[l].x + av[k].y * mv[l].y + av[k].z * mv[l].z + av[k].w * mv[l].w;
-        }
-        __syncthreads();
-    }
-    // the four quarters' sums: quarters 2 and 3 hand theirs to 0 and 1 through shared memory, then 1 to 0, which writes
-    float* red[2] = { reinterpret_cast<float*>(as4), reinterpret_cast<float*>(ms4) };   // 1,024 floats each used
-    for (int round = 0; round < 2; round++)
-    {
-        const bool gives = round == 0 ? quarter >= 2 : quarter == 1, takes = round == 0 ? quarter < 2 : quarter == 0;
-        float* buf = red[round == 0 ? (quarter & 1) : 0];
-        if (gives)
-#pragma unroll
-            for (int k = 0; k < 4; k++)
-#pragma unroll
-                for (int l = 0; l < 4; l++) buf[(jr + 8 * k) * 32 + er + 8 * l] = acc[k][l];
-        __syncthreads();
-        if (takes)
-#pragma unroll
-            for (int k = 0; k < 4; k++)
-#pragma unroll
-                for (int l = 0; l < 4; l++) acc[k][l] += buf[(jr + 8 * k) * 32 + er + 8 * l];
-        __syncthreads();
-    }
-    if (quarter == 0)
-#pragma unroll
-        for (int k = 0; k < 4; k++)
-#pragma unroll
-            for (int l = 0; l < 4; l++)
-            {
-                const int j = jr + 8 * k, e = e0 + er + 8 * l;
-                if (j < g && e < E) dw[(row0 + (i64)j * T) * E + e] = round_bf16(acc[k][l]);
-            }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Token-choice and expert-choice routing (GpuRouting.cs): rows gathered into expert slots and summed back, both ways
-// without atomics. Rows are d wide, d a multiple of 4, bf16 or fp32 (src_bf16, out_bf16, …). As libtorch's bf16 ops
-// compute them: inputs and scales rounded to bf16, sums in fp32, each result rounded to bf16 once.
-//   gather_rows       out[r] = scale[r] · src[index[r]]                      (index < 0: a zero row; no scale: 1)
-//   segment_sum_rows  out[n] = Σ_{q ∈ segment n} scale[order[q]] · src[order[q]]   (order < 0: skipped)
-//                     segment n is [start[n], start[n + 1]), or [n·k, n·k + k) without start
-//   row_dots          out[r] = Σ_c a[ia[r], c] · b[r, c]                      (ia < 0: 0)
-// One thread per 4 columns of an output row (the dots: a warp per row).
 
 __device__ __forceinline__ float4 load4_bf16_rounded(const void* p, i64 i, int is_bf16)
 {
@@ -577,6 +370,155 @@ __device__ __forceinline__ void store4_bf16_rounded(void* p, i64 i, float4 v, in
     if (!is_bf16) { v.x = round_bf16(v.x); v.y = round_bf16(v.y); v.z = round_bf16(v.z); v.w = round_bf16(v.w); }
     store4(p, i, v, is_bf16);
 }
+
+template <int MERGE>
+__device__ __forceinline__ void mot_mix(const void* b, int b_bf16, const float* w, void* c, int c_bf16, int T, int d, int E, int g, int groups)
+{
+    extern __shared__ float4 smem4[];
+    float* as = reinterpret_cast<float*>(smem4);             // (32 k, 36): A's chunk, k-major
+    float4* bs = smem4 + 32 * 36 / 4;                        // (32 k, 128 float4): B's chunk, 512 columns
+    const int M = MERGE ? E : g, K = MERGE ? g : E, d4 = d >> 2;
+    const int m_tiles = (M + 31) >> 5, c_tiles = (d + 511) >> 9;
+    int blk = blockIdx.x;
+    const int ct = blk % c_tiles; blk /= c_tiles;
+    const int mt = blk % m_tiles, p = blk / m_tiles, i = p / T, t = p - i * T;
+    const i64 row0 = (i64)i * g * T + t, slots = (i64)groups * T;
+    const int m0 = mt * 32, c4_0 = ct * 128, ty = threadIdx.x >> 6, tx = threadIdx.x & 63;
+    float acc[8][8];
+#pragma unroll
+    for (int r = 0; r < 8; r++)
+#pragma unroll
+        for (int q = 0; q < 8; q++) acc[r][q] = 0.f;
+    for (int k0 = 0; k0 < K; k0 += 32)
+    {
+        for (int q = threadIdx.x; q < 32 * 32; q += blockDim.x)
+        {
+            // consecutive threads read consecutive experts of one token row of w
+            const int kk = MERGE ? q >> 5 : q & 31, mm = MERGE ? q & 31 : q >> 5;
+            const int k = k0 + kk, m = m0 + mm, j = MERGE ? k : m, e = MERGE ? m : k;
+            as[kk * 36 + mm] = k < K && m < M ? round_bf16(w[(row0 + (i64)j * T) * E + e]) : 0.f;
+        }
+        for (int q = threadIdx.x; q < 32 * 128; q += blockDim.x)
+        {
+            const int kk = q >> 7, v = q & 127, k = k0 + kk, col4 = c4_0 + v;
+            float4 x = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (k < K && col4 < d4)
+            {
+                const i64 row = MERGE ? row0 + (i64)k * T : (i64)k * slots + p;
+                x = load4_bf16_rounded(b, row * d4 + col4, b_bf16);
+            }
+            bs[kk * 128 + v] = x;
+        }
+        __syncthreads();
+#pragma unroll 4
+        for (int kk = 0; kk < 32; kk++)
+        {
+            const float4 a0 = reinterpret_cast<const float4*>(as + kk * 36)[2 * ty];
+            const float4 a1 = reinterpret_cast<const float4*>(as + kk * 36)[2 * ty + 1];
+            const float4 u = bs[kk * 128 + tx], v = bs[kk * 128 + 64 + tx];
+            const float a[8] = { a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w };
+#pragma unroll
+            for (int r = 0; r < 8; r++)
+            {
+                acc[r][0] += a[r] * u.x; acc[r][1] += a[r] * u.y; acc[r][2] += a[r] * u.z; acc[r][3] += a[r] * u.w;
+                acc[r][4] += a[r] * v.x; acc[r][5] += a[r] * v.y; acc[r][6] += a[r] * v.z; acc[r][7] += a[r] * v.w;
+            }
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int r = 0; r < 8; r++)
+    {
+        const int m = m0 + ty * 8 + r;
+        const i64 row = MERGE ? (i64)m * slots + p : row0 + (i64)m * T;
+        if (m >= M) continue;
+        if (c4_0 + tx < d4) store4_bf16_rounded(c, row * d4 + c4_0 + tx, make_float4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]), c_bf16);
+        if (c4_0 + 64 + tx < d4) store4_bf16_rounded(c, row * d4 + c4_0 + 64 + tx, make_float4(acc[r][4], acc[r][5], acc[r][6], acc[r][7]), c_bf16);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) mot_merge(const void* x, int x_bf16, const float* w, bf16* m,
+    int T, int d, int E, int g, int groups)
+{ mot_mix<1>(x, x_bf16, w, m, 1, T, d, E, g, groups); }
+
+extern "C" __global__ void __launch_bounds__(256) mot_emit(const bf16* m, const float* w, void* out, int out_bf16,
+    int T, int d, int E, int g, int groups)
+{ mot_mix<0>(m, 1, w, out, out_bf16, T, d, E, g, groups); }
+
+// mot_dots: a block per (pair, 32 experts), 256 threads: 16 thread tiles of 8 × 8 outputs (members j = u + 4·k, experts
+// e = v + 4·l for tile (u, v), k, l < 8) times 16 column groups, each summing its outputs over every 16th float4 of a
+// 128-column chunk in shared memory (rows padded to 33 float4s: with the tiles interleaved so, and the two groups of a
+// warp 4 float4s apart, a warp's 16-byte reads fall in distinct banks). The groups' sums meet in shared memory at the
+// end (64 KB of it). d a multiple of 4.
+extern "C" __global__ void __launch_bounds__(256) mot_dots(const void* a, int a_bf16, const bf16* m, float* dw,
+    int T, int d, int E, int g, int groups)
+{
+    extern __shared__ float4 smem4[];
+    float4* as = smem4;                                      // (32 members, 33): the chunk of a
+    float4* ms = smem4 + 32 * 33;                            // (32 experts, 33): the chunk of m
+    const int tiles = (E + 31) >> 5, p = blockIdx.x / tiles, e0 = (blockIdx.x - p * tiles) * 32;
+    const int i = p / T, t = p - i * T, d4 = d >> 2;
+    const i64 row0 = (i64)i * g * T + t, slots = (i64)groups * T;
+    const int tile = threadIdx.x & 15, u = tile >> 2, v = tile & 3, group = threadIdx.x >> 4;
+    const int w2 = group >> 1, lane_of = (w2 & 3) + 8 * (w2 >> 2) + 4 * (group & 1);   // this group's float4 of each 16
+    float acc[8][8];
+#pragma unroll
+    for (int k = 0; k < 8; k++)
+#pragma unroll
+        for (int l = 0; l < 8; l++) acc[k][l] = 0.f;
+    for (int c4_0 = 0; c4_0 < d4; c4_0 += 32)
+    {
+        for (int q = threadIdx.x; q < 32 * 32; q += blockDim.x)
+        {
+            const int row = q >> 5, col4 = c4_0 + (q & 31);
+            float4 x = make_float4(0.f, 0.f, 0.f, 0.f), y = x;
+            if (row < g && col4 < d4) x = load4_bf16_rounded(a, (row0 + (i64)row * T) * d4 + col4, a_bf16);
+            if (e0 + row < E && col4 < d4) y = load4_bf16_rounded(m, ((i64)(e0 + row) * slots + p) * d4 + col4, 1);
+            as[row * 33 + (q & 31)] = x;
+            ms[row * 33 + (q & 31)] = y;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int s = 0; s < 2; s++)
+        {
+            const int c = s * 16 + lane_of;
+            float4 mv[8];
+#pragma unroll
+            for (int l = 0; l < 8; l++) mv[l] = ms[(v + 4 * l) * 33 + c];
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+            {
+                const float4 av = as[(u + 4 * k) * 33 + c];
+#pragma unroll
+                for (int l = 0; l < 8; l++) acc[k][l] += (av.x * mv[l].x + av.y * mv[l].y) + (av.z * mv[l].z + av.w * mv[l].w);
+            }
+        }
+        __syncthreads();
+    }
+    float* red = reinterpret_cast<float*>(smem4);            // (16 groups, 32 members, 32 experts)
+#pragma unroll
+    for (int k = 0; k < 8; k++)
+#pragma unroll
+        for (int l = 0; l < 8; l++) red[group * 1024 + (u + 4 * k) * 32 + v + 4 * l] = acc[k][l];
+    __syncthreads();
+    for (int o = threadIdx.x; o < 1024; o += blockDim.x)
+    {
+        float sum = 0.f;
+        for (int j = 0; j < 16; j++) sum += red[j * 1024 + o];
+        const int j = o >> 5, e = e0 + (o & 31);
+        if (j < g && e < E) dw[(row0 + (i64)j * T) * E + e] = round_bf16(sum);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Token-choice and expert-choice routing (GpuRouting.cs): rows gathered into expert slots and summed back, both ways
+// without atomics. Rows are d wide, d a multiple of 4, bf16 or fp32 (src_bf16, out_bf16, …). As libtorch's bf16 ops
+// compute them: inputs and scales rounded to bf16, sums in fp32, each result rounded to bf16 once.
+//   gather_rows       out[r] = scale[r] · src[index[r]]                      (index < 0: a zero row; no scale: 1)
+//   segment_sum_rows  out[n] = Σ_{q ∈ segment n} scale[order[q]] · src[order[q]]   (order < 0: skipped)
+//                     segment n is [start[n], start[n + 1]), or [n·k, n·k + k) without start
+//   row_dots          out[r] = Σ_c a[ia[r], c] · b[r, c]                      (ia < 0: 0)
+// One thread per 4 columns of an output row (the dots: a warp per row).
 
 extern "C" __global__ void gather_rows(const void* src, int src_bf16, const i64* index, const float* scale,
     void* out, int out_bf16, i64 rows, int d)
