@@ -18,7 +18,6 @@ public static class GpuTokenMixing
 {
     const int MaxGroup = 32;         // mot_dots holds a pair's members in one 32-row tile
     const int MixSharedBytes = 32 * 36 * 4 + 32 * 512 * 4;   // mot_mix: A's chunk (32 × 36 floats), B's (32 × 512)
-    const int DotsSharedBytes = 16 * 32 * 32 * 4;            // mot_dots: 16 column groups' 32 × 32 sums
 
     /// <summary>Whether the kernels take tokens <paramref name="x"/> (B, T, d) in groups of <paramref name="g"/> for
     /// experts computing in <paramref name="compute"/>: on a device where the kernels run, bf16 experts, fp32 or bf16
@@ -26,7 +25,7 @@ public static class GpuTokenMixing
     public static bool Supports(Tensor x, int g, ScalarType compute) =>
         compute == ScalarType.BFloat16 && x.dim() == 3 && GpuKernels.Enabled(x.device)
         && (x.dtype == ScalarType.Float32 || x.dtype == ScalarType.BFloat16) && x.shape[0] % g == 0 && g <= MaxGroup
-        && x.shape[2] % 8 == 0 && Math.Max(MixSharedBytes, DotsSharedBytes) <= GpuKernels.MaxSharedBytes(x.device);
+        && x.shape[2] % 8 == 0 && MixSharedBytes <= GpuKernels.MaxSharedBytes(x.device);
 
     /// <param name="x">(B, T, d) tokens, fp32 or bf16</param>
     /// <param name="w">(B, T, E) fp32 merge weights</param>
@@ -68,7 +67,7 @@ public static class GpuTokenMixing
             MixSharedBytes, GpuKernels.Ptr(m), GpuKernels.Ptr(w), GpuKernels.Ptr(tokens), Bf16(tokens), Sizes[0], Sizes[1], Sizes[2], Sizes[3], Sizes[4]);
 
         public void Dots(Tensor tokens, Tensor m, Tensor dw) => GpuKernels.Launch(tokens.device, "mot_dots", Groups * T * ((E + 31) / 32), 256,
-            DotsSharedBytes, GpuKernels.Ptr(tokens), Bf16(tokens), GpuKernels.Ptr(m), GpuKernels.Ptr(dw), Sizes[0], Sizes[1], Sizes[2], Sizes[3], Sizes[4]);
+            0, GpuKernels.Ptr(tokens), Bf16(tokens), GpuKernels.Ptr(m), GpuKernels.Ptr(dw), Sizes[0], Sizes[1], Sizes[2], Sizes[3], Sizes[4]);
 
         long[] Sizes => [GpuKernels.Int(T), GpuKernels.Int(D), GpuKernels.Int(E), G, GpuKernels.Int(Groups)];
 

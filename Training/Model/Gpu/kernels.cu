@@ -445,69 +445,102 @@ extern "C" __global__ void __launch_bounds__(256) mot_emit(const bf16* m, const 
     int T, int d, int E, int g, int groups)
 { mot_mix<0>(m, 1, w, out, out_bf16, T, d, E, g, groups); }
 
-// mot_dots: a block per (pair, 32 experts), 256 threads: 16 thread tiles of 8 × 8 outputs (members j = u + 4·k, experts
-// e = v + 4·l for tile (u, v), k, l < 8) times 16 column groups, each summing its outputs over every 16th float4 of a
-// 128-column chunk in shared memory (rows padded to 33 float4s: with the tiles interleaved so, and the two groups of a
-// warp 4 float4s apart, a warp's 16-byte reads fall in distinct banks). The groups' sums meet in shared memory at the
-// end (64 KB of it). d a multiple of 4.
+// mot_dots: a block per (pair, 32 experts), 256 threads in four quarters, each quarter over a quarter of each 64
+// columns of shared memory (rows padded to 68 floats: a quarter-warp's 16-byte reads of 8 rows fall in distinct banks).
+// Thread u of a quarter sums the 16 outputs (j = u / 8 + 8k, e = u % 8 + 8l; k, l < 4) over its columns; the quarters'
+// sums meet in shared memory at the end. d a multiple of 8.
 extern "C" __global__ void __launch_bounds__(256) mot_dots(const void* a, int a_bf16, const bf16* m, float* dw,
     int T, int d, int E, int g, int groups)
 {
-    extern __shared__ float4 smem4[];
-    float4* as = smem4;                                      // (32 members, 33): the chunk of a
-    float4* ms = smem4 + 32 * 33;                            // (32 experts, 33): the chunk of m
+    __shared__ float4 as4[32 * 17], ms4[32 * 17];            // (32, 68) floats each
     const int tiles = (E + 31) >> 5, p = blockIdx.x / tiles, e0 = (blockIdx.x - p * tiles) * 32;
-    const int i = p / T, t = p - i * T, d4 = d >> 2;
+    const int i = p / T, t = p - i * T;
     const i64 row0 = (i64)i * g * T + t, slots = (i64)groups * T;
-    const int tile = threadIdx.x & 15, u = tile >> 2, v = tile & 3, group = threadIdx.x >> 4;
-    const int w2 = group >> 1, lane_of = (w2 & 3) + 8 * (w2 >> 2) + 4 * (group & 1);   // this group's float4 of each 16
-    float acc[8][8];
+    const int quarter = threadIdx.x >> 6, u = threadIdx.x & 63, jr = u >> 3, er = u & 7;
+    float acc[4][4];
 #pragma unroll
-    for (int k = 0; k < 8; k++)
+    for (int k = 0; k < 4; k++)
 #pragma unroll
-        for (int l = 0; l < 8; l++) acc[k][l] = 0.f;
-    for (int c4_0 = 0; c4_0 < d4; c4_0 += 32)
+        for (int l = 0; l < 4; l++) acc[k][l] = 0.f;
+    for (int c0 = 0; c0 < d; c0 += 64)
     {
-        for (int q = threadIdx.x; q < 32 * 32; q += blockDim.x)
+        // 32 rows × 64 columns of each side: thread → row r = tid / 8, columns 8·(tid % 8) … + 7
+        const int r = threadIdx.x >> 3, cc = (threadIdx.x & 7) * 8, col = c0 + cc;
+        float va[8], vm[8];
+#pragma unroll
+        for (int k = 0; k < 8; k++) { va[k] = 0.f; vm[k] = 0.f; }
+        if (r < g && col < d)
         {
-            const int row = q >> 5, col4 = c4_0 + (q & 31);
-            float4 x = make_float4(0.f, 0.f, 0.f, 0.f), y = x;
-            if (row < g && col4 < d4) x = load4_bf16_rounded(a, (row0 + (i64)row * T) * d4 + col4, a_bf16);
-            if (e0 + row < E && col4 < d4) y = load4_bf16_rounded(m, ((i64)(e0 + row) * slots + p) * d4 + col4, 1);
-            as[row * 33 + (q & 31)] = x;
-            ms[row * 33 + (q & 31)] = y;
-        }
-        __syncthreads();
-#pragma unroll
-        for (int s = 0; s < 2; s++)
-        {
-            const int c = s * 16 + lane_of;
-            float4 mv[8];
-#pragma unroll
-            for (int l = 0; l < 8; l++) mv[l] = ms[(v + 4 * l) * 33 + c];
-#pragma unroll
-            for (int k = 0; k < 8; k++)
+            const i64 at = (row0 + (i64)r * T) * d + col;
+            if (a_bf16)
             {
-                const float4 av = as[(u + 4 * k) * 33 + c];
+                const uint4 q = *reinterpret_cast<const uint4*>(reinterpret_cast<const bf16*>(a) + at);
+                const unsigned* h = reinterpret_cast<const unsigned*>(&q);
 #pragma unroll
-                for (int l = 0; l < 8; l++) acc[k][l] += (av.x * mv[l].x + av.y * mv[l].y) + (av.z * mv[l].z + av.w * mv[l].w);
+                for (int k = 0; k < 4; k++) { va[2 * k] = __uint_as_float(h[k] << 16); va[2 * k + 1] = __uint_as_float(h[k] & 0xffff0000u); }
+            }
+            else
+            {
+                const float4 q0 = *reinterpret_cast<const float4*>(reinterpret_cast<const float*>(a) + at);
+                const float4 q1 = *reinterpret_cast<const float4*>(reinterpret_cast<const float*>(a) + at + 4);
+                va[0] = round_bf16(q0.x); va[1] = round_bf16(q0.y); va[2] = round_bf16(q0.z); va[3] = round_bf16(q0.w);
+                va[4] = round_bf16(q1.x); va[5] = round_bf16(q1.y); va[6] = round_bf16(q1.z); va[7] = round_bf16(q1.w);
             }
         }
+        if (e0 + r < E && col < d)
+        {
+            const uint4 q = *reinterpret_cast<const uint4*>(m + ((i64)(e0 + r) * slots + p) * d + col);
+            const unsigned* h = reinterpret_cast<const unsigned*>(&q);
+#pragma unroll
+            for (int k = 0; k < 4; k++) { vm[2 * k] = __uint_as_float(h[k] << 16); vm[2 * k + 1] = __uint_as_float(h[k] & 0xffff0000u); }
+        }
+        as4[r * 17 + (cc >> 2)] = make_float4(va[0], va[1], va[2], va[3]);
+        as4[r * 17 + (cc >> 2) + 1] = make_float4(va[4], va[5], va[6], va[7]);
+        ms4[r * 17 + (cc >> 2)] = make_float4(vm[0], vm[1], vm[2], vm[3]);
+        ms4[r * 17 + (cc >> 2) + 1] = make_float4(vm[4], vm[5], vm[6], vm[7]);
+        __syncthreads();
+#pragma unroll
+        for (int c4 = quarter * 4; c4 < quarter * 4 + 4; c4++)
+        {
+            float4 av[4], mv[4];
+#pragma unroll
+            for (int k = 0; k < 4; k++) { av[k] = as4[(jr + 8 * k) * 17 + c4]; mv[k] = ms4[(er + 8 * k) * 17 + c4]; }
+#pragma unroll
+            for (int k = 0; k < 4; k++)
+#pragma unroll
+                for (int l = 0; l < 4; l++)
+                    acc[k][l] += av[k].x * mv[l].x + av[k].y * mv[l].y + av[k].z * mv[l].z + av[k].w * mv[l].w;
+        }
         __syncthreads();
     }
-    float* red = reinterpret_cast<float*>(smem4);            // (16 groups, 32 members, 32 experts)
-#pragma unroll
-    for (int k = 0; k < 8; k++)
-#pragma unroll
-        for (int l = 0; l < 8; l++) red[group * 1024 + (u + 4 * k) * 32 + v + 4 * l] = acc[k][l];
-    __syncthreads();
-    for (int o = threadIdx.x; o < 1024; o += blockDim.x)
+    // the four quarters' sums: quarters 2 and 3 hand theirs to 0 and 1 through shared memory, then 1 to 0, which writes
+    float* red[2] = { reinterpret_cast<float*>(as4), reinterpret_cast<float*>(ms4) };   // 1,024 floats each used
+    for (int round = 0; round < 2; round++)
     {
-        float sum = 0.f;
-        for (int j = 0; j < 16; j++) sum += red[j * 1024 + o];
-        const int j = o >> 5, e = e0 + (o & 31);
-        if (j < g && e < E) dw[(row0 + (i64)j * T) * E + e] = round_bf16(sum);
+        const bool gives = round == 0 ? quarter >= 2 : quarter == 1, takes = round == 0 ? quarter < 2 : quarter == 0;
+        float* buf = red[round == 0 ? (quarter & 1) : 0];
+        if (gives)
+#pragma unroll
+            for (int k = 0; k < 4; k++)
+#pragma unroll
+                for (int l = 0; l < 4; l++) buf[(jr + 8 * k) * 32 + er + 8 * l] = acc[k][l];
+        __syncthreads();
+        if (takes)
+#pragma unroll
+            for (int k = 0; k < 4; k++)
+#pragma unroll
+                for (int l = 0; l < 4; l++) acc[k][l] += buf[(jr + 8 * k) * 32 + er + 8 * l];
+        __syncthreads();
     }
+    if (quarter == 0)
+#pragma unroll
+        for (int k = 0; k < 4; k++)
+#pragma unroll
+            for (int l = 0; l < 4; l++)
+            {
+                const int j = jr + 8 * k, e = e0 + er + 8 * l;
+                if (j < g && e < E) dw[(row0 + (i64)j * T) * E + e] = round_bf16(acc[k][l]);
+            }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
