@@ -44,7 +44,12 @@ public static class GpuRouting
 
     static Tensor Rows(Tensor t) => GpuKernels.AlignedContiguous(t, 16);
     static long Bf16(Tensor t) => t.dtype == ScalarType.BFloat16 ? 1 : 0;
-    static long Blocks(long rows, long d) => Math.Max(1, Math.Min((rows * (d / 4) + 255) / 256, int.MaxValue));
+    /// <summary>gather_rows' and segment_sum_rows' grid: blocks of 256 threads, a thread per 4 columns of an output row
+    /// (the kernels stride over the rest past int.MaxValue blocks).</summary>
+    public static long RowBlocks(long rows, long d) => Math.Max(1, Math.Min((rows * (d / 4) + 255) / 256, int.MaxValue));
+
+    /// <summary>row_dots' grid: blocks of 256 threads, a warp per row.</summary>
+    public static long DotBlocks(long rows) => Math.Max(1, (rows * 32 + 255) / 256);
 
     static void Check(Tensor rows, Tensor? index, string what)
     {
@@ -57,14 +62,14 @@ public static class GpuRouting
     static void GatherRows(Tensor src, Tensor index, Tensor? scale, Tensor output)
     {
         long rows = output.shape[0], d = output.shape[1];
-        GpuKernels.Launch(src.device, "gather_rows", Blocks(rows, d), 256, 0, GpuKernels.Ptr(src), Bf16(src), GpuKernels.Ptr(index),
+        GpuKernels.Launch(src.device, "gather_rows", RowBlocks(rows, d), 256, 0, GpuKernels.Ptr(src), Bf16(src), GpuKernels.Ptr(index),
             scale is null ? 0 : GpuKernels.Ptr(scale), GpuKernels.Ptr(output), Bf16(output), rows, GpuKernels.Int(d));
     }
 
     static void SegmentSums(Tensor src, Segments s, Tensor? scale, Tensor output)
     {
         long rows = output.shape[0], d = output.shape[1];
-        GpuKernels.Launch(src.device, "segment_sum_rows", Blocks(rows, d), 256, 0, GpuKernels.Ptr(src), Bf16(src),
+        GpuKernels.Launch(src.device, "segment_sum_rows", RowBlocks(rows, d), 256, 0, GpuKernels.Ptr(src), Bf16(src),
             s.Start is null ? 0 : GpuKernels.Ptr(s.Start), s.K, GpuKernels.Ptr(s.Order), scale is null ? 0 : GpuKernels.Ptr(scale),
             GpuKernels.Ptr(output), Bf16(output), rows, GpuKernels.Int(d));
     }
@@ -122,7 +127,7 @@ public static class GpuRouting
             GatherRows(dout, owner, scale, dsrc);                                   // dsrc[r] = scale[r] · dout[owner[r]]
             var dscale = empty_like(scale);
             long rows = src.shape[0];
-            GpuKernels.Launch(src.device, "row_dots", (rows * 32 + 255) / 256, 256, 0, GpuKernels.Ptr(dout), Bf16(dout), GpuKernels.Ptr(owner),
+            GpuKernels.Launch(src.device, "row_dots", DotBlocks(rows), 256, 0, GpuKernels.Ptr(dout), Bf16(dout), GpuKernels.Ptr(owner),
                 GpuKernels.Ptr(src), Bf16(src), GpuKernels.Ptr(dscale), rows, GpuKernels.Int(src.shape[1]));   // dscale[r] = dout[owner[r]] · src[r]
             foreach (var t in saved) t.Dispose();
             return GradientHandoff.Return([gradOutput], dsrc, dscale, null, null);

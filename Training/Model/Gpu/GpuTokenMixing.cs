@@ -17,7 +17,6 @@ namespace MoTLab.Training.Model.Gpu;
 public static class GpuTokenMixing
 {
     const int MaxGroup = 32;         // mot_dots holds a pair's members in one 32-row tile
-    const int MixSharedBytes = 32 * 36 * 4 + 32 * 512 * 4;   // mot_mix: A's chunk (32 × 36 floats), B's (32 × 512)
 
     /// <summary>Whether the kernels take tokens <paramref name="x"/> (B, T, d) in groups of <paramref name="g"/> for
     /// experts computing in <paramref name="compute"/>: on a device where the kernels run, bf16 experts, fp32 or bf16
@@ -39,6 +38,16 @@ public static class GpuTokenMixing
 
     static Tensor Ready(Tensor t) => GpuKernels.AlignedContiguous(t, 16);
 
+    /// <summary>mot_merge's and mot_emit's grid (blocks of 256 threads, <see cref="MixSharedBytes"/> of shared memory):
+    /// a block per pair, 32 rows of the result (experts for the merge, members for the emit) and 512 columns.</summary>
+    public static long MixBlocks(long pairs, long rows, long d) => pairs * ((rows + 31) / 32) * ((d + 511) / 512);
+
+    /// <summary>mot_dots's grid (blocks of 256 threads): a block per pair and 32 experts.</summary>
+    public static long DotsBlocks(long pairs, long experts) => pairs * ((experts + 31) / 32);
+
+    /// <summary>The dynamic shared memory mot_merge and mot_emit ask for.</summary>
+    public const int MixSharedBytes = 32 * 36 * 4 + 32 * 512 * 4;   // A's chunk (32 × 36 floats), B's (32 × 512)
+
     /// <summary>The sizes of one call, checked: w (B, T, E) fp32 beside tokens (B, T, d), m (E, (B/g)·T, d) bf16.</summary>
     readonly record struct Shape(long B, long T, long D, long E, int G)
     {
@@ -56,17 +65,13 @@ public static class GpuTokenMixing
             return s;
         }
 
-        /// <summary>mot_mix's grid: a block per pair, 32 rows of the result (experts for the merge, members for the
-        /// emit) and 512 columns.</summary>
-        long MixBlocks(long rows) => Groups * T * ((rows + 31) / 32) * ((D + 511) / 512);
-
-        public void Merge(Tensor tokens, Tensor w, Tensor m) => GpuKernels.Launch(tokens.device, "mot_merge", MixBlocks(E), 256,
+        public void Merge(Tensor tokens, Tensor w, Tensor m) => GpuKernels.Launch(tokens.device, "mot_merge", MixBlocks(Groups * T, E, D), 256,
             MixSharedBytes, GpuKernels.Ptr(tokens), Bf16(tokens), GpuKernels.Ptr(w), GpuKernels.Ptr(m), Sizes[0], Sizes[1], Sizes[2], Sizes[3], Sizes[4]);
 
-        public void Emit(Tensor m, Tensor w, Tensor tokens) => GpuKernels.Launch(tokens.device, "mot_emit", MixBlocks(G), 256,
+        public void Emit(Tensor m, Tensor w, Tensor tokens) => GpuKernels.Launch(tokens.device, "mot_emit", MixBlocks(Groups * T, G, D), 256,
             MixSharedBytes, GpuKernels.Ptr(m), GpuKernels.Ptr(w), GpuKernels.Ptr(tokens), Bf16(tokens), Sizes[0], Sizes[1], Sizes[2], Sizes[3], Sizes[4]);
 
-        public void Dots(Tensor tokens, Tensor m, Tensor dw) => GpuKernels.Launch(tokens.device, "mot_dots", Groups * T * ((E + 31) / 32), 256,
+        public void Dots(Tensor tokens, Tensor m, Tensor dw) => GpuKernels.Launch(tokens.device, "mot_dots", DotsBlocks(Groups * T, E), 256,
             0, GpuKernels.Ptr(tokens), Bf16(tokens), GpuKernels.Ptr(m), GpuKernels.Ptr(dw), Sizes[0], Sizes[1], Sizes[2], Sizes[3], Sizes[4]);
 
         long[] Sizes => [GpuKernels.Int(T), GpuKernels.Int(D), GpuKernels.Int(E), G, GpuKernels.Int(Groups)];
