@@ -73,12 +73,11 @@ public sealed class LinearCrossEntropy : SingleTensorFunction<LinearCrossEntropy
     static Tensor? SoftmaxMinusOneHot(Tensor z, Tensor targets, long vocab, bool wantGradient, Tensor nll)
     {
         long rows = z.shape[0], padded = z.shape[1];
-        int threads = KernelThreads(padded);
         if (rows > 0 && GpuKernels.Enabled(z.device) && z.dtype == ScalarType.BFloat16 && padded % 8 == 0 && targets.dtype == ScalarType.Int64
             && padded * 2 + StaticSharedBytes <= GpuKernels.MaxSharedBytes(z.device) && GpuKernels.Fits(z.device, 16, z) && GpuKernels.Fits(z.device, 8, targets))
         {
             var rowLoss = empty(rows, dtype: ScalarType.Float32, device: z.device);   // (n)
-            GpuKernels.Launch(z.device, "cross_entropy_rows", rows, threads, (int)(padded * 2), GpuKernels.Ptr(z), GpuKernels.Ptr(targets),
+            GpuKernels.Launch(z.device, "cross_entropy_rows", rows, KernelThreads(padded), (int)(padded * 2), GpuKernels.Ptr(z), GpuKernels.Ptr(targets),
                 GpuKernels.Ptr(rowLoss), GpuKernels.Int(vocab), GpuKernels.Int(padded), wantGradient ? 1 : 0);
             nll.add_(rowLoss.sum());
             return wantGradient ? z : null;

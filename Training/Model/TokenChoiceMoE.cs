@@ -34,7 +34,7 @@ public sealed class TokenChoiceMoE : RoutedMoE, ISparseFfnModule
 
         // Slots and assignments each know the other, so both directions gather: a slot's token fills it and owns its
         // gradient. Off the kernels (RowGather) an empty slot holds token 0 and a dropped assignment reads slot 0, both
-        // only to have a valid index: the empty slot's output is never read and the dropped assignment's weight is 0.
+        // only to have a valid index: the empty slot's output is never read and the dropped assignment is masked out.
         using var filler = full(E * C + 1, -1L, dtype: ScalarType.Int64, device: x.device)
             .scatter_(0, slot, arange(k * N, dtype: ScalarType.Int64, device: x.device))[..(int)(E * C)]; // (E·C) assignment in each slot, −1 empty (row E·C: the dropped)
         if (cfg.StraightThroughGate) gate = gate / gate.detach();         // (N, k) value 1, gradient of the gate
@@ -51,9 +51,12 @@ public sealed class TokenChoiceMoE : RoutedMoE, ISparseFfnModule
         }
         else
         {
-            var tokens = RowGather.Apply(flat.To(compute), filler.clamp_min(0).remainder(N), assigned.view(k, N)); // (E·C, d)
+            // the tokens gathered in their own dtype (fp32): the experts cast them, and a token's k gradients add in fp32
+            var tokens = RowGather.Apply(flat, filler.clamp_min(0).remainder(N), assigned.view(k, N)); // (E·C, d)
             var y = experts.forward(tokens.view(E, C, d)).reshape(E * C, d); // (E·C, d)
-            var shares = RowGather.Apply(y, where(kept, slot, 0L), filler.unsqueeze(0)) * weight.unsqueeze(1).to_type(y.dtype); // (k·N, d)
+            var shares = RowGather.Apply(y, where(kept, slot, 0L), filler.unsqueeze(0))
+                .masked_fill(kept.logical_not().unsqueeze(1), 0)           // a dropped assignment adds 0, whatever slot 0 holds
+                * weight.unsqueeze(1).to_type(y.dtype);                    // (k·N, d)
             outFlat = k == 1 ? shares : shares.view(k, N, d).sum(0L);
         }
 

@@ -9,7 +9,8 @@ namespace MoTLab.Training.Model.Gpu;
 /// (medium-moe on an NVIDIA H200: 0.54 ms for the index_copy of a layer's forward and 1.1 ms for an index_select's
 /// backward; medium-ec: 0.25 ms for each fp32 index_add). Every row a segment sums is listed once in its
 /// <see cref="Segments"/>, so the sums need no atomics, and the order of each sum is fixed. The kernels round what they
-/// read to bf16, sum in fp32 and round each result once, as libtorch's bf16 ops do.</summary>
+/// read to bf16 and sum in fp32, as libtorch's bf16 ops do; a bf16 result is rounded once, an fp32 sum (a token's
+/// gradient over its slots) is kept as it is.</summary>
 public static class GpuRouting
 {
     /// <summary>Rows grouped into segments, one per output row: segment n lists the rows <c>order[q]</c> for q in
@@ -19,6 +20,16 @@ public static class GpuRouting
     public sealed record Segments(Tensor? Start, int K, Tensor Order)
     {
         public long Count => Start is null ? Order.shape[0] / K : Start.shape[0] - 1;
+
+        /// <summary>The layout the kernel reads: contiguous 1-D int64 arrays, and k rows each without starts.</summary>
+        public void Check(string what)
+        {
+            static bool Indices(Tensor t) => t.dim() == 1 && t.dtype == ScalarType.Int64 && t.is_contiguous();
+            if (!(Indices(Order) && (Start is null ? K > 0 && Order.shape[0] % K == 0 : Indices(Start) && Start.shape[0] > 0)))
+                throw new ArgumentException($"routing kernels, {what}: segments need contiguous 1-D int64 order and starts (or k > 0 dividing " +
+                    $"the order's length); got order {Order.dtype} {string.Join('×', Order.shape)}, " +
+                    $"{(Start is null ? $"k {K}" : $"starts {Start.dtype} {string.Join('×', Start.shape)}")}");
+        }
     }
 
     /// <summary>Whether the kernels take rows of <paramref name="x"/> (·, d) for experts computing in
@@ -82,9 +93,11 @@ public static class GpuRouting
         {
             var (src, index, back) = (Rows((Tensor)vars[0]), ((Tensor)vars[1]).contiguous(), (Segments)vars[2]);
             Check(src, index, "gather");
+            back.Check("gather");
             if (back.Count != src.shape[0]) throw new ArgumentException($"routing kernels, gather: {back.Count} segments for {src.shape[0]} rows");
             var output = empty(index.shape[0], src.shape[1], dtype: ScalarType.BFloat16, device: src.device);
             GatherRows(src, index, null, output);
+            // the segments' tensors live in the caller's dispose scope, which (the training step's) outlasts the backward
             ctx.save_data("back", back); ctx.save_data("dtype", src.dtype);
             return output;
         }
@@ -108,6 +121,7 @@ public static class GpuRouting
         {
             var (src, scale, segments, owner) = (Rows((Tensor)vars[0]), ((Tensor)vars[1]).contiguous(), (Segments)vars[2], ((Tensor)vars[3]).contiguous());
             Check(src, owner, "combine");
+            segments.Check("combine");
             if (!(scale.dtype == ScalarType.Float32 && scale.shape.SequenceEqual([src.shape[0]]) && owner.shape[0] == src.shape[0]))
                 throw new ArgumentException($"routing kernels, combine: need an fp32 scale and an owner per row of {src.shape[0]}; " +
                     $"got {scale.dtype} scale {string.Join('×', scale.shape)}, owner {string.Join('×', owner.shape)}");

@@ -147,7 +147,7 @@ public static class KernelChecks
     }
 
     /// <summary>A sparse FFN layer on its kernels (MoT's mixing, token and expert choice's routing) and on its libtorch
-    /// path (MoT: transposes and batched matmuls; routing: index_copy, index_add and index_select), both in bf16 and
+    /// path (MoT: transposes and batched matmuls; token choice: RowGather; expert choice: index_select and index_add), both in bf16 and
     /// both held against the same layer in fp32: the output and the gradients of the tokens and of every weight.</summary>
     static IEnumerable<Result> SparseLayer(Device device, long batch, int d, FfnConfig ffn, string name)
     {

@@ -546,7 +546,9 @@ extern "C" __global__ void __launch_bounds__(256) mot_dots(const void* a, int a_
 // ---------------------------------------------------------------------------------------------------------------
 // Token-choice and expert-choice routing (GpuRouting.cs): rows gathered into expert slots and summed back, both ways
 // without atomics. Rows are d wide, d a multiple of 4, bf16 or fp32 (src_bf16, out_bf16, …). As libtorch's bf16 ops
-// compute them: inputs and scales rounded to bf16, sums in fp32, each result rounded to bf16 once.
+// compute them: inputs and scales rounded to bf16, sums in fp32, each bf16 result rounded once; gather_rows' and
+// row_dots' fp32 results hold bf16 values (libtorch's product and dot are bf16), segment_sum_rows' fp32 sums are kept
+// as they are (libtorch adds a token's bf16 gradients in fp32).
 //   gather_rows       out[r] = scale[r] · src[index[r]]                      (index < 0: a zero row; no scale: 1)
 //   segment_sum_rows  out[n] = Σ_{q ∈ segment n} scale[order[q]] · src[order[q]]   (order < 0: skipped)
 //                     segment n is [start[n], start[n + 1]), or [n·k, n·k + k) without start
@@ -588,7 +590,7 @@ extern "C" __global__ void segment_sum_rows(const void* src, int src_bf16, const
             const float f = scale ? round_bf16(scale[r]) : 1.f;
             a.x += f * v.x; a.y += f * v.y; a.z += f * v.z; a.w += f * v.w;
         }
-        store4_bf16_rounded(out, o, a, out_bf16);
+        store4(out, o, a, out_bf16);
     }
 }
 
