@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using MoTLab.Training.Model;
 using MoTLab.Training.Model.Gpu;
 using static TorchSharp.torch;
 
@@ -45,7 +46,7 @@ public sealed class KernelLauncher : IDisposable
     }
 
     /// <summary>Launches <paramref name="kernel"/> with a 1-D grid. Arguments: a CPU tensor (its bytes are the kernel's
-    /// buffer, written back after the launch), null (a null pointer), int (32-bit) or long (64-bit).</summary>
+    /// buffer, written back after the launch), null (a null pointer), int (32-bit), long (64-bit) or float.</summary>
     public void Launch(string kernel, long grid, int block, params object?[] args)
     {
         var job = new List<string> { $"{kernel} {grid} {block}" };
@@ -62,6 +63,7 @@ public sealed class KernelLauncher : IDisposable
                 case null: job.Add("null"); break;
                 case int i: job.Add($"int {i}"); break;
                 case long l: job.Add($"long {l}"); break;
+                case float f: job.Add($"float {f.ToString("R", CultureInfo.InvariantCulture)}"); break;
                 default: throw new ArgumentException($"kernel argument of type {a.GetType().Name}");
             }
         var jobFile = Path.Combine(dir, "job.txt");
@@ -74,9 +76,10 @@ public sealed class KernelLauncher : IDisposable
     public void Dispose() => Directory.Delete(dir, true);
 }
 
-/// <summary>MoTLab's MoT and routing kernels (kernels.cu) run on the CPU launcher, with the grids their C# callers
-/// compute, against the same sums in libtorch on the CPU in bf16's rounding: every input rounded to bf16, sums in fp32
-/// (here fp64), each result rounded to bf16 once. On a GPU `kernels --check` holds them against the libtorch paths.</summary>
+/// <summary>MoTLab's CUDA kernels (kernels.cu) run on the CPU launcher, with the grids their C# callers compute, against
+/// libtorch on the CPU in fp64: the MoT and routing kernels within bf16's rounding of the same sums (every input rounded
+/// to bf16, each result rounded once), LayerNorm and cross-entropy within their own tolerances. On a GPU `kernels
+/// --check` holds them against the libtorch paths.</summary>
 public class KernelEmulationTests(KernelLauncher launcher) : IClassFixture<KernelLauncher>
 {
     static KernelEmulationTests() => Runtime.TorchRuntime.Initialise();
@@ -124,6 +127,67 @@ public class KernelEmulationTests(KernelLauncher launcher) : IClassFixture<Kerne
         var dw = empty(B, T, experts);
         launcher.Launch("mot_dots", GpuTokenMixing.DotsBlocks(pairs, experts), 256, x, dtype, m, dw, T, d, experts, g, groups);
         AssertRounded(dw, einsum("gjtc,egtc->gjte", xr, mr).reshape(B, T, experts), "weight gradient");
+    }
+
+    /// <summary>Within <paramref name="tolerance"/> of the reference's largest value (sums in another order).</summary>
+    static void AssertClose(Tensor actual, Tensor exact, double tolerance, string what)
+    {
+        double diff = (actual.to_type(ScalarType.Float64) - exact).abs().max().item<double>(), scale = exact.abs().max().item<double>();
+        Assert.True(diff <= tolerance * scale, $"{what}: off by {diff:G3} at scale {scale:G3}");
+    }
+
+    [Theory]
+    [InlineData(40, 200, false)]       // 5 blocks of rows forward, 4 backward (one multiprocessor): a second round of rows
+    [InlineData(9, 512, true)]         // the residual add, its sum and both of its gradients; a last block of one row
+    public void Layer_norm_forward_and_backward_equal_libtorchs(int rows, int d, bool add)
+    {
+        manual_seed(rows + d);
+        var x = randn(rows, d) * 3 + 1;
+        var h = add ? randn(rows, d).to_type(ScalarType.BFloat16) : null;
+        var (w, b) = (randn(d) * 0.5 + 1, randn(d) * 0.5);
+        var dy = randn(rows, d).to_type(ScalarType.BFloat16);
+        var dres = add ? randn(rows, d) : null;
+        var u = (h is null ? x : x + h.to_type(ScalarType.Float32)).to_type(ScalarType.Float64).requires_grad_();
+        var (w64, b64) = (w.to_type(ScalarType.Float64).requires_grad_(), b.to_type(ScalarType.Float64).requires_grad_());
+        var exact = nn.functional.layer_norm(u, [d], w64, b64, 1e-5);
+        (exact * dy.to_type(ScalarType.Float64)).sum().backward();
+        int variant = FusedLayerNorm.Variant(d);
+
+        var (y, sum, mean, rstd) = (empty(rows, d, dtype: ScalarType.BFloat16), empty(rows, d), empty(rows), empty(rows));
+        launcher.Launch($"layer_norm_forward_{variant}", FusedLayerNorm.ForwardBlocks(rows), FusedLayerNorm.Threads,
+            x, h, h is null ? 0 : 1, add ? sum : null, w, b, y, mean, rstd, rows, d, 1e-5f, 1);
+        AssertRounded(y, exact.detach(), "output");
+        if (add) Assert.True(sum.equal(x + h!.to_type(ScalarType.Float32)).all().item<bool>(), "the residual sum is x + h in fp32");
+
+        long blocks = FusedLayerNorm.BackwardBlocks(rows, multiprocessors: 1);
+        var (dx, dh, dwPart, dbPart) = (empty(rows, d), add ? empty(rows, d, dtype: ScalarType.BFloat16) : null, empty(blocks, d), empty(blocks, d));
+        launcher.Launch($"layer_norm_backward_{variant}", blocks, FusedLayerNorm.Threads,
+            dy, 1, add ? sum : x, w, mean, rstd, dres, dx, dh, dh is null ? 0 : 1, dwPart, dbPart, rows, d);
+        var (dw, db) = (empty(d), empty(d));
+        launcher.Launch("column_sums", FusedLayerNorm.ColumnSumBlocks(d), FusedLayerNorm.Threads, dwPart, dbPart, dw, db, (int)blocks, d);
+        var du = u.grad! + (dres is null ? zeros(1, dtype: ScalarType.Float64) : dres.to_type(ScalarType.Float64));
+        AssertClose(dx, du, 1e-5, "input gradient");
+        if (dh is not null) AssertRounded(dh, du, "branch gradient");
+        AssertClose(dw, w64.grad!, 1e-5, "weight gradient");
+        AssertClose(db, b64.grad!, 1e-5, "bias gradient");
+    }
+
+    [Theory]
+    [InlineData(3, 3000, 3008)]        // 512 threads: the block-wide reductions over 16 warps; padding columns
+    [InlineData(4, 256, 256)]          // one warp
+    public void Cross_entropy_rows_equal_libtorchs_loss_and_softmax_minus_onehot(int rows, int vocab, int padded)
+    {
+        manual_seed(vocab);
+        var z = (randn(rows, padded) * 4).to_type(ScalarType.BFloat16);
+        var targets = randint(vocab, [rows], dtype: ScalarType.Int64);
+        var logits = z.to_type(ScalarType.Float64)[.., ..vocab];
+        var exactLoss = nn.functional.cross_entropy(logits, targets, reduction: nn.Reduction.None);
+        var exactGrad = cat([logits.softmax(1) - nn.functional.one_hot(targets, vocab).to_type(ScalarType.Float64),
+                             zeros(rows, padded - vocab, dtype: ScalarType.Float64)], 1);
+        var loss = empty(rows);
+        launcher.Launch("cross_entropy_rows", rows, LinearCrossEntropy.KernelThreads(padded), z, targets, loss, vocab, padded, 1);
+        AssertClose(loss, exactLoss, 1e-5, "loss");
+        AssertClose(z, exactGrad, 1.0 / 128, "softmax − onehot (bf16)");
     }
 
     [Fact]

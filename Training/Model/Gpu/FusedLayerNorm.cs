@@ -60,6 +60,20 @@ public static class FusedLayerNorm
 
     static long Bf16(ScalarType t) => t == ScalarType.BFloat16 ? 1 : 0;
 
+    /// <summary>The kernels' block: a warp per row.</summary>
+    public const int Threads = Warps * 32;
+
+    /// <summary>layer_norm_forward's grid: <see cref="Warps"/> rows a block.</summary>
+    public static long ForwardBlocks(long rows) => (rows + Warps - 1) / Warps;
+
+    /// <summary>layer_norm_backward's grid (at most 4 blocks a multiprocessor, each summing its rows' weight and bias
+    /// gradients into a partial row) and its shared memory (a row of partials per warp).</summary>
+    public static long BackwardBlocks(long rows, int multiprocessors) => Math.Min((rows + Warps - 1) / Warps, 4L * multiprocessors);
+    public static int BackwardSharedBytes(long d) => Warps * (int)d * sizeof(float);
+
+    /// <summary>column_sums' grid: 32 columns a block, once for the weight's partials and once for the bias's.</summary>
+    public static long ColumnSumBlocks(long d) => 2 * ((d + 31) / 32);
+
     /// <summary>What a kernel reads: contiguous, four elements a load.</summary>
     static Tensor Aligned(Tensor t) => GpuKernels.AlignedContiguous(t, 4 * (int)t.element_size());
 
@@ -70,7 +84,7 @@ public static class FusedLayerNorm
         var y = empty(x.shape, dtype: output, device: x.device);
         var mean = empty(rows, dtype: ScalarType.Float32, device: x.device);
         var rstd = empty(rows, dtype: ScalarType.Float32, device: x.device);
-        GpuKernels.Launch(x.device, $"layer_norm_forward_{Variant(d)}", (rows + Warps - 1) / Warps, Warps * 32, 0,
+        GpuKernels.Launch(x.device, $"layer_norm_forward_{Variant(d)}", ForwardBlocks(rows), Threads, 0,
             GpuKernels.Ptr(x), h is null ? 0 : GpuKernels.Ptr(h), h is null ? 0 : Bf16(h.dtype), sum is null ? 0 : GpuKernels.Ptr(sum),
             GpuKernels.Ptr(weight), GpuKernels.Ptr(bias), GpuKernels.Ptr(y), GpuKernels.Ptr(mean), GpuKernels.Ptr(rstd),
             GpuKernels.Int(rows), GpuKernels.Int(d), GpuKernels.Float(eps), Bf16(output));
@@ -82,16 +96,16 @@ public static class FusedLayerNorm
     {
         long d = x.shape[^1], rows = x.numel() / d;
         var dx = empty(x.shape, dtype: ScalarType.Float32, device: x.device);
-        long blocks = Math.Min((rows + Warps - 1) / Warps, 4L * GpuKernels.Multiprocessors(x.device));
+        long blocks = BackwardBlocks(rows, GpuKernels.Multiprocessors(x.device));
         using var dwPart = empty(blocks, d, dtype: ScalarType.Float32, device: x.device);
         using var dbPart = empty(blocks, d, dtype: ScalarType.Float32, device: x.device);
-        GpuKernels.Launch(x.device, $"layer_norm_backward_{Variant(d)}", blocks, Warps * 32, Warps * (int)d * sizeof(float),
+        GpuKernels.Launch(x.device, $"layer_norm_backward_{Variant(d)}", blocks, Threads, BackwardSharedBytes(d),
             GpuKernels.Ptr(dy), Bf16(dy.dtype), GpuKernels.Ptr(x), GpuKernels.Ptr(weight), GpuKernels.Ptr(mean), GpuKernels.Ptr(rstd),
             dres is null ? 0 : GpuKernels.Ptr(dres), GpuKernels.Ptr(dx), dh is null ? 0 : GpuKernels.Ptr(dh), dh is null ? 0 : Bf16(dh.dtype),
             GpuKernels.Ptr(dwPart), GpuKernels.Ptr(dbPart), GpuKernels.Int(rows), GpuKernels.Int(d));
         var dw = empty(d, dtype: ScalarType.Float32, device: x.device);
         var db = empty(d, dtype: ScalarType.Float32, device: x.device);
-        GpuKernels.Launch(x.device, "column_sums", 2 * ((d + 31) / 32), Warps * 32, 0,
+        GpuKernels.Launch(x.device, "column_sums", ColumnSumBlocks(d), Threads, 0,
             GpuKernels.Ptr(dwPart), GpuKernels.Ptr(dbPart), GpuKernels.Ptr(dw), GpuKernels.Ptr(db), GpuKernels.Int(blocks), GpuKernels.Int(d));
         return (dx, dw, db);
     }

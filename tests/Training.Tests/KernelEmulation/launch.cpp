@@ -25,6 +25,15 @@ struct Arg { std::string kind, path; std::vector<unsigned char> bytes; long long
 static void* P(std::vector<Arg>& a, int i) { return a[i].kind == "null" ? nullptr : a[i].bytes.data(); }
 static int I(std::vector<Arg>& a, int i) { return (int)a[i].value; }
 static long long L(std::vector<Arg>& a, int i) { return a[i].value; }
+static float F(std::vector<Arg>& a, int i) { return a[i].f; }
+
+#define LAYER_NORM_LAUNCHES(V)                                                                                       \
+    {"layer_norm_forward_" #V, [&] { layer_norm_forward_##V((const float*)P(a, 0), P(a, 1), I(a, 2), (float*)P(a, 3), \
+        (const float*)P(a, 4), (const float*)P(a, 5), P(a, 6), (float*)P(a, 7), (float*)P(a, 8), I(a, 9), I(a, 10),  \
+        F(a, 11), I(a, 12)); }},                                                                                     \
+    {"layer_norm_backward_" #V, [&] { layer_norm_backward_##V(P(a, 0), I(a, 1), (const float*)P(a, 2),               \
+        (const float*)P(a, 3), (const float*)P(a, 4), (const float*)P(a, 5), (const float*)P(a, 6), (float*)P(a, 7),  \
+        P(a, 8), I(a, 9), (float*)P(a, 10), (float*)P(a, 11), I(a, 12), I(a, 13)); }},
 
 int main(int argc, char** argv)
 {
@@ -55,6 +64,9 @@ int main(int argc, char** argv)
         {"gather_rows", [&] { gather_rows(P(a, 0), I(a, 1), (const i64*)P(a, 2), (const float*)P(a, 3), P(a, 4), I(a, 5), L(a, 6), I(a, 7)); }},
         {"segment_sum_rows", [&] { segment_sum_rows(P(a, 0), I(a, 1), (const i64*)P(a, 2), I(a, 3), (const i64*)P(a, 4), (const float*)P(a, 5), P(a, 6), I(a, 7), L(a, 8), I(a, 9)); }},
         {"row_dots", [&] { row_dots(P(a, 0), I(a, 1), (const i64*)P(a, 2), P(a, 3), I(a, 4), (float*)P(a, 5), L(a, 6), I(a, 7)); }},
+        LAYER_NORM_LAUNCHES(1) LAYER_NORM_LAUNCHES(2) LAYER_NORM_LAUNCHES(4) LAYER_NORM_LAUNCHES(8)
+        {"column_sums", [&] { column_sums((const float*)P(a, 0), (const float*)P(a, 1), (float*)P(a, 2), (float*)P(a, 3), I(a, 4), I(a, 5)); }},
+        {"cross_entropy_rows", [&] { cross_entropy_rows((bf16*)P(a, 0), (const i64*)P(a, 1), (float*)P(a, 2), I(a, 3), I(a, 4), I(a, 5)); }},
     };
     auto k = kernels.find(name);
     if (k == kernels.end()) { std::cerr << "no kernel " << name << " in the launcher\n"; return 2; }
