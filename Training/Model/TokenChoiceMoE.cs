@@ -44,9 +44,10 @@ public sealed class TokenChoiceMoE : RoutedMoE, ISparseFfnModule
         if (GpuRouting.Supports(flat, compute))
         {
             var perToken = new GpuRouting.Segments(null, k, assigned.view(k, N).t().reshape(N * k)); // token n: its k slots
-            var owner = where(filler.ge(0), filler.remainder(N), -1L);     // (E·C) token in each slot, −1 empty
+            var filled = filler.ge(0);                                     // (E·C)
+            var owner = where(filled, filler.remainder(N), -1L);           // (E·C) token in each slot, −1 empty
             var y = experts.forward(GpuRouting.Gather(flat, owner, perToken).view(E, C, d)).reshape(E * C, d); // (E·C, d)
-            var scale = where(filler.ge(0), weight.gather(0, filler.clamp_min(0)), 0.0); // (E·C) the slot's gate
+            var scale = where(filled, weight.gather(0, filler.clamp_min(0)), 0.0); // (E·C) the slot's gate
             outFlat = GpuRouting.Combine(y, scale, perToken, owner);
         }
         else

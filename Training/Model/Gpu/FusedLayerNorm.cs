@@ -58,8 +58,6 @@ public static class FusedLayerNorm
     /// <summary>The kernels' register width: float4s per lane, the smallest compiled variant that holds a row of d.</summary>
     public static int Variant(long d) => d switch { <= 128 => 1, <= 256 => 2, <= 512 => 4, <= MaxWidth => 8, _ => throw new ArgumentOutOfRangeException(nameof(d), $"LayerNorm width {d} is over {MaxWidth}") };
 
-    static long Bf16(ScalarType t) => t == ScalarType.BFloat16 ? 1 : 0;
-
     /// <summary>The kernels' block: a warp per row.</summary>
     public const int Threads = Warps * 32;
 
@@ -85,9 +83,9 @@ public static class FusedLayerNorm
         var mean = empty(rows, dtype: ScalarType.Float32, device: x.device);
         var rstd = empty(rows, dtype: ScalarType.Float32, device: x.device);
         GpuKernels.Launch(x.device, $"layer_norm_forward_{Variant(d)}", ForwardBlocks(rows), Threads, 0,
-            GpuKernels.Ptr(x), h is null ? 0 : GpuKernels.Ptr(h), h is null ? 0 : Bf16(h.dtype), sum is null ? 0 : GpuKernels.Ptr(sum),
+            GpuKernels.Ptr(x), h is null ? 0 : GpuKernels.Ptr(h), h is null ? 0 : GpuKernels.Bf16(h.dtype), sum is null ? 0 : GpuKernels.Ptr(sum),
             GpuKernels.Ptr(weight), GpuKernels.Ptr(bias), GpuKernels.Ptr(y), GpuKernels.Ptr(mean), GpuKernels.Ptr(rstd),
-            GpuKernels.Int(rows), GpuKernels.Int(d), GpuKernels.Float(eps), Bf16(output));
+            GpuKernels.Int(rows), GpuKernels.Int(d), GpuKernels.Float(eps), GpuKernels.Bf16(output));
         return (y, mean, rstd);
     }
 
@@ -100,8 +98,8 @@ public static class FusedLayerNorm
         using var dwPart = empty(blocks, d, dtype: ScalarType.Float32, device: x.device);
         using var dbPart = empty(blocks, d, dtype: ScalarType.Float32, device: x.device);
         GpuKernels.Launch(x.device, $"layer_norm_backward_{Variant(d)}", blocks, Threads, BackwardSharedBytes(d),
-            GpuKernels.Ptr(dy), Bf16(dy.dtype), GpuKernels.Ptr(x), GpuKernels.Ptr(weight), GpuKernels.Ptr(mean), GpuKernels.Ptr(rstd),
-            dres is null ? 0 : GpuKernels.Ptr(dres), GpuKernels.Ptr(dx), dh is null ? 0 : GpuKernels.Ptr(dh), dh is null ? 0 : Bf16(dh.dtype),
+            GpuKernels.Ptr(dy), GpuKernels.Bf16(dy.dtype), GpuKernels.Ptr(x), GpuKernels.Ptr(weight), GpuKernels.Ptr(mean), GpuKernels.Ptr(rstd),
+            dres is null ? 0 : GpuKernels.Ptr(dres), GpuKernels.Ptr(dx), dh is null ? 0 : GpuKernels.Ptr(dh), dh is null ? 0 : GpuKernels.Bf16(dh.dtype),
             GpuKernels.Ptr(dwPart), GpuKernels.Ptr(dbPart), GpuKernels.Int(rows), GpuKernels.Int(d));
         var dw = empty(d, dtype: ScalarType.Float32, device: x.device);
         var db = empty(d, dtype: ScalarType.Float32, device: x.device);

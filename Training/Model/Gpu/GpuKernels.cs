@@ -122,6 +122,8 @@ public static unsafe class GpuKernels
     internal static long Ptr(Tensor t) => (long)Pointer(t);
     internal static long Int(long v) => checked((int)v);
     internal static long Float(double v) => BitConverter.SingleToInt32Bits((float)v);
+    /// <summary>The kernels' dtype flag for a tensor they read or write: 1 for bf16, 0 for fp32.</summary>
+    internal static long Bf16(ScalarType t) => t == ScalarType.BFloat16 ? 1 : 0;
 
     /// <summary>Multiprocessors of the device (grid sizes).</summary>
     internal static int Multiprocessors(Device device) => Load(device)?.Multiprocessors ?? 1;

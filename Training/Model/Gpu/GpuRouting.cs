@@ -54,7 +54,6 @@ public static class GpuRouting
     public static Tensor Combine(Tensor src, Tensor scale, Segments segments, Tensor owner) => CombineFunction.apply(src, scale, segments, owner);
 
     static Tensor Rows(Tensor t) => GpuKernels.AlignedContiguous(t, 16);
-    static long Bf16(Tensor t) => t.dtype == ScalarType.BFloat16 ? 1 : 0;
     /// <summary>gather_rows' and segment_sum_rows' grid: blocks of 256 threads, a thread per 4 columns of an output row
     /// (the kernels stride over the rest past int.MaxValue blocks).</summary>
     public static long RowBlocks(long rows, long d) => Math.Max(1, Math.Min((rows * (d / 4) + 255) / 256, int.MaxValue));
@@ -73,16 +72,16 @@ public static class GpuRouting
     static void GatherRows(Tensor src, Tensor index, Tensor? scale, Tensor output)
     {
         long rows = output.shape[0], d = output.shape[1];
-        GpuKernels.Launch(src.device, "gather_rows", RowBlocks(rows, d), 256, 0, GpuKernels.Ptr(src), Bf16(src), GpuKernels.Ptr(index),
-            scale is null ? 0 : GpuKernels.Ptr(scale), GpuKernels.Ptr(output), Bf16(output), rows, GpuKernels.Int(d));
+        GpuKernels.Launch(src.device, "gather_rows", RowBlocks(rows, d), 256, 0, GpuKernels.Ptr(src), GpuKernels.Bf16(src.dtype), GpuKernels.Ptr(index),
+            scale is null ? 0 : GpuKernels.Ptr(scale), GpuKernels.Ptr(output), GpuKernels.Bf16(output.dtype), rows, GpuKernels.Int(d));
     }
 
     static void SegmentSums(Tensor src, Segments s, Tensor? scale, Tensor output)
     {
         long rows = output.shape[0], d = output.shape[1];
-        GpuKernels.Launch(src.device, "segment_sum_rows", RowBlocks(rows, d), 256, 0, GpuKernels.Ptr(src), Bf16(src),
+        GpuKernels.Launch(src.device, "segment_sum_rows", RowBlocks(rows, d), 256, 0, GpuKernels.Ptr(src), GpuKernels.Bf16(src.dtype),
             s.Start is null ? 0 : GpuKernels.Ptr(s.Start), s.K, GpuKernels.Ptr(s.Order), scale is null ? 0 : GpuKernels.Ptr(scale),
-            GpuKernels.Ptr(output), Bf16(output), rows, GpuKernels.Int(d));
+            GpuKernels.Ptr(output), GpuKernels.Bf16(output.dtype), rows, GpuKernels.Int(d));
     }
 
     sealed class GatherFunction : SingleTensorFunction<GatherFunction>
@@ -141,8 +140,8 @@ public static class GpuRouting
             GatherRows(dout, owner, scale, dsrc);                                   // dsrc[r] = scale[r] · dout[owner[r]]
             var dscale = empty_like(scale);
             long rows = src.shape[0];
-            GpuKernels.Launch(src.device, "row_dots", DotBlocks(rows), 256, 0, GpuKernels.Ptr(dout), Bf16(dout), GpuKernels.Ptr(owner),
-                GpuKernels.Ptr(src), Bf16(src), GpuKernels.Ptr(dscale), rows, GpuKernels.Int(src.shape[1]));   // dscale[r] = dout[owner[r]] · src[r]
+            GpuKernels.Launch(src.device, "row_dots", DotBlocks(rows), 256, 0, GpuKernels.Ptr(dout), GpuKernels.Bf16(dout.dtype), GpuKernels.Ptr(owner),
+                GpuKernels.Ptr(src), GpuKernels.Bf16(src.dtype), GpuKernels.Ptr(dscale), rows, GpuKernels.Int(src.shape[1]));   // dscale[r] = dout[owner[r]] · src[r]
             foreach (var t in saved) t.Dispose();
             return GradientHandoff.Return([gradOutput], dsrc, dscale, null, null);
         }

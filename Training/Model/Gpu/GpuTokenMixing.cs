@@ -66,17 +66,16 @@ public static class GpuTokenMixing
         }
 
         public void Merge(Tensor tokens, Tensor w, Tensor m) => GpuKernels.Launch(tokens.device, "mot_merge", MixBlocks(Groups * T, E, D), 256,
-            MixSharedBytes, GpuKernels.Ptr(tokens), Bf16(tokens), GpuKernels.Ptr(w), GpuKernels.Ptr(m), Sizes[0], Sizes[1], Sizes[2], Sizes[3], Sizes[4]);
+            MixSharedBytes, [GpuKernels.Ptr(tokens), GpuKernels.Bf16(tokens.dtype), GpuKernels.Ptr(w), GpuKernels.Ptr(m), .. Sizes]);
 
         public void Emit(Tensor m, Tensor w, Tensor tokens) => GpuKernels.Launch(tokens.device, "mot_emit", MixBlocks(Groups * T, G, D), 256,
-            MixSharedBytes, GpuKernels.Ptr(m), GpuKernels.Ptr(w), GpuKernels.Ptr(tokens), Bf16(tokens), Sizes[0], Sizes[1], Sizes[2], Sizes[3], Sizes[4]);
+            MixSharedBytes, [GpuKernels.Ptr(m), GpuKernels.Ptr(w), GpuKernels.Ptr(tokens), GpuKernels.Bf16(tokens.dtype), .. Sizes]);
 
         public void Dots(Tensor tokens, Tensor m, Tensor dw) => GpuKernels.Launch(tokens.device, "mot_dots", DotsBlocks(Groups * T, E), 256,
-            0, GpuKernels.Ptr(tokens), Bf16(tokens), GpuKernels.Ptr(m), GpuKernels.Ptr(dw), Sizes[0], Sizes[1], Sizes[2], Sizes[3], Sizes[4]);
+            0, [GpuKernels.Ptr(tokens), GpuKernels.Bf16(tokens.dtype), GpuKernels.Ptr(m), GpuKernels.Ptr(dw), .. Sizes]);
 
+        /// <summary>The sizes every MoT kernel takes last: T, d, E, g, groups (32-bit each).</summary>
         long[] Sizes => [GpuKernels.Int(T), GpuKernels.Int(D), GpuKernels.Int(E), G, GpuKernels.Int(Groups)];
-
-        static long Bf16(Tensor t) => t.dtype == ScalarType.BFloat16 ? 1 : 0;
     }
 
     sealed class MergeFunction : SingleTensorFunction<MergeFunction>
