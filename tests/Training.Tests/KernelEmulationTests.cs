@@ -39,9 +39,10 @@ public sealed class KernelLauncher : IDisposable
         using (p)
         {
             var stderr = p.StandardError.ReadToEndAsync();
-            var stdout = p.StandardOutput.ReadToEnd();
-            p.WaitForExit();
-            return (p.ExitCode, stdout + stderr.GetAwaiter().GetResult());
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            // a kernel whose threads miss a barrier would wait for ever on the CPU: fail instead of hanging the suite
+            if (!p.WaitForExit(TimeSpan.FromMinutes(3))) { p.Kill(true); throw new TimeoutException($"{file} {string.Join(' ', args)} ran past 3 minutes"); }
+            return (p.ExitCode, stdout.GetAwaiter().GetResult() + stderr.GetAwaiter().GetResult());
         }
     }
 
